@@ -1,0 +1,181 @@
+// Argument parsing for every sub-command. Pure: turns argv into a typed command or a coded
+// usage error; main.ts runs it.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { kgwError } from './errors.ts';
+import { parseKnockArg } from './client/knock.ts';
+import type { PortSpec } from './core/grant.ts';
+import type { Engine, FirewallKind } from './config/types.ts';
+
+export const USAGE = `usage:
+  knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
+                 [--engine auto|kernel|pcap] [--firewall nftables|iptables|none] [--ports 22,...]
+                 [--store memory|redis://…|rediss://…|/path/redis.sock] [--node-id ID]
+                 [--state FILE] [--control SOCKET] [--log-format json|pretty] [--teardown]
+  knockgw knock HOST PORT[:tcp|:udp]… [-u] [-d MS] [-4|-6] [-v]
+  knockgw knock --relay URL --key FILE DOOR [--ip IP]
+  knockgw status [--json] [--control SOCKET]
+  knockgw revoke IP [--control SOCKET]
+  knockgw doctor (--config FILE | --knockd-config FILE) [--firewall …]
+  knockgw install (--config FILE | --knockd-config FILE) [--firewall …]   · knockgw uninstall
+  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
+  knockgw keygen --id ID [--alg ed25519|hmac-sha256] [--door DOOR]… [--out FILE]`;
+
+export interface ConfigSource { readonly yamlPath?: string; readonly knockdPath?: string }
+export interface DaemonOverrides {
+  interface?: string;
+  engine?: Engine;
+  firewall?: FirewallKind;
+  store?: string;
+  stateFile?: string;
+  nodeId?: string;
+  control?: string;
+  logFormat?: 'json' | 'pretty';
+  ports?: PortSpec[];
+}
+
+export type Command =
+  | { readonly cmd: 'daemon'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly teardown: boolean }
+  | { readonly cmd: 'knock'; readonly host: string; readonly knocks: PortSpec[]; readonly delayMs: number; readonly family?: 4 | 6; readonly verbose: boolean }
+  | { readonly cmd: 'relay-knock'; readonly url: string; readonly keyFile: string; readonly door: string; readonly ip?: string }
+  | { readonly cmd: 'status'; readonly json: boolean; readonly control: string }
+  | { readonly cmd: 'revoke'; readonly ip: string; readonly control: string }
+  | { readonly cmd: 'doctor' | 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
+  | { readonly cmd: 'uninstall' }
+  | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
+  | { readonly cmd: 'keygen'; readonly id: string; readonly alg: 'ed25519' | 'hmac-sha256'; readonly doors: string[]; readonly out?: string }
+  | { readonly cmd: 'help' };
+
+export const DEFAULT_CONTROL = '/run/knockgw.sock';
+
+const daemonOptions = {
+  config: { type: 'string' },
+  'knockd-config': { type: 'string' },
+  interface: { type: 'string', short: 'i' },
+  engine: { type: 'string' },
+  firewall: { type: 'string' },
+  ports: { type: 'string' },
+  store: { type: 'string' },
+  'node-id': { type: 'string' },
+  state: { type: 'string' },
+  control: { type: 'string' },
+  'log-format': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+function usage(message: string): never {
+  throw kgwError('KGW_CLI_USAGE', `${message}\n${USAGE}`);
+}
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (err) {
+    return usage(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  return usage(`--${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+}
+
+function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undefined }): { source: ConfigSource; overrides: DaemonOverrides } {
+  const yamlPath = values.config;
+  const knockdPath = values['knockd-config'];
+  if ((yamlPath === undefined) === (knockdPath === undefined)) usage('give exactly one of --config FILE.yaml or --knockd-config FILE');
+  const overrides: DaemonOverrides = {};
+  if (values.interface !== undefined) overrides.interface = values.interface;
+  const engine = oneOf<Engine>('engine', values.engine, ['auto', 'kernel', 'pcap']);
+  if (engine) overrides.engine = engine;
+  const firewall = oneOf<FirewallKind>('firewall', values.firewall, ['nftables', 'iptables', 'none']);
+  if (firewall) overrides.firewall = firewall;
+  if (values.store !== undefined) overrides.store = values.store;
+  if (values['node-id'] !== undefined) overrides.nodeId = values['node-id'];
+  if (values.state !== undefined) overrides.stateFile = values.state;
+  if (values.control !== undefined) overrides.control = values.control;
+  const logFormat = oneOf<'json' | 'pretty'>('log-format', values['log-format'], ['json', 'pretty']);
+  if (logFormat) overrides.logFormat = logFormat;
+  if (values.ports !== undefined) {
+    overrides.ports = values.ports.split(',').map((p) => {
+      const [port = '', proto = 'tcp'] = p.trim().split('/');
+      return parseKnockArg(`${port}:${proto}`, 'tcp');
+    });
+  }
+  const source: ConfigSource = yamlPath !== undefined ? { yamlPath } : knockdPath !== undefined ? { knockdPath } : {};
+  return { source, overrides };
+}
+
+export function parseCommand(argv: readonly string[]): Command {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      return { cmd: 'help' };
+    case 'daemon': {
+      const { values } = parse(rest, { ...daemonOptions, teardown: { type: 'boolean' } });
+      return { cmd: 'daemon', ...daemonArgs(values), teardown: values.teardown ?? false };
+    }
+    case 'doctor':
+    case 'install': {
+      const { values } = parse(rest, daemonOptions);
+      return { cmd: sub, ...daemonArgs(values) };
+    }
+    case 'uninstall':
+      parse(rest, {});
+      return { cmd: 'uninstall' };
+    case 'knock': {
+      const { values, positionals } = parse(
+        rest,
+        {
+          udp: { type: 'boolean', short: 'u' },
+          delay: { type: 'string', short: 'd' },
+          ipv4: { type: 'boolean', short: '4' },
+          ipv6: { type: 'boolean', short: '6' },
+          verbose: { type: 'boolean', short: 'v' },
+          relay: { type: 'string' },
+          key: { type: 'string' },
+          ip: { type: 'string' },
+        },
+        true,
+      );
+      if (values.relay !== undefined) {
+        if (values.key === undefined || positionals.length !== 1) usage('knock --relay URL --key FILE DOOR');
+        return { cmd: 'relay-knock', url: values.relay, keyFile: values.key, door: positionals[0] ?? '', ...(values.ip ? { ip: values.ip } : {}) };
+      }
+      const [host, ...ports] = positionals;
+      if (!host || ports.length === 0) usage('knock HOST PORT[:tcp|:udp]…');
+      if (values.ipv4 && values.ipv6) usage('give at most one of -4 and -6');
+      const delayMs = values.delay === undefined ? 0 : Number(values.delay);
+      if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 60_000) usage(`-d takes milliseconds 0..60000 (got "${values.delay ?? ''}")`);
+      const proto = values.udp ? 'udp' : 'tcp';
+      const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
+      return { cmd: 'knock', host, knocks: ports.map((p) => parseKnockArg(p, proto)), delayMs, ...(family ? { family } : {}), verbose: values.verbose ?? false };
+    }
+    case 'status': {
+      const { values } = parse(rest, { json: { type: 'boolean' }, control: { type: 'string' } });
+      return { cmd: 'status', json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+    }
+    case 'revoke': {
+      const { values, positionals } = parse(rest, { control: { type: 'string' } }, true);
+      if (positionals.length !== 1) usage('revoke IP');
+      return { cmd: 'revoke', ip: positionals[0] ?? '', control: values.control ?? DEFAULT_CONTROL };
+    }
+    case 'relay': {
+      const { values } = parse(rest, { listen: { type: 'string' }, store: { type: 'string' }, keys: { type: 'string' }, 'trusted-proxies': { type: 'string' } });
+      if (!values.listen || !values.keys) usage('relay --listen ADDR:PORT --store URL --keys FILE');
+      const trustedProxies = Number(values['trusted-proxies'] ?? '0');
+      if (!Number.isInteger(trustedProxies) || trustedProxies < 0 || trustedProxies > 10) usage('--trusted-proxies takes 0..10');
+      return { cmd: 'relay', listen: values.listen, store: values.store ?? 'memory', keysFile: values.keys, trustedProxies };
+    }
+    case 'keygen': {
+      const { values } = parse(rest, { id: { type: 'string' }, alg: { type: 'string' }, door: { type: 'string', multiple: true }, out: { type: 'string' } });
+      if (!values.id) usage('keygen --id ID');
+      const alg = oneOf<'ed25519' | 'hmac-sha256'>('alg', values.alg, ['ed25519', 'hmac-sha256']) ?? 'ed25519';
+      return { cmd: 'keygen', id: values.id, alg, doors: values.door ?? [], ...(values.out ? { out: values.out } : {}) };
+    }
+    default:
+      return usage(`unknown command "${sub}"`);
+  }
+}

@@ -1,0 +1,42 @@
+// `knockgw status` and `knockgw revoke IP`: clients of the daemon's control socket.
+import { controlRequest } from '../services/control-server.ts';
+import { kgwError } from '../errors.ts';
+import type { Command } from '../cli.ts';
+
+interface StatusGrant { ip: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
+interface StatusBody { nodeId: string; firewall: string; store: string; engines: Record<string, string>; grants: StatusGrant[] }
+
+function parseAnswer(answer: { status: number; body: string }): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.body);
+  } catch {
+    throw kgwError('KGW_CONTROL', `the daemon answered ${answer.status} with a body that is not JSON`);
+  }
+  if (answer.status !== 200) {
+    const message = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? JSON.stringify(parsed.error) : answer.body;
+    throw kgwError('KGW_CONTROL', `the daemon refused: ${message}`);
+  }
+  return parsed;
+}
+
+export async function runControlCommand(command: Extract<Command, { cmd: 'status' | 'revoke' }>): Promise<number> {
+  if (command.cmd === 'revoke') {
+    const closed = parseAnswer(await controlRequest(command.control, 'POST', '/v1/revoke', { ip: command.ip })) as { closed: StatusGrant[] };
+    process.stdout.write(closed.closed.length ? closed.closed.map((g) => `closed ${g.ports.join(',')} for ${g.ip} (${g.door})\n`).join('') : `no grant for ${command.ip}\n`);
+    return 0;
+  }
+  const status = parseAnswer(await controlRequest(command.control, 'GET', '/v1/status')) as StatusBody;
+  if (command.json) {
+    process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [
+    `node ${status.nodeId} · firewall ${status.firewall} · store ${status.store}`,
+    ...Object.entries(status.engines).map(([seq, engine]) => `  sequence ${seq}: ${engine} engine`),
+    `${status.grants.length} live grant(s)`,
+    ...status.grants.map((g) => `  ${g.ip.padEnd(39)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId})`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

@@ -1,0 +1,46 @@
+// Entry point: parse the command line, run the command, turn any error into a coded one-line
+// message and an exit status (never a stack trace for a user mistake).
+import { parseCommand, USAGE, type Command } from './cli.ts';
+import { describeError, isKnockgwError } from './errors.ts';
+
+async function run(command: Command): Promise<number> {
+  switch (command.cmd) {
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    case 'daemon':
+      return (await import('./daemon.ts')).runDaemon(command);
+    case 'knock': {
+      const { knock } = await import('./client/knock.ts');
+      const address = await knock({
+        host: command.host,
+        knocks: command.knocks,
+        delayMs: command.delayMs,
+        ...(command.family ? { family: command.family } : {}),
+        onKnock: command.verbose ? (addr, k) => process.stdout.write(`hitting ${k.proto} ${addr}:${k.port}\n`) : undefined,
+      });
+      if (command.verbose) process.stdout.write(`knocked ${address}\n`);
+      return 0;
+    }
+    case 'relay-knock':
+    case 'keygen':
+    case 'relay':
+      return (await import('./commands/relay.ts')).runRelayCommand(command);
+    case 'status':
+    case 'revoke':
+      return (await import('./commands/control.ts')).runControlCommand(command);
+    case 'doctor':
+      return (await import('./commands/doctor.ts')).runDoctor(command);
+    case 'install':
+    case 'uninstall':
+      return (await import('./commands/install.ts')).runInstallCommand(command);
+  }
+}
+
+try {
+  process.exitCode = await run(parseCommand(process.argv.slice(2)));
+} catch (err) {
+  process.stderr.write(`knockgw: ${describeError(err)}\n`);
+  if (!isKnockgwError(err) && process.env.KNOCKGW_DEBUG) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+  process.exitCode = isKnockgwError(err, 'KGW_CLI_USAGE') ? 64 : isKnockgwError(err) && err.code.startsWith('KGW_CONFIG') ? 78 : 1;
+}

@@ -1,0 +1,78 @@
+// Opening and closing grants: the one place that turns a proof (knock, relay, manual) into a
+// stored grant and logs grant.open / grant.extend / grant.close with the reason.
+import { grantId, makeGrant, formatPort, type Grant, type GrantSource, type PortSpec } from '../core/grant.ts';
+import { grantableIp } from '../core/ip.ts';
+import { kgwError } from '../errors.ts';
+import type { Door } from '../config/types.ts';
+import type { Clock, GrantStore, Logger } from '../ports.ts';
+import type { Metrics } from './metrics.ts';
+
+export type CloseReason = 'sequence' | 'ttl' | 'manual' | 'revoke';
+
+export interface GrantService {
+  open(input: { door: string; ip: string; source: GrantSource; ports?: readonly PortSpec[]; ttlMs?: number }): Promise<Grant>;
+  close(input: { door: string; ip: string; reason: CloseReason }): Promise<Grant | undefined>;
+  /** Closes every grant of one address (knockgw revoke IP). */
+  revokeIp(ip: string, reason: CloseReason): Promise<Grant[]>;
+}
+
+function grantFields(g: Grant): Record<string, unknown> {
+  return {
+    grantId: g.id,
+    ip: g.ip,
+    door: g.door,
+    ports: g.ports.map(formatPort),
+    source: g.source,
+    expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
+    nodeId: g.nodeId,
+  };
+}
+
+export function createGrantService(deps: { store: GrantStore; doors: readonly Door[]; clock: Clock; logger: Logger; nodeId: string; metrics: Metrics }): GrantService {
+  const doors = new Map(deps.doors.map((d) => [d.name, d]));
+  const log = deps.logger;
+
+  return {
+    async open(input) {
+      const door = doors.get(input.door);
+      if (!door) throw kgwError('KGW_CONFIG_INVALID', `no door named "${input.door}"`, { door: input.door });
+      const grant = makeGrant({
+        ip: input.ip,
+        door: door.name,
+        ports: input.ports ?? door.open,
+        source: input.source,
+        ttlMs: input.ttlMs ?? door.ttlMs,
+        nodeId: deps.nodeId,
+        now: deps.clock.now(),
+      });
+      const stored = await deps.store.put(grant);
+      // The store keeps the first createdAt when it merges: an older one means this extended a live grant.
+      const extended = stored.createdAt < grant.createdAt;
+      const event = extended ? 'grant.extend' : 'grant.open';
+      deps.metrics.inc(extended ? 'grants_extended_total' : 'grants_opened_total', 1, { door: door.name });
+      log.info({ event, ...grantFields(stored) }, `${event === 'grant.open' ? 'opened' : 'extended'} ${stored.ports.map(formatPort).join(',')} for ${stored.ip} (${door.name})`);
+      return stored;
+    },
+
+    async close(input) {
+      const ip = grantableIp(input.ip).address;
+      const removed = await deps.store.remove(grantId(input.door, ip));
+      if (removed) {
+        deps.metrics.inc('grants_closed_total', 1, { door: removed.door, reason: input.reason });
+        log.info({ event: 'grant.close', reason: input.reason, ...grantFields(removed) }, `closed ${removed.ports.map(formatPort).join(',')} for ${removed.ip} (${removed.door})`);
+      }
+      return removed;
+    },
+
+    async revokeIp(ipText, reason) {
+      const ip = grantableIp(ipText).address;
+      const closed: Grant[] = [];
+      for (const g of await deps.store.list()) {
+        if (g.ip !== ip) continue;
+        const removed = await this.close({ door: g.door, ip, reason });
+        if (removed) closed.push(removed);
+      }
+      return closed;
+    },
+  };
+}

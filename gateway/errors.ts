@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   KGW_RELAY_REPLAY: 'the nonce was already used',
   KGW_RELAY_STALE: 'the timestamp is outside the allowed window',
   KGW_RELAY_RATE_LIMITED: 'too many requests',
+  KGW_RELAY_UNREACHABLE: 'the relay cannot be reached',
+  KGW_RELAY_RESPONSE: 'the relay answered something knockgw cannot read',
   KGW_INTERNAL: 'an internal error',
 } as const;
 

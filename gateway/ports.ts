@@ -61,10 +61,14 @@ export interface CloudRule {
 
 export interface CloudFirewall {
   readonly name: string;
+  /** 'ip' when the provider keeps one entry per address (AWS prefix lists), shared by every grant of that IP. Default 'grant'. */
+  readonly keyedBy?: 'grant' | 'ip';
   grant(grants: readonly Grant[]): Promise<void>;
   revoke(grants: readonly Grant[]): Promise<void>;
   /** Only the rules knockgw owns (found by tag / name prefix). */
   list(): Promise<CloudRule[]>;
+  /** API calls made so far, per provider action (metrics, and the bench's calls per grant). */
+  apiCalls?(): Readonly<Record<string, number>>;
 }
 
 export type StoreChange = { readonly kind: 'put'; readonly grant: Grant } | { readonly kind: 'remove'; readonly id: string };

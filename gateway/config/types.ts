@@ -44,7 +44,9 @@ export interface AwsCloudConfig {
   readonly region: string;
   readonly securityGroupIds: readonly string[];
   readonly mode: 'rules' | 'prefix-list';
+  /** prefix-list mode: the IPv4 list; IPv6 grants need prefixListIdV6 (a prefix list has one family). */
   readonly prefixListId?: string;
+  readonly prefixListIdV6?: string;
   readonly endpoint?: string;
 }
 

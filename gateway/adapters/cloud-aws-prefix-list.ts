@@ -1,0 +1,171 @@
+// AWS managed prefix lists: one entry per address (≤ 100 changes per call), optimistic
+// concurrency on CurrentVersion, and a wait for the asynchronous modify to settle. Scales to
+// thousands of addresses where security-group rules stop at 60 per family.
+import {
+  DescribeManagedPrefixListsCommand,
+  GetManagedPrefixListEntriesCommand,
+  ModifyManagedPrefixListCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { z } from 'zod';
+import type { Family } from '../core/ip.ts';
+import type { AwsCloudConfig } from '../config/types.ts';
+import { kgwError } from '../errors.ts';
+import type { CloudRule, Logger } from '../ports.ts';
+import { assertHostCidr, decodeMeta, encodeMeta, parseAnswer, providerCode, type HostGrant } from './cloud-common.ts';
+import type { AwsAction } from './cloud-aws.ts';
+
+const MAX_CHANGES_PER_CALL = 100;
+const MAX_CONFLICTS = 6;
+/** Polls of DescribeManagedPrefixLists while a change settles (backoff 100 ms → 2 s, ~60 s in all). */
+const MAX_POLLS = 35;
+
+const PrefixList = z.object({
+  PrefixListId: z.string(),
+  AddressFamily: z.string().optional(),
+  State: z.string(),
+  StateMessage: z.string().optional(),
+  MaxEntries: z.number(),
+  Version: z.number(),
+});
+const DescribeOut = z.object({ PrefixLists: z.array(PrefixList).optional() });
+const EntriesOut = z.object({ Entries: z.array(z.object({ Cidr: z.string(), Description: z.string().optional() })).optional(), NextToken: z.string().optional() });
+
+interface Snapshot { version: number; maxEntries: number; entries: Map<string, string> }
+interface Change { readonly add: { Cidr: string; Description: string }[]; readonly remove: { Cidr: string }[] }
+
+export interface PrefixListDeps {
+  readonly client: EC2Client;
+  readonly call: <T>(action: AwsAction, send: () => Promise<T>) => Promise<T>;
+  readonly config: AwsCloudConfig;
+  readonly logger: Logger;
+  readonly sleep: (ms: number) => Promise<void>;
+}
+
+export function createPrefixListOps(deps: PrefixListDeps): {
+  add(hgs: readonly HostGrant[]): Promise<void>;
+  remove(hgs: readonly HostGrant[]): Promise<void>;
+  list(): Promise<CloudRule[]>;
+} {
+  const { client, call, config, logger, sleep } = deps;
+  const listIds = (): { id: string; family: Family }[] => [
+    ...(config.prefixListId ? [{ id: config.prefixListId, family: 4 as const }] : []),
+    ...(config.prefixListIdV6 ? [{ id: config.prefixListIdV6, family: 6 as const }] : []),
+  ];
+
+  function listFor(family: Family): string {
+    const id = family === 4 ? config.prefixListId : config.prefixListIdV6;
+    if (!id) throw kgwError('KGW_CLOUD_REFUSED', `no prefix list configured for IPv${family} grants: set aws.${family === 4 ? 'prefixListId' : 'prefixListIdV6'}`, { family });
+    return id;
+  }
+
+  async function describe(id: string): Promise<z.infer<typeof PrefixList>> {
+    const out = parseAnswer(DescribeOut, 'EC2 DescribeManagedPrefixLists', await call('DescribeManagedPrefixLists', () =>
+      client.send(new DescribeManagedPrefixListsCommand({ PrefixListIds: [id] }))));
+    const pl = out.PrefixLists?.find((p) => p.PrefixListId === id);
+    if (!pl) throw kgwError('KGW_CLOUD_RESPONSE', `DescribeManagedPrefixLists did not return ${id}`, { prefixListId: id });
+    return pl;
+  }
+
+  /** Waits until no change is in progress; a failed change is an error (its StateMessage says why). */
+  async function settled(id: string): Promise<z.infer<typeof PrefixList>> {
+    for (let i = 0; i < MAX_POLLS; i++) {
+      const pl = await describe(id);
+      if (pl.State.endsWith('-failed')) {
+        throw kgwError('KGW_CLOUD_API', `prefix list ${id} is in state ${pl.State}: ${pl.StateMessage ?? 'no reason given'}`, { prefixListId: id, state: pl.State });
+      }
+      if (!pl.State.endsWith('-in-progress')) return pl;
+      await sleep(Math.min(2_000, 100 * 2 ** i));
+    }
+    throw kgwError('KGW_CLOUD_API', `prefix list ${id} did not settle in time`, { prefixListId: id });
+  }
+
+  async function entries(id: string): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let token: string | undefined;
+    do {
+      const page = parseAnswer(EntriesOut, 'EC2 GetManagedPrefixListEntries', await call('GetManagedPrefixListEntries', () =>
+        client.send(new GetManagedPrefixListEntriesCommand({ PrefixListId: id, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }))));
+      for (const e of page.Entries ?? []) out.set(e.Cidr, e.Description ?? '');
+      token = page.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async function read(id: string): Promise<Snapshot> {
+    const pl = await settled(id);
+    return { version: pl.Version, maxEntries: pl.MaxEntries, entries: await entries(id) };
+  }
+
+  /** Applies what `plan` wants against a fresh snapshot; a concurrent change re-reads and re-plans. */
+  async function modify(id: string, plan: (snap: Snapshot) => Change): Promise<void> {
+    for (let conflicts = 0; ; conflicts++) {
+      const snap = await read(id);
+      const change = plan(snap);
+      const n = Math.max(change.add.length, change.remove.length);
+      try {
+        for (let i = 0; i < n; i += MAX_CHANGES_PER_CALL) {
+          const add = change.add.slice(i, i + MAX_CHANGES_PER_CALL);
+          const remove = change.remove.slice(i, i + MAX_CHANGES_PER_CALL);
+          await call('ModifyManagedPrefixList', () => client.send(new ModifyManagedPrefixListCommand({
+            PrefixListId: id,
+            CurrentVersion: snap.version,
+            ...(add.length ? { AddEntries: add } : {}),
+            ...(remove.length ? { RemoveEntries: remove } : {}),
+          })));
+          snap.version = (await settled(id)).Version;
+        }
+        return;
+      } catch (err) {
+        const code = providerCode(err);
+        if ((code !== 'PrefixListVersionMismatch' && code !== 'IncorrectState') || conflicts >= MAX_CONFLICTS) throw err;
+        logger.info({ event: 'cloud.conflict', provider: 'aws', prefixListId: id, code, attempt: conflicts + 1 }, 'prefix list changed under us: re-reading');
+        await sleep(Math.floor(Math.random() * 100 * 2 ** conflicts));
+      }
+    }
+  }
+
+  return {
+    async add(hgs) {
+      const byList = new Map<string, HostGrant[]>();
+      for (const hg of hgs) byList.set(listFor(hg.family), [...(byList.get(listFor(hg.family)) ?? []), hg]);
+      let refused: string[] = [];
+      for (const [id, group] of byList) {
+        await modify(id, (snap) => {
+          const seen = new Set(snap.entries.keys());
+          const add: Change['add'] = [];
+          for (const hg of group) {
+            if (seen.has(hg.cidr)) continue;
+            seen.add(hg.cidr);
+            add.push({ Cidr: assertHostCidr(hg.cidr), Description: encodeMeta(hg.grant.id, hg.grant.expiresAt) });
+          }
+          const room = Math.max(0, snap.maxEntries - snap.entries.size);
+          refused = add.slice(room).map((a) => a.Cidr);
+          return { add: add.slice(0, room), remove: [] };
+        });
+        if (refused.length > 0) {
+          logger.error({ event: 'cloud.quota', provider: 'aws', prefixListId: id, refused: refused.length }, `prefix list ${id} is full: raise its MaxEntries (each security group that references it counts MaxEntries rules)`);
+          throw kgwError('KGW_CLOUD_QUOTA', `prefix list ${id} has no room for ${refused.length} more address(es)`, { prefixListId: id, refused });
+        }
+      }
+    },
+    async remove(hgs) {
+      const byList = new Map<string, Set<string>>();
+      for (const hg of hgs) byList.set(listFor(hg.family), (byList.get(listFor(hg.family)) ?? new Set()).add(hg.cidr));
+      for (const [id, cidrs] of byList) {
+        // Only entries knockgw wrote: a hand-made entry for the same address is left alone.
+        await modify(id, (snap) => ({ add: [], remove: [...cidrs].filter((c) => decodeMeta(snap.entries.get(c)) !== undefined).map((Cidr) => ({ Cidr })) }));
+      }
+    },
+    async list() {
+      const out: CloudRule[] = [];
+      for (const { id } of listIds()) {
+        for (const [cidr, description] of await entries(id)) {
+          const meta = decodeMeta(description);
+          if (meta) out.push({ key: `${id}/${cidr}`, grantId: meta.grantId, ip: cidr.slice(0, cidr.indexOf('/')), expiresAt: meta.expiresAt });
+        }
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,163 @@
+// What the AWS and GCP adapters share: refusing anything that is not one routable host, the
+// metadata a rule carries (grant id + expiry), and one bounded retry policy.
+import type { z } from 'zod';
+import { grantableIp, type Family } from '../core/ip.ts';
+import { isKnockgwError, kgwError } from '../errors.ts';
+import type { Grant, PortSpec } from '../core/grant.ts';
+
+/** A grant as the cloud adapters send it: the host range already checked. */
+export interface HostGrant {
+  readonly grant: Grant;
+  readonly cidr: string;
+  readonly family: Family;
+}
+
+/**
+ * The single-host range for an address, or KGW_CLOUD_REFUSED. Called where requests are built
+ * too, so a range that reaches the wire has been checked right there (never 0.0.0.0/0, ::/0 or
+ * an empty range: an empty GCP sourceRanges means "everyone").
+ */
+export function hostCidr(ip: string, family?: Family): string {
+  let parsed;
+  try {
+    parsed = grantableIp(ip);
+  } catch (err) {
+    const reason = isKnockgwError(err) ? err.message : String(err);
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing to open the cloud firewall for "${ip}": ${reason}`, { ip }, err);
+  }
+  if (parsed.address !== ip.trim() || (family !== undefined && parsed.family !== family)) {
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing "${ip}": a grant must carry one canonical address of its own family`, { ip, family });
+  }
+  return `${parsed.address}/${parsed.family === 4 ? 32 : 128}`;
+}
+
+/** Re-checks a range just before it is sent: exactly one host, never a network. */
+export function assertHostCidr(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  const bits = cidr.slice(slash + 1);
+  if (slash <= 0 || (bits !== '32' && bits !== '128')) {
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing to send the range "${cidr}": only single hosts (/32, /128) are opened`, { cidr });
+  }
+  const expected = hostCidr(cidr.slice(0, slash));
+  if (expected !== cidr) throw kgwError('KGW_CLOUD_REFUSED', `refusing to send the range "${cidr}"`, { cidr, expected });
+  return cidr;
+}
+
+function checkPorts(grant: Grant): readonly PortSpec[] {
+  if (grant.ports.length === 0) throw kgwError('KGW_CLOUD_REFUSED', `grant ${grant.id} names no port: refusing to open a cloud rule for every port`, { grant: grant.id });
+  for (const p of grant.ports) {
+    if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535 || (p.proto !== 'tcp' && p.proto !== 'udp')) {
+      throw kgwError('KGW_CLOUD_REFUSED', `grant ${grant.id} has an invalid port ${p.port}/${p.proto}`, { grant: grant.id, port: p.port, proto: p.proto });
+    }
+  }
+  return grant.ports;
+}
+
+/** Checks a whole batch before any API call; one bad grant refuses the batch. */
+export function hostGrants(grants: readonly Grant[], opts: { needPorts: boolean }): HostGrant[] {
+  return grants.map((grant) => {
+    if (opts.needPorts) checkPorts(grant);
+    return { grant, cidr: hostCidr(grant.ip, grant.family), family: grant.family };
+  });
+}
+
+/** Unix seconds, or `never` for a grant without expiry. */
+export function expiryText(expiresAt: number | null): string {
+  return expiresAt === null ? 'never' : String(Math.ceil(expiresAt / 1000));
+}
+
+export function parseExpiry(text: string | undefined): number | null | undefined {
+  if (text === 'never') return null;
+  if (text === undefined || !/^\d{1,12}$/.test(text)) return undefined;
+  return Number(text) * 1000;
+}
+
+// EC2 descriptions allow only a-zA-Z0-9 space ._-:/()#,@[]+=&;{}!$*, so other characters of a
+// grant id are written as $<hex>; (reversible: '$' itself is escaped too).
+const SAFE = /[A-Za-z0-9._:/@-]/;
+function encodeId(id: string): string {
+  return [...id].map((c) => (SAFE.test(c) ? c : `$${c.codePointAt(0)?.toString(16)};`)).join('');
+}
+function decodeId(text: string): string {
+  return text.replace(/\$([0-9a-f]{1,6});/g, (_m, h: string) => String.fromCodePoint(parseInt(h, 16)));
+}
+
+const META = /^knockgw exp=(never|\d{1,12}) grant=(\S+)$/;
+const MAX_DESCRIPTION = 255;
+
+/** The description a rule / prefix-list entry carries: the exact grant id and its expiry. */
+export function encodeMeta(grantId: string, expiresAt: number | null): string {
+  const text = `knockgw exp=${expiryText(expiresAt)} grant=${encodeId(grantId)}`;
+  if (text.length > MAX_DESCRIPTION) throw kgwError('KGW_CLOUD_REFUSED', `grant id "${grantId}" is too long for a cloud rule description`, { grant: grantId });
+  return text;
+}
+
+export function decodeMeta(text: string | undefined): { grantId: string; expiresAt: number | null } | undefined {
+  const m = META.exec(text ?? '');
+  const expiresAt = parseExpiry(m?.[1]);
+  if (!m?.[2] || expiresAt === undefined) return undefined;
+  return { grantId: decodeId(m[2]), expiresAt };
+}
+
+export interface RetryPolicy {
+  readonly baseMs: number;
+  readonly capMs: number;
+  readonly maxAttempts: number;
+  /** Total time one call may spend retrying; bounds a reconcile even under heavy throttling. */
+  readonly budgetMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 200, capMs: 5_000, maxAttempts: 8, budgetMs: 30_000 };
+
+export const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `fn` until it succeeds, fails permanently, or the attempts / time budget run out.
+ * Full-jitter capped exponential backoff, so many callers throttled together spread out.
+ */
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  opts: { policy: RetryPolicy; retryable: (err: unknown) => boolean; sleep: (ms: number) => Promise<void>; onRetry: (err: unknown, attempt: number, delayMs: number) => void },
+): Promise<T> {
+  const start = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const delay = Math.floor(Math.random() * Math.min(opts.policy.capMs, opts.policy.baseMs * 2 ** (attempt - 1)));
+      const overBudget = Date.now() - start + delay > opts.policy.budgetMs;
+      if (!opts.retryable(err) || attempt >= opts.policy.maxAttempts || overBudget) throw err;
+      opts.onRetry(err, attempt, delay);
+      await opts.sleep(delay);
+    }
+  }
+}
+
+/** API call accounting shared by both adapters (metrics, and the bench's calls per grant). */
+export interface CloudCounters {
+  readonly calls: Record<string, number>;
+  retries: number;
+  throttled: number;
+}
+
+export function newCounters(): CloudCounters {
+  return { calls: {}, retries: 0, throttled: 0 };
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Parses a provider's answer (untrusted input) or fails with KGW_CLOUD_RESPONSE. */
+export function parseAnswer<T>(schema: z.ZodType<T>, what: string, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw kgwError('KGW_CLOUD_RESPONSE', `${what} answered something knockgw cannot read`, { what, issues: r.error.issues.slice(0, 3) });
+  return r.data;
+}
+
+/** The provider's own error code (`InvalidPermission.Duplicate`, `alreadyExists`, …) behind a failed call. */
+export function providerCode(err: unknown): string | undefined {
+  return isKnockgwError(err) && typeof err.detail.providerCode === 'string' ? err.detail.providerCode : undefined;
+}

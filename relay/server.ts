@@ -1,0 +1,58 @@
+// Node runtime: @hono/node-server on ADDR:PORT. The client address is the socket's peer, or —
+// behind N trusted proxies — the Nth X-Forwarded-For entry from the right (each proxy appends the
+// address it saw; everything left of that is whatever the client chose to send).
+import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context, Hono } from 'hono';
+import type { AddressInfo } from 'node:net';
+import { kgwError } from '../gateway/errors.ts';
+import { parseIp } from '../gateway/core/ip.ts';
+
+export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
+  return (c) => {
+    if (trustedProxies > 0) {
+      const entries = (c.req.header('x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const entry = entries[entries.length - trustedProxies];
+      const ip = entry === undefined ? undefined : parseIp(entry);
+      if (!ip) {
+        throw kgwError('KGW_RELAY_MALFORMED', `expected the client address in X-Forwarded-For from ${trustedProxies} trusted prox${trustedProxies === 1 ? 'y' : 'ies'}`, { xff: entries.join(', ') });
+      }
+      return ip.address;
+    }
+    const addr = getConnInfo(c).remote.address;
+    const ip = addr === undefined ? undefined : parseIp(addr);
+    if (!ip) throw kgwError('KGW_INTERNAL', `the socket has no usable peer address (${String(addr)})`);
+    return ip.address;
+  };
+}
+
+export interface RelayServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function parseListen(listen: string): { hostname: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw kgwError('KGW_CLI_USAGE', `--listen "${listen}" must be ADDR:PORT, e.g. 0.0.0.0:8080 or [::]:8080`, { listen });
+  return { hostname: m[1] ?? m[2] ?? '', port };
+}
+
+export async function startRelayServer(opts: { listen: string; app: Hono }): Promise<RelayServer> {
+  const { hostname, port } = parseListen(opts.listen);
+  const server = serve({ fetch: opts.app.fetch, hostname, port });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', (err: Error) => reject(kgwError('KGW_CLI_USAGE', `cannot listen on ${opts.listen}: ${err.message}`, { listen: opts.listen }, err)));
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    close: () => new Promise<void>((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      // Keep-alive clients must not hold shutdown open.
+      if ('closeAllConnections' in server) server.closeAllConnections();
+    }),
+  };
+}

@@ -27,8 +27,10 @@ export interface KnockSequence {
   readonly timeoutMs: number;
   readonly tcpFlags: TcpFlagMatch;
   readonly action: SequenceAction;
-  /** knockd one_time_sequences: a file of sequences, each used once. */
+  /** knockd one_time_sequences: a file of sequences, each used once (`ports` is then empty: the file supplies them). */
   readonly oneTimeSequencesFile?: string;
+  /** knockd `target`: match knocks sent to this address instead of the interface's own addresses. */
+  readonly target?: string;
   /** Where the definition came from, for error messages ("knockd.conf:12"). */
   readonly origin: string;
 }

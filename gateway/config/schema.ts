@@ -1,0 +1,251 @@
+// What users write in the YAML config, as a zod schema, plus the small parsers shared with
+// knockd.conf (port specs, tcpflags). Every object is strict: a misspelt key must be an error,
+// never a silently ignored line that leaves a door or a limit at its default.
+import { z } from 'zod';
+import { kgwError } from '../errors.ts';
+import type { PortSpec } from '../core/grant.ts';
+import { TCP } from '../ports.ts';
+import type { TcpFlagMatch } from './types.ts';
+
+/** knockd's SEQ_MAX. */
+export const MAX_SEQUENCE_LENGTH = 32;
+
+function portNumber(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= 1 && n <= 65535 ? n : undefined;
+}
+
+function protoOf(text: string | undefined): PortSpec['proto'] | undefined {
+  if (text === undefined) return 'tcp';
+  const p = text.trim().toLowerCase();
+  return p === 'tcp' || p === 'udp' ? p : undefined;
+}
+
+/** A knock port as knockd writes it ("9000", "9000:udp"), or a description of what is wrong. */
+export function checkPortSpec(text: string): PortSpec | string {
+  const [portText = '', proto, extra] = text.trim().split(':');
+  const port = portNumber(portText.trim());
+  const p = protoOf(proto);
+  if (port === undefined || p === undefined || extra !== undefined) {
+    return `"${text}" is not a knock port: expected PORT or PORT:tcp or PORT:udp, with PORT 1-65535 (e.g. 7000 or 9000:udp)`;
+  }
+  return { port, proto: p };
+}
+
+/** An opened port as written in YAML or on the command line ("22/tcp", "53/udp", "22"), or what is wrong. */
+export function checkOpenSpec(text: string): PortSpec | string {
+  const [portText = '', proto, extra] = text.trim().split('/');
+  const port = portNumber(portText.trim());
+  const p = protoOf(proto);
+  if (port === undefined || p === undefined || extra !== undefined) {
+    return `"${text}" is not a port to open: expected PORT/tcp or PORT/udp, with PORT 1-65535 (e.g. 22/tcp)`;
+  }
+  return { port, proto: p };
+}
+
+export function parsePortSpec(text: string): PortSpec {
+  const r = checkPortSpec(text);
+  if (typeof r === 'string') throw kgwError('KGW_PORT_INVALID', r, { value: text });
+  return r;
+}
+
+export function parseOpenSpec(text: string): PortSpec {
+  const r = checkOpenSpec(text);
+  if (typeof r === 'string') throw kgwError('KGW_PORT_INVALID', r, { value: text });
+  return r;
+}
+
+const FLAG_BITS: Readonly<Record<string, number>> = { fin: TCP.FIN, syn: TCP.SYN, rst: TCP.RST, psh: TCP.PSH, ack: TCP.ACK, urg: TCP.URG };
+
+/** knockd `tcpflags` ("syn", "syn,!ack", case-insensitive), or a description of what is wrong. */
+export function checkTcpFlags(text: string): TcpFlagMatch | string {
+  let require = 0;
+  let forbid = 0;
+  for (const raw of text.split(',')) {
+    const item = raw.trim().toLowerCase();
+    const negated = item.startsWith('!');
+    const bit = FLAG_BITS[negated ? item.slice(1) : item];
+    if (bit === undefined) {
+      return `"${raw.trim()}" in tcpflags "${text}" is not a TCP flag: use fin, syn, rst, psh, ack, urg, each optionally negated with "!", separated by commas (e.g. syn,!ack)`;
+    }
+    if ((negated ? require : forbid) & bit) return `tcpflags "${text}" both requires and forbids ${item.replace('!', '')}`;
+    if (negated) forbid |= bit;
+    else require |= bit;
+  }
+  return { require, forbid };
+}
+
+export function sameSequence(a: readonly PortSpec[], b: readonly PortSpec[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.port === b[i]?.port && p.proto === b[i]?.proto);
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const nameSchema = (what: string) =>
+  z.string().regex(NAME, `${what} must be 1-63 characters: letters, digits, "_", "." or "-", starting with a letter or digit`);
+
+const absolutePath = z.string().refine((s) => s.startsWith('/') && !s.includes('\0'), 'must be an absolute path (starting with "/")');
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'must be an http:// or https:// URL');
+
+const knockPort = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const r = checkPortSpec(String(v));
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const openPort = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const r = checkOpenSpec(String(v));
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const tcpFlags = z.string().transform((v, ctx) => {
+  const r = checkTcpFlags(v);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const sequence = z.array(knockPort).min(1, 'a sequence needs at least one port').max(MAX_SEQUENCE_LENGTH, `a sequence has at most ${MAX_SEQUENCE_LENGTH} ports (knockd's limit)`);
+
+const doorSchema = z.strictObject({
+  name: nameSchema('a door name'),
+  sequence,
+  /** Seconds from the first knock; knockd's default. */
+  seqTimeout: z.number().int().min(1).max(3600).default(25),
+  /** A knock client sends SYNs; matching only those keeps unrelated traffic from resetting a knock. */
+  tcpFlags: tcpFlags.default({ require: TCP.SYN, forbid: 0 }),
+  open: z.array(openPort).min(1, 'a door must open at least one port').default([{ port: 22, proto: 'tcp' }]),
+  /** Seconds; 0 = until the close sequence. An hour by default, so a forgotten close does not leave a door open for good. */
+  ttl: z.number().int().min(0).max(31 * 24 * 3600).default(3600),
+  closeSequence: sequence.optional(),
+});
+
+const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be a network interface name (e.g. eth0, at most 15 characters)');
+
+const storeSchema = z.string().refine(
+  (s) => s === 'memory' || /^redis(s|\+sentinel)?:\/\/\S+$/.test(s) || (s.startsWith('/') && !/\s/.test(s)),
+  'must be "memory", a redis:// or rediss:// URL, or the absolute path of a Redis unix socket',
+);
+
+const awsSchema = z
+  .strictObject({
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, 'must be an AWS region such as eu-west-1'),
+    securityGroupIds: z.array(z.string().regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a security group id such as sg-0123456789abcdef0')).min(1),
+    mode: z.enum(['rules', 'prefix-list']).default('rules'),
+    prefixListId: z.string().regex(/^pl-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a managed prefix list id such as pl-0123456789abcdef0').optional(),
+    endpoint: httpUrl.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.mode === 'prefix-list' && v.prefixListId === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['prefixListId'], message: 'mode prefix-list needs prefixListId (the managed prefix list the security groups reference)' });
+    }
+  });
+
+const gcpSchema = z
+  .strictObject({
+    project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a GCP project id such as my-proj-123'),
+    network: z.string().regex(/^\S+$/, 'must be a VPC network name or URL').default('default'),
+    targetTags: z.array(z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a network tag (lowercase letters, digits, "-")')).default([]),
+    targetServiceAccounts: z.array(z.email()).default([]),
+    /** Lower wins in GCP; below the usual 1000 so a typical "deny ssh" rule at 1000 does not shadow grants. */
+    priority: z.number().int().min(0).max(65535).default(900),
+    endpoint: httpUrl.optional(),
+  })
+  .superRefine((v, ctx) => {
+    const tags = v.targetTags.length > 0;
+    const sas = v.targetServiceAccounts.length > 0;
+    if (tags === sas) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targetTags'],
+        message: tags
+          ? 'GCP firewall rules take targetTags or targetServiceAccounts, not both: keep one'
+          : "set targetTags (or targetServiceAccounts) so grants apply only to the gateway's instances, not the whole network",
+      });
+    }
+  });
+
+export const yamlConfigSchema = z
+  .strictObject({
+    interface: z.union([ifname, z.array(ifname).min(1)]).optional(),
+    engine: z.enum(['auto', 'kernel', 'pcap']).optional(),
+    firewall: z.enum(['nftables', 'iptables', 'none']).optional(),
+    store: storeSchema.optional(),
+    stateFile: absolutePath.optional(),
+    nodeId: nameSchema('nodeId').optional(),
+    doors: z.array(doorSchema).min(1, 'define at least one door'),
+    cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
+    relay: z.strictObject({ keysFile: absolutePath }).optional(),
+    control: absolutePath.optional(),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),
+        format: z.enum(['json', 'pretty']).optional(),
+        file: absolutePath.optional(),
+      })
+      .optional(),
+    knockRateLimit: z.strictObject({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(1_000_000) }).optional(),
+    maxTrackedSources: z.number().int().min(16).max(16_777_216).optional(),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    const sequences: { where: string; path: (string | number)[]; ports: readonly PortSpec[] }[] = [];
+    cfg.doors.forEach((d, i) => {
+      const first = seen.get(d.name);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['doors', i, 'name'], message: `door name "${d.name}" is already used by doors[${first}]` });
+      else seen.set(d.name, i);
+      sequences.push({ where: `the sequence of door "${d.name}"`, path: ['doors', i, 'sequence'], ports: d.sequence });
+      if (d.closeSequence) sequences.push({ where: `the closeSequence of door "${d.name}"`, path: ['doors', i, 'closeSequence'], ports: d.closeSequence });
+    });
+    // One knock completing two sequences would open and close at once, or open two doors.
+    sequences.forEach((s, i) => {
+      const other = sequences.slice(0, i).find((o) => sameSequence(o.ports, s.ports));
+      if (other) ctx.addIssue({ code: 'custom', path: s.path, message: `this sequence is the same as ${other.where}: make every sequence unique` });
+    });
+  });
+
+export type YamlConfig = z.output<typeof yamlConfigSchema>;
+
+type Walkable = z.ZodType;
+
+function step(schema: Walkable, key: string | number | undefined): Walkable | undefined {
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodNullable || schema instanceof z.ZodPrefault) {
+    return step(schema.unwrap() as Walkable, key);
+  }
+  if (schema instanceof z.ZodPipe) return step(schema.in as Walkable, key);
+  if (key === undefined) return schema;
+  if (schema instanceof z.ZodObject) return typeof key === 'string' ? (schema.shape as Record<string, Walkable>)[key] : undefined;
+  if (schema instanceof z.ZodArray) return typeof key === 'number' ? (schema.element as Walkable) : undefined;
+  if (schema instanceof z.ZodUnion) {
+    for (const o of schema.options as readonly Walkable[]) {
+      const found = step(o, key);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** The keys the YAML schema accepts in the mapping at `path` (for "did you mean" hints). */
+export function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let s: Walkable | undefined = yamlConfigSchema;
+  for (const k of path) s = s && (typeof k === 'string' || typeof k === 'number') ? step(s, k) : undefined;
+  const obj = s && step(s, undefined);
+  return obj instanceof z.ZodObject ? Object.keys(obj.shape) : [];
+}

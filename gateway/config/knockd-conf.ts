@@ -87,7 +87,7 @@ export function parseKnockdConf(text: string, path: string): KnockdConf {
     }
     const slot = DOOR_KEYS[key];
     if (slot === undefined) {
-      const hint = OPTION_KEYS.has(key) ? ` ("${key.toLowerCase()}" belongs in [options])` : current.name.toLowerCase() === 'options' ? ' (the global section must be spelt [options], lower-case)' : '';
+      const hint = current.name.toLowerCase() === 'options' ? ' (the global section must be spelt [options], lower-case)' : OPTION_KEYS.has(key) ? ` ("${key.toLowerCase()}" belongs in [options])` : '';
       fail(n, `unknown directive "${key.toLowerCase()}" in [${current.name}]${hint}; a door section takes ${DOOR_KEY_LIST}`);
     }
     current.values.set(slot ?? key, { value, line: n });

@@ -145,6 +145,15 @@ function yamlIssues(doc: Document, lc: LineCounter, path: string, issues: readon
   return lines;
 }
 
+// zod's defaults ("expected array, received undefined") read poorly in a config error.
+function typeMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code !== 'invalid_type') return undefined;
+  if (issue.input === undefined) return 'is required';
+  const got = JSON.stringify(issue.input) ?? typeof issue.input;
+  if (issue.expected === 'int') return `must be a whole number, not ${got}`;
+  return `must be ${issue.expected === 'array' ? 'a list' : issue.expected === 'object' ? 'a mapping' : `a ${issue.expected}`}, not ${got}`;
+}
+
 function parseYaml(text: string, path: string): z.output<typeof yamlConfigSchema> & { origins: (p: readonly PropertyKey[]) => string } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
@@ -157,7 +166,7 @@ function parseYaml(text: string, path: string): z.output<typeof yamlConfigSchema
   if (data === null || data === undefined) {
     throw kgwError('KGW_CONFIG_INVALID', `${path}:1: the file is empty; expected a mapping with at least "doors:" (see the README's config example)`, { file: path, line: 1 });
   }
-  const parsed = yamlConfigSchema.safeParse(data);
+  const parsed = yamlConfigSchema.safeParse(data, { error: typeMessage });
   if (!parsed.success) {
     const lines = yamlIssues(doc, lc, path, parsed.error.issues);
     throw kgwError('KGW_CONFIG_INVALID', lines.slice(0, 8).join('\n'), { file: path, issues: lines });

@@ -95,7 +95,7 @@ const httpUrl = z.string().refine((s) => {
   }
 }, 'must be an http:// or https:// URL');
 
-const knockPort = z.union([z.number(), z.string()]).transform((v, ctx) => {
+const knockPort = z.union([z.number(), z.string()], 'must be a knock port such as 7000 or "9000:udp"').transform((v, ctx) => {
   const r = checkPortSpec(String(v));
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });
@@ -104,7 +104,7 @@ const knockPort = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return r;
 });
 
-const openPort = z.union([z.number(), z.string()]).transform((v, ctx) => {
+const openPort = z.union([z.number(), z.string()], 'must be a port to open such as "22/tcp"').transform((v, ctx) => {
   const r = checkOpenSpec(String(v));
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });
@@ -184,7 +184,7 @@ const gcpSchema = z
 
 export const yamlConfigSchema = z
   .strictObject({
-    interface: z.union([ifname, z.array(ifname).min(1)]).optional(),
+    interface: z.union([ifname, z.array(ifname).min(1)], 'must be an interface name or a list of them (e.g. eth0 or [eth0, eth1])').optional(),
     engine: z.enum(['auto', 'kernel', 'pcap']).optional(),
     firewall: z.enum(['nftables', 'iptables', 'none']).optional(),
     store: storeSchema.optional(),

@@ -46,6 +46,8 @@ export interface AwsCloudOptions {
   readonly logger: Logger;
   readonly retry?: Partial<RetryPolicy>;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Inbound rules a group holds per family (AWS default 60; raise it if your quota was raised). */
+  readonly rulesPerGroup?: number;
   /** Per-request socket timeout (a slow answer is retried like a 5xx). */
   readonly requestTimeoutMs?: number;
 }
@@ -78,12 +80,13 @@ export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall 
   const policy: RetryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
   const sleep = opts.sleep ?? realSleep;
   const counters = newCounters();
+  const rulesPerGroup = opts.rulesPerGroup ?? 60;
   // Our own retry policy owns backoff (bounded in time); the SDK's would multiply it.
   const client = new EC2Client({
     region: config.region,
     maxAttempts: 1,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 },
+    requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
   });
 
   async function call<T>(action: AwsAction, send: () => Promise<T>): Promise<T> {
@@ -177,6 +180,17 @@ export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall 
       const code = awsCode(err);
       if (code === 'RulesPerSecurityGroupLimitExceeded') {
         if (specs.length === 1) return specs;
+        // Count what the group holds (everyone's rules count), send what fits; bisect only when
+        // the quota turns out higher than we assumed.
+        const family = specs[0]?.hg.family;
+        const used = (await describeRules([{ Name: 'group-id', Values: [groupId] }]))
+          .filter((r) => r.IsEgress !== true && (family === 4 ? r.CidrIpv4 : r.CidrIpv6) !== undefined).length;
+        const room = Math.max(0, rulesPerGroup - used);
+        if (room === 0) return specs;
+        if (room < specs.length && depth < 4) {
+          const rest = await fill(groupId, specs.slice(0, room), depth + 1);
+          return [...rest, ...specs.slice(room)];
+        }
         const half = Math.ceil(specs.length / 2);
         const rest = await fill(groupId, specs.slice(0, half), depth);
         // The first half already hit the quota: the group is full for this family.

@@ -29,7 +29,8 @@ export interface FakePrefixList {
   entries: Map<string, string>;
 }
 
-export type Ec2Fault = 'server-error' | 'malformed' | 'slow';
+/** `concurrent-change`: another writer bumps the prefix list's version just before this call. */
+export type Ec2Fault = 'server-error' | 'malformed' | 'slow' | 'concurrent-change';
 
 export interface Ec2FakeOptions {
   readonly securityGroups?: readonly string[];
@@ -245,6 +246,7 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
     const fi = faults.findIndex((f) => f.action === undefined || f.action === action);
     const fault = fi >= 0 ? faults.splice(fi, 1)[0] : undefined;
     if (fault?.fault === 'slow') await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault?.fault === 'concurrent-change') { const l = lists.get(p.get('PrefixListId') ?? ''); if (l) l.version++; }
     if (fault?.fault === 'server-error') return fail(res, new Ec2Error(500, 'InternalError', 'An internal error has occurred'));
     if (fault?.fault === 'malformed') return reply(res, 200, `<${action}Response xmlns="${NS}"><requestId>x</requestId><securityGroupRuleSet><item><securityGroupRule`);
     if (MUTATING.has(action) && !take()) {

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   KGW_STORE_UNAVAILABLE: 'the grant store is unavailable',
   KGW_STORE_AUTH: 'the grant store refused the credentials',
   KGW_STORE_DATA: 'the grant store holds data knockgw cannot read',
+  KGW_STORE_FULL: 'the replay-protection store is full',
   KGW_CLOUD_REFUSED: 'refusing to send this cloud firewall change',
   KGW_CLOUD_API: 'a cloud API call failed',
   KGW_CLOUD_RESPONSE: 'a cloud API answer is malformed',

@@ -1,0 +1,44 @@
+// Replay protection for a single node: nonces in memory until they expire. Bounded: when full of
+// live nonces it refuses (KGW_STORE_FULL) rather than forget one, because a forgotten nonce is a
+// replay window; the rate limits in front of it keep a legitimate load far below the cap.
+import { kgwError } from '../errors.ts';
+import type { Clock, NonceStore } from '../ports.ts';
+
+export interface MemoryNonceStoreOptions {
+  readonly clock: Clock;
+  /** Live nonces kept at most (default 100000). */
+  readonly maxEntries?: number;
+}
+
+export function createMemoryNonceStore(opts: MemoryNonceStoreOptions): NonceStore & { readonly size: number } {
+  const max = opts.maxEntries ?? 100_000;
+  // Insertion order is close to expiry order (one TTL per scope), so pruning from the front is cheap.
+  const seen = new Map<string, number>();
+
+  const prune = (now: number, full: boolean): void => {
+    for (const [k, expiresAt] of seen) {
+      if (expiresAt <= now) seen.delete(k);
+      else if (!full) return;
+    }
+  };
+
+  return {
+    get size() {
+      return seen.size;
+    },
+    claim(scope, nonce, ttlMs) {
+      const now = opts.clock.now();
+      const k = `${scope}\n${nonce}`;
+      const expiresAt = seen.get(k);
+      if (expiresAt !== undefined && expiresAt > now) return Promise.resolve(false);
+      prune(now, false);
+      if (seen.size >= max) prune(now, true);
+      if (seen.size >= max) {
+        return Promise.reject(kgwError('KGW_STORE_FULL', `${max} nonces are live; refusing new ones until some expire`, { max }));
+      }
+      seen.delete(k);
+      seen.set(k, now + ttlMs);
+      return Promise.resolve(true);
+    },
+  };
+}

@@ -16,7 +16,9 @@ export const USAGE = `usage:
   knockgw status [--json] [--control SOCKET]
   knockgw revoke IP [--control SOCKET]
   knockgw doctor (--config FILE | --knockd-config FILE) [--firewall …]
-  knockgw install (--config FILE | --knockd-config FILE) [--firewall …]   · knockgw uninstall
+  knockgw install (--config FILE | --knockd-config FILE) [--firewall …] [--root DIR]
+  knockgw uninstall [--root DIR]      (removes the units and every rule knockgw created)
+  knockgw base (--config FILE | --knockd-config FILE)   (boot: base rules only, then exit)
   knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
   knockgw keygen --id ID [--alg ed25519|hmac-sha256] [--door DOOR]… [--out FILE]`;
 
@@ -39,8 +41,10 @@ export type Command =
   | { readonly cmd: 'relay-knock'; readonly url: string; readonly keyFile: string; readonly door: string; readonly ip?: string }
   | { readonly cmd: 'status'; readonly json: boolean; readonly control: string }
   | { readonly cmd: 'revoke'; readonly ip: string; readonly control: string }
-  | { readonly cmd: 'doctor' | 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
-  | { readonly cmd: 'uninstall' }
+  | { readonly cmd: 'doctor'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
+  | { readonly cmd: 'base'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
+  | { readonly cmd: 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly root?: string }
+  | { readonly cmd: 'uninstall'; readonly root?: string }
   | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
   | { readonly cmd: 'keygen'; readonly id: string; readonly alg: 'ed25519' | 'hmac-sha256'; readonly doors: string[]; readonly out?: string }
   | { readonly cmd: 'help' };
@@ -117,14 +121,23 @@ export function parseCommand(argv: readonly string[]): Command {
       const { values } = parse(rest, { ...daemonOptions, teardown: { type: 'boolean' } });
       return { cmd: 'daemon', ...daemonArgs(values), teardown: values.teardown ?? false };
     }
-    case 'doctor':
-    case 'install': {
+    case 'doctor': {
       const { values } = parse(rest, daemonOptions);
-      return { cmd: sub, ...daemonArgs(values) };
+      return { cmd: 'doctor', ...daemonArgs(values) };
     }
-    case 'uninstall':
-      parse(rest, {});
-      return { cmd: 'uninstall' };
+    case 'base': {
+      const { values } = parse(rest, daemonOptions);
+      return { cmd: 'base', ...daemonArgs(values) };
+    }
+    case 'install': {
+      // --root: write the units under a staging directory (packaging, tests) and touch nothing live.
+      const { values } = parse(rest, { ...daemonOptions, root: { type: 'string' } });
+      return { cmd: 'install', ...daemonArgs(values), ...(values.root ? { root: values.root } : {}) };
+    }
+    case 'uninstall': {
+      const { values } = parse(rest, { root: { type: 'string' } });
+      return { cmd: 'uninstall', ...(values.root ? { root: values.root } : {}) };
+    }
     case 'knock': {
       const { values, positionals } = parse(
         rest,

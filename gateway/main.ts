@@ -2,6 +2,7 @@
 // message and an exit status (never a stack trace for a user mistake).
 import { parseCommand, USAGE, type Command } from './cli.ts';
 import { describeError, isKnockgwError } from './errors.ts';
+import type { PortSpec } from './core/grant.ts';
 
 async function run(command: Command): Promise<number> {
   switch (command.cmd) {
@@ -17,7 +18,7 @@ async function run(command: Command): Promise<number> {
         knocks: command.knocks,
         delayMs: command.delayMs,
         ...(command.family ? { family: command.family } : {}),
-        onKnock: command.verbose ? (addr, k) => process.stdout.write(`hitting ${k.proto} ${addr}:${k.port}\n`) : undefined,
+        ...(command.verbose ? { onKnock: (addr: string, k: PortSpec) => void process.stdout.write(`hitting ${k.proto} ${addr}:${k.port}\n`) } : {}),
       });
       if (command.verbose) process.stdout.write(`knocked ${address}\n`);
       return 0;
@@ -34,6 +35,8 @@ async function run(command: Command): Promise<number> {
     case 'install':
     case 'uninstall':
       return (await import('./commands/install.ts')).runInstallCommand(command);
+    case 'base':
+      return (await import('./commands/install.ts')).runBase(command);
   }
 }
 

@@ -32,7 +32,7 @@ function errorAnswer(c: Context, err: unknown): Response {
     code = err.code;
     message = plainMessage(err);
     if (isRelayErrorCode(err.code)) status = RELAY_STATUS[err.code];
-    else if (err.code === 'KGW_STORE_UNAVAILABLE') status = 503;
+    else if (err.code.startsWith('KGW_STORE_')) status = 503;
     else message = 'internal error';
   }
   if (status === 429) c.header('Retry-After', '1');

@@ -68,6 +68,7 @@ export function createMemoryRequestQueue(opts: { maxBuffered?: number } = {}): M
   return {
     get dropped() { return dropped; },
     submit(req) {
+      if (readers.size === 0) return Promise.resolve();
       // A copy, so a reader cannot observe later mutation and gets the same shape Redis gives.
       const q = { id: `${Date.now()}-${seq++}`, payload: structuredClone(req) };
       for (const r of readers) r.push(q);

@@ -56,3 +56,9 @@ export async function startRelayServer(opts: { listen: string; app: Hono }): Pro
     }),
   };
 }
+
+// `node relay/server.ts` (the Cloud Run container) configures itself from the environment.
+if (import.meta.main) {
+  const { runRelayFromEnv } = await import('./standalone.ts');
+  process.exitCode = await runRelayFromEnv(process.env);
+}

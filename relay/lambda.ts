@@ -1,0 +1,35 @@
+// AWS Lambda (Function URL, payload v2.0) runtime. The client address is
+// requestContext.http.sourceIp, which Lambda sets from the connection; X-Forwarded-For is not
+// consulted at all (hono's own getConnInfo would fall back to it).
+import type { Context, Hono } from 'hono';
+import { handle } from 'hono/aws-lambda';
+import { z } from 'zod';
+import { kgwError } from '../gateway/errors.ts';
+import { parseIp } from '../gateway/core/ip.ts';
+import { buildRelayFromEnv } from './runtime.ts';
+
+const lambdaEnv = z.object({ requestContext: z.object({ http: z.object({ sourceIp: z.string() }) }) });
+
+export function lambdaClientIp(c: Context): string {
+  const env = lambdaEnv.safeParse(c.env);
+  const ip = env.success ? parseIp(env.data.requestContext.http.sourceIp) : undefined;
+  if (!ip) throw kgwError('KGW_INTERNAL', 'the Lambda event has no requestContext.http.sourceIp (is this a Function URL payload v2.0?)');
+  return ip.address;
+}
+
+export function createLambdaHandler(app: Hono): ReturnType<typeof handle> {
+  return handle(app);
+}
+
+type LambdaHandler = ReturnType<typeof handle>;
+let built: Promise<LambdaHandler> | undefined;
+
+/** The function's handler: builds the relay from the environment once per cold start. */
+export const handler: LambdaHandler = async (event, context) => {
+  if (!built) {
+    built = buildRelayFromEnv(process.env, lambdaClientIp).then((r) => createLambdaHandler(r.app));
+    // A failed start (SSM or a bad keys file) is retried by the next invocation, not cached.
+    built.catch(() => { built = undefined; });
+  }
+  return (await built)(event, context);
+};

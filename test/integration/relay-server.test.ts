@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { relayKnock } from '../../gateway/client/relay-knock.ts';
+import { createApp } from '../../relay/app.ts';
+import { nodeClientIp, startRelayServer } from '../../relay/server.ts';
+import { createMemoryRequestQueue, parseGrantRequest, type QueuedRequest } from '../../relay/requests.ts';
+import { identities, knock, memoryNonces } from '../helpers/relay-fixtures.ts';
+
+const ids = identities();
+
+async function serveRelay(t: { after(fn: () => Promise<void>): void }, trustedProxies = 0) {
+  const queue = createMemoryRequestQueue();
+  const source = queue.source();
+  const received: QueuedRequest[] = [];
+  const pump = (async () => { for await (const q of source) received.push(q); })();
+  const app = createApp({ keys: ids.keys, nonces: memoryNonces(), requests: queue, clock: { now: () => Date.now() }, getClientIp: nodeClientIp(trustedProxies) });
+  const server = await startRelayServer({ listen: '127.0.0.1:0', app });
+  t.after(async () => { await server.close(); await source.close(); await pump; });
+  return { url: server.url, received };
+}
+
+void test('the real Node server answers /v1/ip and accepts a signed knock sent with fetch', async (t) => {
+  const { url, received } = await serveRelay(t);
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const ip = await fetch(`${url}/v1/ip`);
+  assert.equal(await ip.text(), '127.0.0.1\n');
+
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-relay-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'alice.key');
+  await writeFile(keyFile, ids.aliceKeyFile, { mode: 0o600 });
+  const answer = await relayKnock({ url, keyFile, door: 'openSSH' });
+  assert.equal(answer.ip, '127.0.0.1');
+  assert.equal(answer.door, 'openSSH');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(received.length, 1);
+  assert.equal(parseGrantRequest(received[0]?.payload).observedIp, '127.0.0.1');
+});
+
+void test('a spoofed X-Forwarded-For does not change the address without trusted proxies', async (t) => {
+  const { url } = await serveRelay(t);
+  const res = await fetch(`${url}/v1/ip`, { headers: { 'x-forwarded-for': '198.51.100.66', accept: 'application/json' } });
+  assert.deepEqual(await res.json(), { ip: '127.0.0.1' });
+  const k = await fetch(`${url}/v1/knock`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.66' },
+    body: JSON.stringify(knock(ids.bob, { ts: Math.floor(Date.now() / 1000), ip: '198.51.100.66' })),
+  });
+  assert.equal(k.status, 403);
+});
+
+void test('with one trusted proxy the rightmost X-Forwarded-For entry is the client, never the leftmost', async (t) => {
+  const { url } = await serveRelay(t, 1);
+  const res = await fetch(`${url}/v1/ip`, { headers: { 'x-forwarded-for': '198.51.100.66, 203.0.113.9' } });
+  assert.equal(await res.text(), '203.0.113.9\n');
+  const none = await fetch(`${url}/v1/ip`);
+  assert.equal(none.status, 400);
+  assert.equal((await none.json() as { error: { code: string } }).error.code, 'KGW_RELAY_MALFORMED');
+});
+
+void test('a chunked body over 4 KiB is cut off with 413 over a real socket', async (t) => {
+  const { url } = await serveRelay(t);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(`${url}/v1/knock`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+    for (let i = 0; i < 10; i++) req.write(`{"pad":"${'x'.repeat(1000)}",`);
+    req.end('"v":1}');
+  });
+  assert.equal(status, 413);
+});

@@ -1,7 +1,7 @@
 // A real, throwaway redis-server (the Debian package) on a free 127.0.0.1 port and a unix socket
 // in a temp dir. Killed in t.after, and on process exit if the test runner dies first.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,13 +56,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-function waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
+function waitReady(child: ChildProcess, timeoutMs: number, marker = 'Ready to accept connections'): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => finish(new Error(`redis-server not ready after ${timeoutMs} ms: ${out.slice(-500)}`)), timeoutMs);
+    const timer = setTimeout(() => finish(new Error(`redis-server not ready (${marker}) after ${timeoutMs} ms: ${out.slice(-500)}`)), timeoutMs);
     const onData = (d: Buffer): void => {
       out += d.toString();
-      if (out.includes('Ready to accept connections')) finish();
+      if (out.includes(marker)) finish();
     };
     const onExit = (code: number | null): void => finish(new Error(`redis-server exited (${code}) before ready: ${out.slice(-500)}`));
     const finish = (err?: Error): void => {
@@ -160,4 +160,22 @@ export function captureLogger(level: 'debug' | 'info' | 'warn' = 'debug'): Captu
   });
   const logger = createLogger({ level, format: 'json', destination });
   return { logger, records, events: (name) => records.filter((r) => r.event === name) };
+}
+
+/** A redis-server in Sentinel mode monitoring `master` as "mymaster"; killed in t.after. */
+export async function startSentinel(t: TestContext, master: RedisServer): Promise<{ url: string }> {
+  const port = await freePort();
+  const conf = join(master.dir, `sentinel-${port}.conf`);
+  await writeFile(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${master.dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mymaster 1000', ''].join('\n'));
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const killOnExit = (): void => void child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  t.after(async () => {
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    if (child.exitCode === null) await gone;
+    process.off('exit', killOnExit);
+  });
+  await waitReady(child, 5000, '+monitor master mymaster');
+  return { url: `redis+sentinel://127.0.0.1:${port}/mymaster` };
 }

@@ -144,17 +144,21 @@ const storeSchema = z.string().refine(
   'must be "memory", a redis:// or rediss:// URL, or the absolute path of a Redis unix socket',
 );
 
+const prefixListId = z.string().regex(/^pl-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a managed prefix list id such as pl-0123456789abcdef0');
+
 const awsSchema = z
   .strictObject({
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, 'must be an AWS region such as eu-west-1'),
     securityGroupIds: z.array(z.string().regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a security group id such as sg-0123456789abcdef0')).min(1),
     mode: z.enum(['rules', 'prefix-list']).default('rules'),
-    prefixListId: z.string().regex(/^pl-([0-9a-f]{8}|[0-9a-f]{17})$/, 'must be a managed prefix list id such as pl-0123456789abcdef0').optional(),
+    prefixListId: prefixListId.optional(),
+    /** A prefix list holds one family: IPv6 grants need their own. */
+    prefixListIdV6: prefixListId.optional(),
     endpoint: httpUrl.optional(),
   })
   .superRefine((v, ctx) => {
-    if (v.mode === 'prefix-list' && v.prefixListId === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['prefixListId'], message: 'mode prefix-list needs prefixListId (the managed prefix list the security groups reference)' });
+    if (v.mode === 'prefix-list' && v.prefixListId === undefined && v.prefixListIdV6 === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['prefixListId'], message: 'mode prefix-list needs prefixListId (IPv4) and/or prefixListIdV6 (IPv6): the managed prefix lists the security groups reference' });
     }
   });
 

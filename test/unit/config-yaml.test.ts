@@ -63,7 +63,7 @@ void test('every YAML field reaches the compiled Config', () => {
   assert.deepEqual(cfg.knockRateLimit, { perSecond: 10, burst: 30 });
   assert.equal(cfg.maxTrackedSources, 1024);
   assert.deepEqual(cfg.relay, { keysFile: '/etc/knockgw/keys.json' });
-  assert.deepEqual(cfg.cloud.aws, { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'prefix-list', prefixListId: 'pl-0123456789abcdef0', endpoint: 'http://127.0.0.1:4566' });
+  assert.deepEqual(cfg.cloud.aws, { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'prefix-list', prefixListId: 'pl-0123456789abcdef0', prefixListIdV6: 'pl-0fedcba9876543210', endpoint: 'http://127.0.0.1:4566' });
   assert.deepEqual(cfg.cloud.gcp, { project: 'my-proj-123', network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 800, endpoint: 'http://127.0.0.1:8085' });
   assert.deepEqual(cfg.doors, [
     { name: 'openSSH', open: [{ port: 22, proto: 'tcp' }, { port: 60001, proto: 'udp' }], ttlMs: 600_000 },

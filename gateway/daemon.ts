@@ -14,9 +14,7 @@ import { createGrantService, type GrantService } from './services/grants.ts';
 import { createReconciler, type Reconciler } from './services/reconciler.ts';
 import { startKnockListener, type CompletedKnock } from './services/knock-listener.ts';
 import { startControlServer } from './services/control-server.ts';
-import { createNftablesFirewall } from './adapters/firewall-nftables.ts';
-import { createIptablesFirewall } from './adapters/firewall-iptables.ts';
-import { createNoneFirewall } from './adapters/firewall-none.ts';
+import { createHostFirewall } from './adapters/firewall.ts';
 import { detectConflicts } from './adapters/firewall-conflicts.ts';
 import { createTcpdumpSource, createNflogSource } from './adapters/packet-tcpdump.ts';
 import { runCommand } from './adapters/command-exec.ts';
@@ -56,21 +54,15 @@ export function planEngines(config: Config): EnginePlan {
   return { kernel, pcap, describe };
 }
 
-export function createHostFirewall(config: Config, engines: EnginePlan, logger: Logger): HostFirewall {
-  switch (config.firewall) {
-    case 'nftables':
-      return createNftablesFirewall({
-        logger,
-        ...(engines.kernel.length > 0
-          ? // The whole list: NFLOG prefixes carry an index into it; the compiler skips what it cannot run.
-            { kernel: { sequences: config.sequences, doors: config.doors, nflogGroup: NFLOG_GROUP, rateLimit: config.knockRateLimit } }
-          : {}),
-      });
-    case 'iptables':
-      return createIptablesFirewall({ logger });
-    case 'none':
-      return createNoneFirewall();
-  }
+/** The host firewall for this config, with the kernel engine compiled in where it runs. */
+export function hostFirewallFor(config: Config, engines: EnginePlan, logger: Logger): HostFirewall {
+  return createHostFirewall(config.firewall, {
+    logger,
+    ...(engines.kernel.length > 0
+      ? // The whole list: NFLOG prefixes carry an index into it; the compiler skips what it cannot run.
+        { kernel: { sequences: config.sequences, doors: config.doors, nflogGroup: NFLOG_GROUP, rateLimit: config.knockRateLimit } }
+      : {}),
+  });
 }
 
 async function onCompleted(e: CompletedKnock, grants: GrantService, logger: Logger): Promise<void> {
@@ -125,15 +117,19 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
     logger.info({ event: 'daemon.stopped' }, 'stopped');
   };
 
-  const firewall = createHostFirewall(config, engines, logger.child({ component: 'firewall' }));
+  const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }));
   const store = await createStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   started.push(store);
   const grants = createGrantService({ store, doors: config.doors, clock, logger, nodeId: config.nodeId, metrics });
 
   // Base rules first: port 22 is closed before anything else can go wrong.
   await firewall.ensureBase(config.protectedPorts);
-  for (const c of await detectConflicts(config.firewall, config.protectedPorts).catch(() => [])) {
-    logger.warn({ event: 'firewall.conflict', ...c }, c.explanation);
+  if (config.firewall !== 'none') {
+    const conflicts = await detectConflicts(config.protectedPorts).catch((err: unknown) => {
+      logger.warn({ event: 'firewall.conflict_check_failed', err: describeError(err) }, 'could not inspect other firewall rules');
+      return [];
+    });
+    for (const c of conflicts) logger.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
   }
 
   const cloud: CloudRuntime | undefined = await startCloud({ config, store, clock, logger: logger.child({ component: 'cloud' }), metrics });

@@ -82,7 +82,7 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
 
   if (config.firewall !== 'none') {
     try {
-      const conflicts = await detectConflicts(config.firewall, config.protectedPorts);
+      const conflicts = await detectConflicts(config.protectedPorts);
       for (const c of conflicts) add('warn', c.explanation);
       if (conflicts.length === 0) add('ok', 'no foreign firewall rule overrides knockgw on the protected ports');
     } catch (err) {

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../log.ts';
 import { describeError } from '../errors.ts';
-import { planEngines, createHostFirewall } from '../daemon.ts';
+import { planEngines, hostFirewallFor } from '../daemon.ts';
 import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
 import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
 import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
@@ -94,7 +94,7 @@ const exists = (p: string): Promise<boolean> => access(p).then(() => true, () =>
 export async function runBase(command: Extract<Command, { cmd: 'base' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format });
-  await createHostFirewall(config, planEngines(config), logger).ensureBase(config.protectedPorts);
+  await hostFirewallFor(config, planEngines(config), logger).ensureBase(config.protectedPorts);
   return 0;
 }
 

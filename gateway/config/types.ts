@@ -80,7 +80,11 @@ export interface Config {
   readonly doors: readonly Door[];
   readonly sequences: readonly KnockSequence[];
   readonly cloud: { readonly aws?: AwsCloudConfig; readonly gcp?: GcpCloudConfig };
-  readonly relay?: { readonly keysFile: string };
+  /**
+   * keysFile: verify relayed knocks (from Redis with a Redis store). listen: also serve the relay
+   * from this daemon (single host: requests stay in process).
+   */
+  readonly relay?: { readonly keysFile: string; readonly listen?: string; readonly trustedProxies?: number };
   /** Per-source cap of knock packets per second (the guide's brute-force rate limit). */
   readonly knockRateLimit: { readonly perSecond: number; readonly burst: number };
   /** Per-door cap on in-progress knock states (LRU beyond it). */

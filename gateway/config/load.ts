@@ -190,7 +190,10 @@ function fromYaml(text: string, path: string, hostname: string): Mutable<Config>
   };
   if (y.knockRateLimit) cfg.knockRateLimit = y.knockRateLimit;
   if (y.maxTrackedSources) cfg.maxTrackedSources = y.maxTrackedSources;
-  if (y.relay) cfg.relay = y.relay;
+  if (y.relay) {
+    const { keysFile, listen, trustedProxies } = y.relay;
+    cfg.relay = { keysFile, ...(listen !== undefined ? { listen } : {}), ...(trustedProxies !== undefined ? { trustedProxies } : {}) };
+  }
   const { aws, gcp } = y.cloud ?? {};
   cfg.cloud = {
     ...(aws ? { aws: { region: aws.region, securityGroupIds: aws.securityGroupIds, mode: aws.mode, ...(aws.prefixListId ? { prefixListId: aws.prefixListId } : {}), ...(aws.prefixListIdV6 ? { prefixListIdV6: aws.prefixListIdV6 } : {}), ...(aws.endpoint ? { endpoint: aws.endpoint } : {}) } } : {}),

@@ -196,7 +196,15 @@ export const yamlConfigSchema = z
     nodeId: nameSchema('nodeId').optional(),
     doors: z.array(doorSchema).min(1, 'define at least one door'),
     cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
-    relay: z.strictObject({ keysFile: absolutePath }).optional(),
+    relay: z
+      .strictObject({
+        keysFile: absolutePath,
+        /** Also serve the relay from this daemon. */
+        listen: z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, 'must be ADDR:PORT, e.g. 0.0.0.0:8080 or [::]:8080').optional(),
+        /** Reverse proxies in front of it that append X-Forwarded-For (0 = use the socket address). */
+        trustedProxies: z.number().int().min(0).max(10).optional(),
+      })
+      .optional(),
     control: absolutePath.optional(),
     log: z
       .strictObject({

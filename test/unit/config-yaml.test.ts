@@ -62,7 +62,7 @@ void test('every YAML field reaches the compiled Config', () => {
   assert.deepEqual(cfg.log, { level: 'debug', format: 'pretty', file: '/var/log/knockgw.log' });
   assert.deepEqual(cfg.knockRateLimit, { perSecond: 10, burst: 30 });
   assert.equal(cfg.maxTrackedSources, 1024);
-  assert.deepEqual(cfg.relay, { keysFile: '/etc/knockgw/keys.json' });
+  assert.deepEqual(cfg.relay, { keysFile: '/etc/knockgw/keys.json', listen: '[::]:8080', trustedProxies: 1 });
   assert.deepEqual(cfg.cloud.aws, { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'prefix-list', prefixListId: 'pl-0123456789abcdef0', prefixListIdV6: 'pl-0fedcba9876543210', endpoint: 'http://127.0.0.1:4566' });
   assert.deepEqual(cfg.cloud.gcp, { project: 'my-proj-123', network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 800, endpoint: 'http://127.0.0.1:8085' });
   assert.deepEqual(cfg.doors, [
@@ -93,6 +93,7 @@ void test('a value of the wrong type names the key path and its line', () => {
   rejects('doors:\n  - name: a\n    sequence: [7000, 70000]\n', 3, /sequence\[1\]: "70000"/);
   rejects(`stateFile: relative/state.json\n${door}`, 1, /absolute path/);
   rejects(`store: mongodb://x\n${door}`, 1, /redis:\/\//);
+  rejects(`${door}relay:\n  keysFile: /k.json\n  listen: localhost\n`, 6, /relay\.listen: .*ADDR:PORT/);
 });
 
 void test('an unknown key is an error with the line and a suggestion, at every level', () => {

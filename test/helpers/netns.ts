@@ -14,6 +14,8 @@ export async function sh(cmd: string, args: readonly string[], opts: { input?: s
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
+    // A command that exits without reading stdin must not crash the test with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code) => {
       const c = code ?? -1;
       if (c !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${c}: ${stderr.trim()}`));

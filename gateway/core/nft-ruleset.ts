@@ -1,0 +1,128 @@
+// The text of knockgw's own nftables table `inet knockgw`, and of element batches. Pure: the
+// adapter feeds these to `nft -f -`, one transaction each.
+import type { FirewallEntry, FirewallOp } from '../ports.ts';
+import type { PortSpec, Proto } from './grant.ts';
+import { ALLOWED_SETS, type KernelProgram } from './nft-kernel.ts';
+
+export const NFT_FAMILY = 'inet';
+export const NFT_TABLE = 'knockgw';
+export const INPUT_CHAIN = 'input';
+/** allowed4/6 hold one element per granted (ip, proto, port): room for 100k grants and then some. */
+export const ALLOWED_SET_SIZE = 262144;
+/** Before a typical `filter` table (priority 0), so our drop of unknown sources comes first. */
+export const INPUT_PRIORITY = 'filter - 10';
+/** Elements per `add element` statement: keeps each netlink message well under its limits. */
+const ELEMENTS_PER_STATEMENT = 1000;
+
+const Q = `${NFT_FAMILY} ${NFT_TABLE}`;
+
+/** Chains and sets already in the table (from `nft -j -t list table`), so stale ones can go. */
+export interface ExistingObjects { readonly chains: readonly string[]; readonly sets: readonly string[] }
+
+function portList(ports: readonly PortSpec[], proto: Proto): string | undefined {
+  const nums = [...new Set(ports.filter((p) => p.proto === proto).map((p) => p.port))].sort((a, b) => a - b);
+  return nums.length ? `{ ${nums.join(', ')} }` : undefined;
+}
+
+function allowedSetDecl(name: string, addrType: string): string {
+  // `dynamic` always: the kernel engine's rules update these sets, the kernel then marks them
+  // dynamic, and re-declaring a set with other flags fails ("File exists").
+  return `  set ${name} { type ${addrType} . inet_proto . inet_service; flags dynamic,timeout; size ${ALLOWED_SET_SIZE}; }`;
+}
+
+function inputRules(protectedPorts: readonly PortSpec[]): string[] {
+  const lists = (['tcp', 'udp'] as const).flatMap((proto) => {
+    const list = portList(protectedPorts, proto);
+    return list ? [{ proto, list }] : [];
+  });
+  return [
+    // Local processes are not knocking clients.
+    'iif "lo" accept',
+    // Established connections survive a revoke, like knockd.
+    ...lists.map(({ proto, list }) => `${proto} dport ${list} ct state established,related accept`),
+    `ip saddr . meta l4proto . th dport @${ALLOWED_SETS[4]} accept`,
+    `ip6 saddr . meta l4proto . th dport @${ALLOWED_SETS[6]} accept`,
+    ...lists.map(({ proto, list }) => `${proto} dport ${list} counter drop`),
+  ];
+}
+
+/**
+ * One transaction that (re)creates the table whatever its state: allowed4/6 are declared (a
+ * no-op when they exist, so grants survive a daemon restart; created after a reboot), every other
+ * chain and set is flushed/deleted and rebuilt from the current config.
+ */
+export function renderBase(protectedPorts: readonly PortSpec[], existing: ExistingObjects, kernel?: KernelProgram): string {
+  const lines: string[] = [
+    `table ${Q} {`,
+    allowedSetDecl(ALLOWED_SETS[4], 'ipv4_addr'),
+    allowedSetDecl(ALLOWED_SETS[6], 'ipv6_addr'),
+    `  chain ${INPUT_CHAIN} { type filter hook input priority ${INPUT_PRIORITY}; policy accept; }`,
+    '}',
+    `flush chain ${Q} ${INPUT_CHAIN}`,
+  ];
+  const others = existing.chains.filter((c) => c !== INPUT_CHAIN);
+  // Flush all before deleting any: a chain cannot go while another still jumps to it.
+  for (const c of others) lines.push(`flush chain ${Q} ${c}`);
+  for (const c of others) lines.push(`delete chain ${Q} ${c}`);
+  const allowed = new Set<string>(Object.values(ALLOWED_SETS));
+  for (const s of existing.sets) if (!allowed.has(s)) lines.push(`delete set ${Q} ${s}`);
+
+  lines.push(`table ${Q} {`);
+  for (const s of kernel?.sets ?? []) lines.push(`  set ${s.name} { ${s.body} }`);
+  for (const c of kernel?.chains ?? []) {
+    lines.push(`  chain ${c.name} {`);
+    if (c.hook) lines.push(`    ${c.hook}`);
+    for (const r of c.rules) lines.push(`    ${r}`);
+    lines.push('  }');
+  }
+  lines.push(`  chain ${INPUT_CHAIN} {`);
+  for (const r of inputRules(protectedPorts)) lines.push(`    ${r}`);
+  lines.push('  }', '}');
+  return `${lines.join('\n')}\n`;
+}
+
+export function nftTimeout(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms))}ms`;
+}
+
+function elementKey(e: FirewallEntry): string {
+  return `${e.ip} . ${e.proto} . ${e.port}`;
+}
+
+function statements(verb: 'add' | 'delete', set: string, elements: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < elements.length; i += ELEMENTS_PER_STATEMENT) {
+    out.push(`${verb} element ${Q} ${set} { ${elements.slice(i, i + ELEMENTS_PER_STATEMENT).join(', ')} }`);
+  }
+  return out;
+}
+
+/**
+ * One transaction for a whole batch. nft 1.0.6 has no `destroy element`, and deleting an absent
+ * element fails the batch, while adding a present one does not refresh its timeout on every
+ * kernel. So every touched key is first added (a no-op if present), then deleted (now always
+ * present), then the wanted ones added with their exact remaining time. Expired adds are dropped.
+ */
+export function renderOps(ops: readonly FirewallOp[], now: number): string {
+  const lines: string[] = [];
+  for (const family of [4, 6] as const) {
+    const set = ALLOWED_SETS[family];
+    const touched = new Map<string, FirewallEntry>();
+    const adds = new Map<string, string>();
+    for (const { op, entry } of ops) {
+      if (entry.family !== family) continue;
+      const key = elementKey(entry);
+      touched.set(key, entry);
+      if (op === 'remove') {
+        adds.delete(key);
+        continue;
+      }
+      if (entry.expiresAt === null) adds.set(key, key);
+      else if (entry.expiresAt > now) adds.set(key, `${key} timeout ${nftTimeout(entry.expiresAt - now)}`);
+      else adds.delete(key);
+    }
+    const keys = [...touched.keys()];
+    lines.push(...statements('add', set, keys), ...statements('delete', set, keys), ...statements('add', set, [...adds.values()]));
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

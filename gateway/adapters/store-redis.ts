@@ -288,8 +288,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     }
   };
 
-  /** A stored JSON value as a grant (expiresAt in our clock), or undefined after a warning. */
-  const decode = (id: string, json: string, pttl: number, localNow: number): Grant | undefined => {
+  /**
+   * A stored JSON value as a grant, or undefined after a warning. With a PTTL the expiry is
+   * re-based on our clock; without one (a removed grant, for the log) it stays as written.
+   */
+  const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
     let value: unknown;
     try {
       value = JSON.parse(json);
@@ -302,6 +305,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       warnLimited('store.bad_grant', { key: grantPrefix + id, why }, `ignoring the unreadable grant key ${grantPrefix + id} (${why})`);
       return undefined;
     }
+    if (pttl === undefined) return parsed.data;
     return Object.freeze({ ...parsed.data, expiresAt: pttl < 0 ? null : localNow + pttl });
   };
 
@@ -322,7 +326,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const remoteRemove = async (id: string): Promise<Grant | undefined> => {
     const reply = await evalScript(REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
     if (typeof reply !== 'string' || reply === '') return undefined;
-    return decode(id, reply, 0, clock.now());
+    return decode(id, reply, undefined, clock.now());
   };
 
   const remoteList = async (): Promise<Grant[]> => {

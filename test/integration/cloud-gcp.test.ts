@@ -89,6 +89,8 @@ void test('429 and 5xx are retried with backoff until the call goes through', as
   assert.equal(fake.firewalls().length, 12);
   assert.ok(fake.throttled.count > 0, 'the token bucket pushed back');
   assert.ok(fw.stats().retries >= 3);
+  const calls = Object.values(fw.apiCalls?.() ?? {}).reduce((a, b) => a + b, 0);
+  t.diagnostic(`gcp: ${calls} API calls for ${grants.length} grants (${(calls / grants.length).toFixed(2)}/grant; GCE has no batch insert), ${fake.throttled.count} throttled`);
 });
 
 void test('a malformed JSON answer is a KGW_CLOUD_RESPONSE error', async (t) => {

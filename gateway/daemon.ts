@@ -117,6 +117,16 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
     logger.info({ event: 'daemon.stopped' }, 'stopped');
   };
 
+  /** The kernel completed (or closed) a sequence: record it like any other knock. */
+  async function onKernelEvent(prefix: string | undefined, ip: string): Promise<void> {
+    const parsed = parseNflogPrefix(prefix ?? '');
+    const seq = parsed ? config.sequences[parsed.index] : undefined;
+    if (!parsed || !seq) return;
+    logger.info({ event: 'knock.completed', sequence: seq.id, door: seq.door, ip, engine: 'kernel' }, `${ip}: ${seq.id} completed (kernel)`);
+    const done = parsed.action === 'open' ? grants.open({ door: seq.door, ip, source: 'knock' }) : grants.close({ door: seq.door, ip, reason: 'sequence' });
+    await done.catch((err: unknown) => logger.error({ event: 'knock.error', sequence: seq.id, ip, err: describeError(err) }, 'recording a kernel knock failed'));
+  }
+
   const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }));
   const store = await createStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   started.push(store);
@@ -141,30 +151,28 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
 
   const ifaces = config.interfaces;
   if (engines.pcap.length > 0) {
-    const packets = createTcpdumpSource({ interfaces: ifaces, sequences: engines.pcap, logger: logger.child({ component: 'capture' }) });
-    sources.push(packets);
-    startKnockListener({
-      packets,
-      sequences: engines.pcap,
-      machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit },
-      clock,
-      logger,
-      metrics,
-      onCompleted: (e) => onCompleted(e, grants, logger),
-    }).done.catch((err: unknown) => fatal(err));
+    // One capture and one machine per interface: a knock arrives whole on one interface.
+    for (const iface of ifaces) {
+      const packets = createTcpdumpSource({ interface: iface, sequences: engines.pcap, logger: logger.child({ component: 'capture', interface: iface }) });
+      sources.push(packets);
+      await packets.ready();
+      startKnockListener({
+        packets,
+        sequences: engines.pcap,
+        machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit },
+        clock,
+        logger,
+        metrics,
+        onCompleted: (e) => onCompleted(e, grants, logger),
+      }).done.catch((err: unknown) => fatal(err));
+    }
   }
   if (engines.kernel.length > 0) {
     const events = createNflogSource({ group: NFLOG_GROUP, logger: logger.child({ component: 'nflog' }) });
     sources.push(events);
+    await events.ready();
     void (async () => {
-      for await (const rec of events) {
-        const parsed = parseNflogPrefix(rec.prefix ?? '');
-        const seq = parsed ? config.sequences[parsed.index] : undefined;
-        if (!parsed || !seq) continue;
-        logger.info({ event: 'knock.completed', sequence: seq.id, door: seq.door, ip: rec.src, engine: 'kernel' }, `${rec.src}: ${seq.id} completed (kernel)`);
-        const done = parsed.action === 'open' ? grants.open({ door: seq.door, ip: rec.src, source: 'knock' }) : grants.close({ door: seq.door, ip: rec.src, reason: 'sequence' });
-        await done.catch((err: unknown) => logger.error({ event: 'knock.error', sequence: seq.id, ip: rec.src, err: describeError(err) }, 'recording a kernel knock failed'));
-      }
+      for await (const rec of events) await onKernelEvent(rec.nflogPrefix, rec.src);
     })().catch((err: unknown) => fatal(err));
   }
 
@@ -194,10 +202,10 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
   );
 
   let stopping: Promise<void> | undefined;
-  const fatal = (err: unknown): void => {
+  function fatal(err: unknown): void {
     logger.fatal({ event: 'daemon.fatal', err: describeError(err) }, describeError(err));
     stopping ??= shutdown('fatal').finally(() => process.exit(1));
-  };
+  }
   const exit = new Promise<number>((resolve) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {

@@ -5,6 +5,7 @@ export const ERROR_CODES = {
   KGW_CONFIG_INVALID: 'the configuration is invalid',
   KGW_CONFIG_READ: 'the configuration file cannot be read',
   KGW_CONFIG_KNOCKD: 'knockd.conf cannot be understood',
+  KGW_ONE_TIME_SEQUENCES: 'the one_time_sequences file cannot be read or updated',
   KGW_IP_INVALID: 'not a valid IP address',
   KGW_IP_REFUSED: 'refusing to grant access to this address',
   KGW_PORT_INVALID: 'not a valid port specification',

@@ -19,8 +19,8 @@ import { detectConflicts } from './adapters/firewall-conflicts.ts';
 import { createTcpdumpSource, createNflogSource } from './adapters/packet-tcpdump.ts';
 import { runCommand } from './adapters/command-exec.ts';
 import { createStore } from './adapters/store.ts';
-import { startCloud, type CloudRuntime } from './services/cloud-runtime.ts';
-import { startRelayRuntime, type RelayRuntime } from './services/relay-runtime.ts';
+import type { CloudRuntime } from './services/cloud-runtime.ts';
+import type { RelayRuntime } from './services/relay-runtime.ts';
 
 /** NFLOG group the kernel engine reports completed sequences on. */
 export const NFLOG_GROUP = 7213;
@@ -142,7 +142,8 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
     for (const c of conflicts) logger.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
   }
 
-  const cloud: CloudRuntime | undefined = await startCloud({ config, store, clock, logger: logger.child({ component: 'cloud' }), metrics });
+  // The cloud SDKs take seconds to load: only when a cloud is configured.
+  const cloud: CloudRuntime | undefined = config.cloud.aws || config.cloud.gcp ? (await import('./services/cloud-runtime.ts')).startCloud({ config, store, clock, logger: logger.child({ component: 'cloud' }), metrics }) : undefined;
   if (cloud) started.push(cloud);
   reconciler = createReconciler({ store, firewall, ...(cloud ? { cloud } : {}), clock, logger: logger.child({ component: 'reconciler' }), metrics, periodicMs: 30_000 });
   // TC4: every unexpired grant is back before the daemon says it is ready.
@@ -176,7 +177,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
     })().catch((err: unknown) => fatal(err));
   }
 
-  const relay: RelayRuntime | undefined = await startRelayRuntime({ config, store, grants, clock, logger: logger.child({ component: 'relay' }) });
+  const relay: RelayRuntime | undefined = config.relay ? await (await import('./services/relay-runtime.ts')).startRelayRuntime({ config, store, grants, clock, logger: logger.child({ component: 'relay' }) }) : undefined;
   if (relay) started.push(relay);
 
   started.push(

@@ -143,3 +143,23 @@ export const GUIDE_KNOCKD_CONF = `[options]
  command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
  tcpflags = syn
 `;
+
+/** Polls a TCP connect until it succeeds or `timeoutMs` passes (the firewall converges asynchronously). */
+export async function connectsWithin(host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  do {
+    if (await canConnect(host, addr, port)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  } while (Date.now() < deadline);
+  return false;
+}
+
+/** Polls until a TCP connect fails (a close converges asynchronously too). */
+export async function refusedWithin(host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  do {
+    if (!(await canConnect(host, addr, port))) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  } while (Date.now() < deadline);
+  return false;
+}

@@ -225,8 +225,12 @@ function nftText(text: string): { rules: Map<string, string>; managed: Set<strin
   return { rules, managed };
 }
 
-/** Conflicts in `nft -j list ruleset` (hooked input/prerouting chains of tables not ours). */
-export function nftConflicts(json: string, text: string, ports: readonly PortSpec[]): Conflict[] {
+/**
+ * Conflicts in `nft -j list ruleset` (hooked input/prerouting chains of tables not ours).
+ * `iptablesTables` ("ip filter", "ip6 filter") are the iptables-nft tables, read through
+ * iptables-save instead so each rule is reported once, in the terms its owner uses.
+ */
+export function nftConflicts(json: string, text: string, ports: readonly PortSpec[], iptablesTables: ReadonlySet<string> = new Set()): Conflict[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -249,7 +253,7 @@ export function nftConflicts(json: string, text: string, ports: readonly PortSpe
     const table = `${chain.family} ${chain.table}`;
     if (table === `${NFT_FAMILY} ${NFT_TABLE}`) continue;
     // iptables-nft tables are read through iptables-save, in iptables terms.
-    if (managed.has(table)) continue;
+    if (managed.has(table) || iptablesTables.has(table)) continue;
     if (chain.hook !== 'input' && chain.hook !== 'prerouting') continue;
     const mine = rules.filter((r) => r.family === chain.family && r.table === chain.table && r.chain === chain.name);
     const where = `table ${table} chain ${chain.name}`;
@@ -284,23 +288,32 @@ export function nftConflicts(json: string, text: string, ports: readonly PortSpe
 export async function detectConflicts(ports: readonly PortSpec[], opts: ConflictOptions = {}): Promise<Conflict[]> {
   const exec = opts.runner ?? run;
   const ns = opts.netns ? { netns: opts.netns } : {};
-  // stderr too: nft prints "table ip filter is managed by iptables-nft" there.
-  const optional = async (cmd: string, args: readonly string[]): Promise<string | undefined> => {
+  const optional = async (cmd: string, args: readonly string[], withStderr = false): Promise<string | undefined> => {
     try {
       const res = await exec(cmd, args, { ...ns, allowFail: true });
-      return res.code === 0 ? `${res.stdout}\n${res.stderr}` : undefined;
+      if (res.code !== 0) return undefined;
+      return withStderr ? `${res.stdout}\n${res.stderr}` : res.stdout;
     } catch (err) {
       if (isKnockgwError(err, 'KGW_TOOL_MISSING')) return undefined;
       throw err;
     }
   };
   const out: Conflict[] = [];
-  const json = await optional('nft', ['-j', 'list', 'ruleset']);
-  const text = await optional('nft', ['-a', 'list', 'ruleset']);
-  if (json !== undefined && text !== undefined) out.push(...nftConflicts(json, text, ports));
+  const dumps: { tool: string; dump: string }[] = [];
   for (const tool of ['iptables', 'ip6tables', 'iptables-legacy', 'ip6tables-legacy']) {
     const dump = await optional(`${tool}-save`, ['-t', 'filter']);
-    if (dump) out.push(...iptablesConflicts(dump, ports, tool));
+    if (dump) dumps.push({ tool, dump });
   }
+  // Tables iptables-nft shows are nft tables too: attribute them to iptables only.
+  const iptablesTables = new Set<string>();
+  for (const { tool, dump } of dumps) {
+    if (!/\(nf_tables\)/.test(dump)) continue;
+    for (const m of dump.matchAll(/^\*(\S+)/gm)) iptablesTables.add(`${tool === 'iptables' ? 'ip' : 'ip6'} ${m[1] ?? ''}`);
+  }
+  const json = await optional('nft', ['-j', 'list', 'ruleset']);
+  // stderr too: newer nft prints "table ip filter is managed by iptables-nft" there.
+  const text = await optional('nft', ['-a', 'list', 'ruleset'], true);
+  if (json !== undefined && text !== undefined) out.push(...nftConflicts(json, text, ports, iptablesTables));
+  for (const { tool, dump } of dumps) out.push(...iptablesConflicts(dump, ports, tool));
   return out;
 }

@@ -98,13 +98,13 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
     return ipsetMode;
   }
 
+  /** The chain's rules, or undefined when it does not exist. The whole table is listed because
+   * iptables-nft answers `-S CHAIN` on a missing table with "incompatible" rather than "No chain". */
   async function chainRules(f: Family, chain: string): Promise<string[] | undefined> {
-    const res = await exec(TOOLS[f].ipt, ['-w', '-S', chain], { ...ns, allowFail: true });
-    if (res.code !== 0) {
-      if (/No chain|does not exist/i.test(res.stderr)) return undefined;
-      throw kgwError('KGW_FW_COMMAND', `${TOOLS[f].ipt} -S ${chain} failed: ${res.stderr}`, { stderr: res.stderr });
-    }
-    return res.stdout.split('\n').filter((l) => l.startsWith('-A '));
+    const lines = (await exec(TOOLS[f].ipt, ['-w', '-S'], ns)).stdout.split('\n');
+    const builtin = chain === 'INPUT' || chain === 'FORWARD' || chain === 'OUTPUT';
+    if (!builtin && !lines.includes(`-N ${chain}`)) return undefined;
+    return lines.filter((l) => l.startsWith(`-A ${chain} `));
   }
 
   async function commentedGrants(f: Family): Promise<FirewallEntry[]> {

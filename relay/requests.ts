@@ -141,6 +141,8 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
   let closed = false;
   let cursor = '$';
   let wakeSleep: (() => void) | undefined;
+  let signalClosed: () => void = () => undefined;
+  const whenClosed = new Promise<'closed'>((resolve) => { signalClosed = () => resolve('closed'); });
 
   const sleep = (ms: number) => new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -153,7 +155,13 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
       while (!closed) {
         let result: [string, [string, string[]][]][] | null;
         try {
-          result = await conn.xread('BLOCK', blockMs, 'STREAMS', stream, cursor);
+          const read = conn.xread('BLOCK', blockMs, 'STREAMS', stream, cursor);
+          // ioredis may never settle a command queued while reconnecting once disconnect() is
+          // called, so close() must not depend on the read settling.
+          read.catch(() => undefined);
+          const first = await Promise.race([read, whenClosed]);
+          if (first === 'closed') return;
+          result = first;
           failures = 0;
         } catch (err) {
           if (closed) return;
@@ -172,6 +180,7 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
     },
     async close() {
       closed = true;
+      signalClosed();
       wakeSleep?.();
       // disconnect() (not quit) interrupts a pending blocking XREAD at once.
       conn.disconnect();

@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { createRedisNonceStore } from '../../gateway/adapters/nonce-redis.ts';
+import { startRelayIntake, type OpenDoorRequest } from '../../gateway/services/relay-intake.ts';
+import { createApp } from '../../relay/app.ts';
+import { createRedisRequestSink, createRedisRequestSource, parseGrantRequest, REQUESTS_STREAM, type QueuedRequest } from '../../relay/requests.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { captureLog, identities, knock } from '../helpers/relay-fixtures.ts';
+
+const ids = identities();
+const now = () => Date.now();
+
+void test('grant requests travel through the Redis stream to every reader that started before them', async (t) => {
+  const server = await startRedis(t);
+  if (!server) return;
+  const redis = new Redis(server.url);
+  t.after(() => { redis.disconnect(); });
+  const sink = createRedisRequestSink(redis);
+  await sink.submit({ ...knock(ids.bob), observedIp: '203.0.113.1', receivedAt: now() });
+
+  // Two gateway nodes, each with its own cursor from `$`: the request above predates both.
+  const readers = [createRedisRequestSource(redis, { blockMs: 200 }), createRedisRequestSource(redis, { blockMs: 200 })];
+  const got: QueuedRequest[][] = [[], []];
+  const pumps = readers.map(async (r, i) => { for await (const q of r) got[i]?.push(q); });
+  await new Promise((r) => setTimeout(r, 300));
+  const sent = { ...knock(ids.alice), observedIp: '203.0.113.2', receivedAt: now() };
+  await sink.submit(sent);
+  await sink.submit({ ...knock(ids.bob), observedIp: '203.0.113.3', receivedAt: now() });
+  await redis.xadd(REQUESTS_STREAM, '*', 'req', 'not json');
+  const deadline = Date.now() + 3000;
+  while (got.some((g) => g.length < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+
+  const t0 = Date.now();
+  await Promise.all(readers.map((r) => r.close()));
+  await Promise.all(pumps);
+  assert.ok(Date.now() - t0 < 1000, 'close() interrupts a blocking XREAD');
+  for (const g of got) {
+    assert.equal(g.length, 3);
+    assert.deepEqual(parseGrantRequest(g[0]?.payload), sent);
+    assert.equal(parseGrantRequest(g[1]?.payload).observedIp, '203.0.113.3');
+    assert.equal(g[2]?.payload, undefined);
+  }
+  assert.ok(await redis.xlen(REQUESTS_STREAM) <= 10_000);
+});
+
+void test('relay and two gateway nodes sharing Redis: a knock opens the door exactly once', async (t) => {
+  const server = await startRedis(t);
+  if (!server) return;
+  const redis = new Redis(server.url);
+  t.after(() => { redis.disconnect(); });
+  const nonces = createRedisNonceStore({ client: redis, key: (s) => `knockgw:test:${s}` });
+  const app = createApp({ keys: ids.keys, nonces, requests: createRedisRequestSink(redis), clock: { now }, getClientIp: () => '203.0.113.7' });
+  const opened: OpenDoorRequest[] = [];
+  const { log } = captureLog();
+  const intakes = [0, 1].map(() => startRelayIntake({
+    keys: ids.keys, nonces, clock: { now }, log, source: createRedisRequestSource(redis, { blockMs: 200 }),
+    openDoor: (r) => { opened.push(r); return Promise.resolve(); },
+  }));
+  t.after(async () => { await Promise.all(intakes.map((i) => i.stop())); });
+  await new Promise((r) => setTimeout(r, 300));
+  const body = knock(ids.bob, { ts: Math.floor(now() / 1000) });
+  const post = (b: unknown) => app.request('/v1/knock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  assert.equal((await post(body)).status, 202);
+  assert.equal((await post(body)).status, 409);
+  const deadline = Date.now() + 3000;
+  while (opened.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(opened, [{ door: 'openSSH', ip: '203.0.113.7', source: 'relay' }]);
+});

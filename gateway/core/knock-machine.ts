@@ -42,6 +42,11 @@ export interface OneTimeSequence {
   readonly ports: readonly PortSpec[];
 }
 
+/** The one-time line a completion used up (pass it to markOneTimeSequenceUsed) and how many are left. */
+export interface UsedOneTimeSequence extends OneTimeSequence {
+  readonly remaining: number;
+}
+
 export interface KnockMachineOptions {
   /** Per-sequence cap on in-progress attempts. */
   readonly maxTrackedSources: number;
@@ -70,7 +75,7 @@ export type DeniedReason = 'rate-limited' | 'bad-source';
 export type KnockEvent =
   | (Who & { readonly type: 'progress'; readonly stage: number; readonly of: number })
   | (Who & { readonly type: 'reset'; readonly reason: ResetReason; readonly stage: number })
-  | (Who & { readonly type: 'completed'; readonly action: SequenceAction; readonly oneTime?: { readonly line: number; readonly remaining: number } })
+  | (Who & { readonly type: 'completed'; readonly action: SequenceAction; readonly oneTime?: UsedOneTimeSequence })
   | { readonly type: 'denied'; readonly ip: string; readonly family: Family; readonly reason: DeniedReason; readonly detail: string };
 
 export interface KnockCounters {
@@ -220,14 +225,14 @@ function admit(state: KnockState, s: SequenceState, ip: string, key: number, now
 }
 
 /** Consumes the live one-time sequence; the next line (if any) becomes live and old attempts die with the old ports. */
-function consumeOneTime(state: KnockState, s: SequenceState): { line: number; remaining: number } | undefined {
+function consumeOneTime(state: KnockState, s: SequenceState): UsedOneTimeSequence | undefined {
   if (!s.oneTime) return undefined;
   const used = s.oneTime.shift();
   const next = s.oneTime[0];
   s.keys = next ? next.ports.map((p) => portKey(p.proto, p.port)) : [];
   s.table.clear();
   state.index = buildIndex(state.sequences);
-  return used ? { line: used.line, remaining: s.oneTime.length } : undefined;
+  return used ? { line: used.line, ports: used.ports, remaining: s.oneTime.length } : undefined;
 }
 
 function complete(state: KnockState, s: SequenceState, p: KnockInput): KnockEvent {

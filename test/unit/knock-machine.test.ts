@@ -270,7 +270,7 @@ void test('one-time sequences: the live line completes once, then the next line 
     [6, B, '3333'], [7, B, '4444:udp'],
   ], { oneTimeSequences });
   const done = events.filter((e) => e.type === 'completed');
-  assert.deepEqual(done.map((e) => [e.ip, e.type === 'completed' ? e.oneTime : undefined]), [[A, { line: 2, remaining: 1 }], [B, { line: 4, remaining: 0 }]]);
+  assert.deepEqual(done.map((e) => [e.ip, e.type === 'completed' ? e.oneTime : undefined]), [[A, { line: 2, ports: ports('1111,2222'), remaining: 1 }], [B, { line: 4, ports: ports('3333,4444:udp'), remaining: 0 }]]);
   assert.deepEqual(exhaustedSequences(state), ['otp']);
   assert.equal(step(state, pkt(A, '3333'), 8).length, 0);
 });

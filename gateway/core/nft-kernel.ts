@@ -101,7 +101,8 @@ function completion(i: number, seq: KnockSequence, door: Door, f: Family, group:
     if (kind === 'open') parts.push(`update @${ALLOWED_SETS[f]} { ${key}${door.ttlMs > 0 ? ` timeout ${door.ttlMs}ms` : ''} }`);
     else parts.push(`delete @${ALLOWED_SETS[f]} { ${key} }`);
   }
-  parts.push(`log prefix "${nflogPrefix(i, kind)}" group ${group}`);
+  // queue-threshold 1: hand each event to the daemon at once (the default batches up to 1 s).
+  parts.push(`log prefix "${nflogPrefix(i, kind)}" group ${group} queue-threshold 1`);
   return parts.join(' ');
 }
 

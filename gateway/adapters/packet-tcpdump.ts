@@ -187,7 +187,7 @@ function startCapture(args: readonly string[], what: string, opts: CaptureOption
   };
 
   child.stdout.on('data', (chunk: Buffer) => {
-    if (ended) return;
+    if (ended || closing) return;
     for (const p of parser.push(chunk)) enqueue(p);
     if (parser.error) {
       log.error({ event: 'capture.error', source: what, code: parser.error.code, err: parser.error.message }, `the capture stream from tcpdump on ${what} is malformed`);

@@ -187,7 +187,13 @@ function nflog(b: Uint8Array, o: number, end: number, ts: number, le: boolean): 
     if (end - p < 4) return 'nflog-malformed';
     const len = u16(b, p, le);
     const type = u16(b, p + 2, le) & 0x7fff;
-    if (len < 4 || p + len > end) return len < 4 ? 'nflog-malformed' : 'truncated';
+    if (len < 4) return 'nflog-malformed';
+    if (p + len > end) {
+      // The snap length cut the record: the payload comes last, and its headers may still be whole.
+      if (type !== NFULA_PAYLOAD) return 'truncated';
+      payload = [p + 4, end];
+      break;
+    }
     if (type === NFULA_PREFIX) {
       let q = p + 4;
       const stop = p + len;

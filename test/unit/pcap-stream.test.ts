@@ -146,6 +146,8 @@ void test('NFLOG gives the prefix and the logged IP packet, in both byte orders'
   assert.equal(parseAll([...globalHeader({ link: LINKTYPE.NFLOG }), ...record(v6)]).packets[0]?.src, '2001:db8::5');
   const noPrefix = nflog(ipv4(tcp(22, TCP.SYN)), undefined, true);
   assert.equal(parseAll([...globalHeader({ link: LINKTYPE.NFLOG }), ...record(noPrefix)]).packets[0]?.nflogPrefix, '');
+  const cut = nflog(ipv4([...tcp(22, TCP.SYN), ...new Array<number>(400).fill(0)]), 'kgw:cut', true).slice(0, -300);
+  assert.equal(parseAll([...globalHeader({ link: LINKTYPE.NFLOG }), ...record(cut)]).packets[0]?.dport, 22, 'a payload cut by the snap length still has its headers');
   const noPayload = [2, 0, 0, 5, ...tlv(10, [0x6b, 0], true)];
   assert.equal(parseAll([...globalHeader({ link: LINKTYPE.NFLOG }), ...record(noPayload)]).parser.stats.skipped['nflog-no-payload'], 1);
 });

@@ -1,10 +1,14 @@
-// Level-triggered convergence: whatever hinted (a store change, a timer, an expiry), the
-// reconciler reads the whole desired set and makes the host firewall (and the cloud) match it.
-// Runs never overlap; hints during a run coalesce into one more run.
+// Convergence of the host firewall (and the cloud) on the set of live grants.
+// Two paths, one queue:
+// - fast: a store change that names its grant (put/remove) is applied at once as the few
+//   firewall ops it implies — no store or firewall listing on the knock → open path;
+// - full (level-triggered): any hint without details, a timer, or shortly after fast changes,
+//   reads the whole desired set and the actual firewall and repairs every difference.
+// Work never overlaps; hints during a full run coalesce into one more run.
 import { desiredEntries, planFirewall } from '../core/plan.ts';
-import { formatPort, type Grant } from '../core/grant.ts';
+import { formatPort, isLive, type Grant } from '../core/grant.ts';
 import { describeError } from '../errors.ts';
-import type { Clock, GrantStore, HostFirewall, Logger } from '../ports.ts';
+import type { Clock, FirewallOp, GrantStore, HostFirewall, Logger, StoreChange } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface CloudReconciler {
@@ -13,7 +17,7 @@ export interface CloudReconciler {
 
 export interface Reconciler {
   start(): void;
-  /** Resolves when a run that started after this call has finished. */
+  /** Resolves when a full run that started after this call has finished. */
   reconcileNow(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -27,92 +31,135 @@ export interface ReconcilerDeps {
   readonly metrics: Metrics;
   /** Full repair interval (anything missed, a rule deleted by hand). */
   readonly periodicMs: number;
+  /** A full run follows fast changes after this quiet time (cloud sync, repair). Default 1 s. */
+  readonly settleMs?: number;
 }
 
 /** Longest a timer may wait: setTimeout overflows past 2^31-1 ms. */
 const MAX_TIMER_MS = 2_147_000_000;
 
+const ms = (from: number): number => Math.round((performance.now() - from) * 10) / 10;
+
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.logger;
-  let running: Promise<void> | undefined;
-  let again = false;
+  const settleMs = deps.settleMs ?? 1000;
+  let queue: Promise<void> = Promise.resolve();
+  let fullPending: Promise<void> | undefined;
   let stopped = false;
   let unwatch: (() => void) | undefined;
   let periodic: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
-  /** Grants applied by the last run, to log the ones that expired since. */
-  let known = new Map<string, Grant>();
+  let settleTimer: NodeJS.Timeout | undefined;
+  /** The grants the firewall was last brought in line with. */
+  const known = new Map<string, Grant>();
 
-  const scheduleExpiry = (grants: readonly Grant[]): void => {
+  const logTtlClose = (g: Grant): void => {
+    deps.metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'ttl' });
+    log.info({ event: 'grant.close', reason: 'ttl', grantId: g.id, ip: g.ip, door: g.door, ports: g.ports.map(formatPort) }, `closed ${g.ports.map(formatPort).join(',')} for ${g.ip} (${g.door}): ttl`);
+  };
+
+  const scheduleExpiry = (): void => {
     clearTimeout(expiryTimer);
-    const next = Math.min(...grants.map((g) => g.expiresAt ?? Infinity));
+    const next = Math.min(...[...known.values()].map((g) => g.expiresAt ?? Infinity));
     if (!Number.isFinite(next) || stopped) return;
     const wait = Math.min(Math.max(0, next - deps.clock.now()) + 5, MAX_TIMER_MS);
-    expiryTimer = setTimeout(() => void trigger(), wait);
+    expiryTimer = setTimeout(() => void full(), wait);
     expiryTimer.unref();
   };
 
-  const runOnce = async (): Promise<void> => {
+  const enqueue = (work: () => Promise<void>, what: string): Promise<void> => {
+    queue = queue.then(work).catch((err: unknown) => {
+      deps.metrics.inc('reconcile_errors_total');
+      log.error({ event: 'reconcile.error', what, err: describeError(err) }, `${what} failed; the next full reconcile retries`);
+    });
+    return queue;
+  };
+
+  const applyOps = async (ops: FirewallOp[], timing: Record<string, number>): Promise<void> => {
+    if (ops.length === 0) return;
+    const t = performance.now();
+    await deps.firewall.apply(ops);
+    deps.metrics.inc('firewall_ops_total', ops.length);
+    log.debug({ event: 'firewall.apply', adds: ops.filter((o) => o.op === 'add').length, removes: ops.filter((o) => o.op === 'remove').length, ...timing, applyMs: ms(t) }, 'firewall converged');
+  };
+
+  /** The ops one grant's arrival or departure implies, given every other grant we know. */
+  const fastChange = async (change: StoreChange): Promise<void> => {
     const now = deps.clock.now();
-    const grants = await deps.store.list();
-    const live = grants.filter((g) => g.expiresAt === null || g.expiresAt > now);
+    const ip = change.kind === 'put' ? change.grant.ip : known.get(change.id)?.ip;
+    if (ip === undefined) return;
+    const sameIp = (): Grant[] => [...known.values()].filter((g) => g.ip === ip && isLive(g, now));
+    const before = desiredEntries(sameIp(), now);
+    if (change.kind === 'put') {
+      if (!isLive(change.grant, now)) return;
+      known.set(change.grant.id, change.grant);
+    } else {
+      const gone = known.get(change.id);
+      known.delete(change.id);
+      if (gone && gone.expiresAt !== null && gone.expiresAt <= now) logTtlClose(gone);
+    }
+    // `before` stands in for the firewall's state for this one address: the full run repairs any
+    // difference between the two.
+    await applyOps(planFirewall(desiredEntries(sameIp(), now), before, now), { fast: 1 });
+    scheduleExpiry();
+  };
+
+  const runFull = async (): Promise<void> => {
+    const t0 = performance.now();
+    const now = deps.clock.now();
+    const live = (await deps.store.list()).filter((g) => isLive(g, now));
+    const storeMs = ms(t0);
     const liveIds = new Set(live.map((g) => g.id));
-    for (const [id, g] of known) {
-      if (!liveIds.has(id) && g.expiresAt !== null && g.expiresAt <= now) {
-        deps.metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'ttl' });
-        log.info({ event: 'grant.close', reason: 'ttl', grantId: g.id, ip: g.ip, door: g.door, ports: g.ports.map(formatPort) }, `closed ${g.ports.map(formatPort).join(',')} for ${g.ip} (${g.door}): ttl`);
-      }
-    }
-    known = new Map(live.map((g) => [g.id, g]));
-    const ops = planFirewall(desiredEntries(live, now), await deps.firewall.list(), now);
-    if (ops.length > 0) {
-      await deps.firewall.apply(ops);
-      deps.metrics.inc('firewall_ops_total', ops.length);
-      log.debug({ event: 'firewall.apply', adds: ops.filter((o) => o.op === 'add').length, removes: ops.filter((o) => o.op === 'remove').length }, 'firewall converged');
-    }
+    for (const g of known.values()) if (!liveIds.has(g.id) && g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
+    known.clear();
+    for (const g of live) known.set(g.id, g);
+    const t1 = performance.now();
+    const actual = await deps.firewall.list();
+    await applyOps(planFirewall(desiredEntries(live, now), actual, now), { storeMs, listMs: ms(t1) });
     deps.metrics.set('grants_live', live.length);
-    scheduleExpiry(live);
+    deps.metrics.inc('reconcile_runs_total');
+    scheduleExpiry();
     if (deps.cloud) await deps.cloud.reconcile(live);
   };
 
-  const loop = async (): Promise<void> => {
-    do {
-      again = false;
-      try {
-        await runOnce();
-        deps.metrics.inc('reconcile_runs_total');
-      } catch (err) {
-        deps.metrics.inc('reconcile_errors_total');
-        log.error({ event: 'reconcile.error', err: describeError(err) }, 'reconcile failed; will retry on the next hint or timer');
-      }
-    } while (again && !stopped);
-  };
-
-  function trigger(): Promise<void> {
+  /** Queues one full run, unless one is already queued and not yet started. */
+  function full(): Promise<void> {
     if (stopped) return Promise.resolve();
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = loop().finally(() => (running = undefined));
-    return running;
+    fullPending ??= enqueue(async () => {
+      fullPending = undefined;
+      await runFull();
+    }, 'full reconcile');
+    return fullPending;
   }
+
+  const settleLater = (): void => {
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(() => void full(), settleMs);
+    settleTimer.unref();
+  };
 
   return {
     start() {
-      unwatch = deps.store.watch(() => void trigger());
-      periodic = setInterval(() => void trigger(), deps.periodicMs);
+      unwatch = deps.store.watch((change) => {
+        if (stopped) return;
+        if (!change) {
+          void full();
+          return;
+        }
+        void enqueue(() => fastChange(change), 'fast apply');
+        settleLater();
+      });
+      periodic = setInterval(() => void full(), deps.periodicMs);
       periodic.unref();
     },
-    // A run in flight may have read the store before the caller's change: trigger() then
-    // queues one more pass and the promise covers it.
-    reconcileNow: trigger,
+    reconcileNow: full,
     async stop() {
       stopped = true;
       unwatch?.();
       clearInterval(periodic);
       clearTimeout(expiryTimer);
-      await running;
+      clearTimeout(settleTimer);
+      await queue;
     },
   };
 }

@@ -10,6 +10,8 @@ import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
 import { createLogger } from '../../gateway/log.ts';
 import { isKnockgwError } from '../../gateway/errors.ts';
 import { TCP } from '../../gateway/ports.ts';
+import { createKnockState, knockCounters, step, trackedSources } from '../../gateway/core/knock-machine.ts';
+import type { KnockSequence } from '../../gateway/config/types.ts';
 import { Writable } from 'node:stream';
 
 const logger = createLogger({ level: 'warn', format: 'json', destination: new Writable({ write(_c, _e, done) { done(); } }) });
@@ -110,4 +112,38 @@ void test('tcpdump failing to open the interface ends the source with KGW_CAPTUR
   const src = createTcpdumpSource({ interface: 'nosuch0', ports: [{ port: 7000, proto: 'tcp' }], logger, tcpdumpPath: await tcpdumpIn(t, lab.server.ns) });
   t.after(() => src.close());
   await assert.rejects(src.ready(), (e) => isKnockgwError(e, 'KGW_CAPTURE_FAILED') && /nosuch0/.test((e as Error).message));
+});
+
+void test('during a spoofed random-source SYN flood a real knock still completes and state stays at the cap', async (t) => {
+  if (!(await requireRoot(t))) return;
+  const lab = await labFor(t);
+  const client = lab.clients[0];
+  assert.ok(client);
+  const door: KnockSequence = {
+    id: 'openSSH', door: 'openSSH', timeoutMs: 5000, origin: 'test', action: { kind: 'open' }, tcpFlags: { require: TCP.SYN, forbid: TCP.ACK },
+    ports: [7000, 8000, 9000].map((port) => ({ port, proto: 'tcp' as const })),
+  };
+  const src = createTcpdumpSource({ interface: lab.serverIf(0), sequences: [door], logger, tcpdumpPath: await tcpdumpIn(t, lab.server.ns) });
+  t.after(() => src.close());
+  await src.ready();
+  const cap = 2000;
+  const state = createKnockState([door], { maxTrackedSources: cap, rateLimit: { perSecond: 5, burst: 10 } });
+  const completed: string[] = [];
+  const consumer = (async () => {
+    for await (const p of src) for (const e of step(state, p, Date.now())) if (e.type === 'completed') completed.push(e.ip);
+  })();
+  // ~5k packets/s for ~3 s from random sources, all on the first knock port.
+  const flood = client.spawn('hping3', ['-q', '-S', '-p', '7000', '--rand-source', '-i', 'u200', '-c', '15000', lab.server.v4]);
+  const floodDone = new Promise((resolve) => flood.on('exit', resolve));
+  await new Promise((r) => setTimeout(r, 1000));
+  await client.exec('knock', ['-d', '100', lab.server.v4, '7000', '8000', '9000']);
+  await floodDone;
+  await new Promise((r) => setTimeout(r, 500));
+  await src.close();
+  await consumer;
+  const c = knockCounters(state);
+  assert.deepEqual(completed, [client.v4]);
+  assert.ok((trackedSources(state).openSSH ?? 0) <= cap);
+  assert.ok(c.evicted > 0, `the flood overflowed the cap and was evicted (${c.evicted})`);
+  assert.ok(src.stats().packets > 5000, `the flood was captured (${src.stats().packets} packets, ${src.stats().dropped} dropped)`);
 });

@@ -109,6 +109,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
     for (const s of sources) await s.close().catch(() => undefined);
     await reconciler?.stop();
     for (const s of started.reverse()) await s.close().catch((err: unknown) => logger.warn({ event: 'daemon.close_error', err: describeError(err) }, 'closing a component failed'));
+    firewall.close?.();
     if (command.teardown) {
       await firewall.teardown();
       logger.info({ event: 'firewall.teardown', firewall: firewall.name }, 'removed every rule knockgw created');

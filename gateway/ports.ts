@@ -49,6 +49,8 @@ export interface HostFirewall {
   list(): Promise<FirewallEntry[]>;
   /** Removes everything this backend created, and nothing else. */
   teardown(): Promise<void>;
+  /** Releases helper processes (the rules stay). */
+  close?(): void;
 }
 
 export interface CloudRule {

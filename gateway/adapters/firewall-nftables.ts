@@ -9,6 +9,7 @@ import type { PortSpec, Proto } from '../core/grant.ts';
 import type { Clock, FirewallEntry, FirewallOp, HostFirewall, Logger } from '../ports.ts';
 import { systemClock } from '../ports.ts';
 import { run, type Runner } from './run.ts';
+import { createNftSession } from './nft-session.ts';
 
 export interface NftablesOptions {
   readonly logger: Logger;
@@ -29,6 +30,9 @@ export interface NftablesFirewall extends HostFirewall {
   /** Fill of the kernel engine's dynamic sets (a full set refuses new knocks). */
   kernelStats(): Promise<KernelSetStats[]>;
 }
+
+/** Scripts up to this size run on the long-lived nft session. */
+const SESSION_MAX_SCRIPT = 64 * 1024;
 
 /** Above this fill the log says the kernel engine is about to refuse new knocks. */
 const SET_FILL_WARNING = 0.8;
@@ -81,6 +85,7 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'firewall-nftables' });
   const kernelProgram = opts.kernel ? compileKernel(opts.kernel) : undefined;
+  const session = createNftSession({ logger: log, ...(opts.netns ? { netns: opts.netns } : {}) });
   const nft = (args: readonly string[], input?: string, allowFail = false) =>
     exec('nft', args, { ...(opts.netns ? { netns: opts.netns } : {}), ...(input !== undefined ? { input } : {}), allowFail });
 
@@ -131,7 +136,9 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
     async apply(ops: readonly FirewallOp[]): Promise<void> {
       const script = renderOps(ops, clock.now());
       if (!script) return;
-      await nft(['-f', '-'], script);
+      // Knock-sized batches go to the long-lived nft; bulk ones (restart, 100k grants) to nft -f.
+      if (script.length <= SESSION_MAX_SCRIPT) await session.run(script);
+      else await nft(['-f', '-'], script);
     },
 
     async list(): Promise<FirewallEntry[]> {
@@ -145,6 +152,10 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
         }
       }
       return out;
+    },
+
+    close() {
+      session.close();
     },
 
     async teardown(): Promise<void> {

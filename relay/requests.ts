@@ -138,6 +138,7 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
   const stream = opts.stream ?? REQUESTS_STREAM;
   const blockMs = opts.blockMs ?? 5000;
   const conn = redis.duplicate();
+  conn.on('error', (err: Error) => opts.onError?.(err));
   let closed = false;
   let cursor = '$';
   let wakeSleep: (() => void) | undefined;

@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
-import { kgwError } from '../gateway/errors.ts';
+import { describeError, kgwError } from '../gateway/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
 
 export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
@@ -58,7 +58,13 @@ export async function startRelayServer(opts: { listen: string; app: Hono }): Pro
 }
 
 // `node relay/server.ts` (the Cloud Run container) configures itself from the environment.
+// Not a top-level await: standalone.ts imports this module, which must finish evaluating first.
 if (import.meta.main) {
-  const { runRelayFromEnv } = await import('./standalone.ts');
-  process.exitCode = await runRelayFromEnv(process.env);
+  import('./standalone.ts')
+    .then((m) => m.runRelayFromEnv(process.env))
+    .then((code) => { process.exitCode = code; })
+    .catch((err: unknown) => {
+      process.stderr.write(`knockgw relay: ${describeError(err)}\n`);
+      process.exitCode = 1;
+    });
 }

@@ -15,6 +15,7 @@ void test('grant requests travel through the Redis stream to every reader that s
   const server = await startRedis(t);
   if (!server) return;
   const redis = new Redis(server.url);
+  redis.on('error', () => undefined); // the server goes first in clean-up
   t.after(() => { redis.disconnect(); });
   const sink = createRedisRequestSink(redis);
   await sink.submit({ ...knock(ids.bob), observedIp: '203.0.113.1', receivedAt: now() });
@@ -48,6 +49,7 @@ void test('relay and two gateway nodes sharing Redis: a knock opens the door exa
   const server = await startRedis(t);
   if (!server) return;
   const redis = new Redis(server.url);
+  redis.on('error', () => undefined); // the server goes first in clean-up
   t.after(() => { redis.disconnect(); });
   const nonces = createRedisNonceStore({ client: redis, key: (s) => `knockgw:test:${s}` });
   const app = createApp({ keys: ids.keys, nonces, requests: createRedisRequestSink(redis), clock: { now }, getClientIp: () => '203.0.113.7' });

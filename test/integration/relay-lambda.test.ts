@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LambdaEvent } from 'hono/aws-lambda';
 import { handler } from '../../relay/lambda.ts';
 import type { KnockBody } from '../../relay/protocol.ts';
 import { identities, knock } from '../helpers/relay-fixtures.ts';
@@ -10,8 +11,8 @@ import { identities, knock } from '../helpers/relay-fixtures.ts';
 const ids = identities();
 
 /** A Lambda Function URL event, payload format 2.0, as Lambda delivers it. */
-function functionUrlEvent(method: 'GET' | 'POST', path: string, body: string | null, headers: Record<string, string>) {
-  return {
+function functionUrlEvent(method: 'GET' | 'POST', path: string, body: string | null, headers: Record<string, string>): LambdaEvent {
+  const event = {
     version: '2.0',
     routeKey: '$default',
     rawPath: path,
@@ -30,6 +31,7 @@ function functionUrlEvent(method: 'GET' | 'POST', path: string, body: string | n
     requestContext: {
       accountId: 'anonymous',
       apiId: 'abcdefghijklmnopqrstuvwxyz123456',
+      authentication: null,
       domainName: 'abcdefghijklmnopqrstuvwxyz123456.lambda-url.eu-west-1.on.aws',
       domainPrefix: 'abcdefghijklmnopqrstuvwxyz123456',
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'knockgw' },
@@ -42,6 +44,8 @@ function functionUrlEvent(method: 'GET' | 'POST', path: string, body: string | n
     body,
     isBase64Encoded: false,
   };
+  // hono's type wants requestContext.authorizer, which events of an AuthType NONE URL do not carry.
+  return event as unknown as LambdaEvent;
 }
 
 const lambdaContext = {

@@ -11,13 +11,14 @@ import type { Config, KnockSequence } from './config/types.ts';
 import type { Command } from './cli.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
 import { createGrantService, type GrantService } from './services/grants.ts';
-import { createReconciler, type Reconciler } from './services/reconciler.ts';
+import { createReconciler } from './services/reconciler.ts';
 import { startKnockListener, type CompletedKnock } from './services/knock-listener.ts';
 import { startControlServer } from './services/control-server.ts';
 import { createHostFirewall } from './adapters/firewall.ts';
 import { detectConflicts } from './adapters/firewall-conflicts.ts';
 import { createTcpdumpSource, createNflogSource } from './adapters/packet-tcpdump.ts';
 import { runCommand } from './adapters/command-exec.ts';
+import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, type OneTimeSequencesFile } from './adapters/one-time-sequences.ts';
 import { createStore } from './adapters/store.ts';
 import type { CloudRuntime } from './services/cloud-runtime.ts';
 import type { RelayRuntime } from './services/relay-runtime.ts';
@@ -90,6 +91,18 @@ async function onCompleted(e: CompletedKnock, grants: GrantService, logger: Logg
   }
 }
 
+/** knockd one_time_sequences files of the pcap-engine sequences, by sequence id. */
+async function loadOneTimeFiles(sequences: readonly KnockSequence[], logger: Logger): Promise<Map<string, OneTimeSequencesFile>> {
+  const out = new Map<string, OneTimeSequencesFile>();
+  for (const seq of sequences) {
+    if (!seq.oneTimeSequencesFile) continue;
+    const file = await loadOneTimeSequences(seq.oneTimeSequencesFile);
+    for (const bad of file.invalid) logger.warn({ event: 'config.one_time_invalid', file: file.path, line: bad.line + 1, reason: bad.reason }, `${file.path}:${bad.line + 1} skipped: ${bad.reason}`);
+    out.set(seq.id, file);
+  }
+  return out;
+}
+
 export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format });
@@ -98,7 +111,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
   const engines = planEngines(config);
   const started: { close(): Promise<void> }[] = [];
   const sources: PacketSource[] = [];
-  let reconciler: Reconciler | undefined;
+
 
   const shutdown = async (signal: string): Promise<void> => {
     logger.info({ event: 'daemon.stopping', signal, teardown: command.teardown }, `stopping on ${signal}`);
@@ -107,7 +120,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
       process.exit(1);
     }, 10_000);
     for (const s of sources) await s.close().catch(() => undefined);
-    await reconciler?.stop();
+    await reconciler.stop();
     for (const s of started.reverse()) await s.close().catch((err: unknown) => logger.warn({ event: 'daemon.close_error', err: describeError(err) }, 'closing a component failed'));
     firewall.close?.();
     if (command.teardown) {
@@ -146,26 +159,40 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
   // The cloud SDKs take seconds to load: only when a cloud is configured.
   const cloud: CloudRuntime | undefined = config.cloud.aws || config.cloud.gcp ? (await import('./services/cloud-runtime.ts')).startCloud({ config, store, clock, logger: logger.child({ component: 'cloud' }), metrics }) : undefined;
   if (cloud) started.push(cloud);
-  reconciler = createReconciler({ store, firewall, ...(cloud ? { cloud } : {}), clock, logger: logger.child({ component: 'reconciler' }), metrics, periodicMs: 30_000 });
+  const reconciler = createReconciler({ store, firewall, ...(cloud ? { cloud } : {}), clock, logger: logger.child({ component: 'reconciler' }), metrics, periodicMs: 30_000 });
   // TC4: every unexpired grant is back before the daemon says it is ready.
   await reconciler.reconcileNow();
   reconciler.start();
 
   const ifaces = config.interfaces;
   if (engines.pcap.length > 0) {
+    const oneTime = await loadOneTimeFiles(engines.pcap, logger);
+    const oneTimePortList = [...oneTime.values()].flatMap((f) => oneTimePorts(f.entries));
     // One capture and one machine per interface: a knock arrives whole on one interface.
     for (const iface of ifaces) {
-      const packets = createTcpdumpSource({ interface: iface, sequences: engines.pcap, logger: logger.child({ component: 'capture', interface: iface }) });
+      const packets = createTcpdumpSource({ interface: iface, sequences: engines.pcap, ports: oneTimePortList, logger: logger.child({ component: 'capture', interface: iface }) });
       sources.push(packets);
       await packets.ready();
       startKnockListener({
         packets,
         sequences: engines.pcap,
-        machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit },
+        machine: {
+          maxTrackedSources: config.maxTrackedSources,
+          rateLimit: config.knockRateLimit,
+          oneTimeSequences: new Map([...oneTime].map(([id, f]) => [id, f.entries])),
+        },
         clock,
         logger,
         metrics,
-        onCompleted: (e) => onCompleted(e, grants, logger),
+        onCompleted: async (e) => {
+          await onCompleted(e, grants, logger);
+          const file = oneTime.get(e.sequenceId);
+          const used = e.oneTime && file?.entries.find((x) => x.line === e.oneTime?.line);
+          if (file && used) {
+            await markOneTimeSequenceUsed(file.path, used);
+            logger.info({ event: 'knock.one_time_used', sequence: e.sequenceId, line: used.line + 1, remaining: e.oneTime?.remaining }, `one-time sequence on line ${used.line + 1} of ${file.path} used`);
+          }
+        },
       }).done.catch((err: unknown) => fatal(err));
     }
   }
@@ -194,7 +221,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
         }),
         revoke: async (ip) => {
           const closed = await grants.revokeIp(ip, 'revoke');
-          await reconciler?.reconcileNow();
+          await reconciler.reconcileNow();
           return { closed: closed.map((g) => ({ ...g, ports: g.ports.map(formatPort) })) };
         },
         metrics: () => metrics.render(),

@@ -49,6 +49,6 @@ export interface LogOptions {
 
 export function createLogger(opts: LogOptions): Logger {
   const out = opts.destination ?? process.stdout;
-  const dest: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : (out as DestinationStream);
+  const dest: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
   return pino({ level: opts.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
 }

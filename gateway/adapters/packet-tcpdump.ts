@@ -6,7 +6,10 @@
 // drop silently): packets wait in a bounded queue and, beyond it, the newest are dropped and
 // counted. Any exit of tcpdump that close() did not ask for ends the iterable with a coded
 // error carrying tcpdump's stderr; the owner decides whether to restart.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PortSpec } from '../core/grant.ts';
 import type { KnockSequence } from '../config/types.ts';
 import { kgwError, type KnockgwError } from '../errors.ts';
@@ -109,6 +112,26 @@ export function createNflogSource(opts: NflogSourceOptions): CaptureSource {
   return startCapture(args, `nflog:${opts.group}`, opts);
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
+function onPath(tool: string): boolean {
+  if (tool.includes('/')) return existsSync(tool);
+  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, tool)));
+}
+
+/**
+ * tcpdump must not outlive a daemon killed with SIGKILL: an orphan keeps the NFLOG group bound
+ * (the restarted daemon then cannot listen) and captures for nobody. setpriv (util-linux,
+ * essential on Debian) sets the parent-death signal before exec'ing it. A tool that is not on
+ * the PATH is spawned directly so the missing-tool error stays ENOENT.
+ */
+function spawnTiedToUs(tool: string, args: readonly string[]): ChildProcessByStdio<null, Readable, Readable> {
+  const tie = existsSync(SETPRIV) && onPath(tool);
+  return tie
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', tool, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 type Waiter = { resolve(r: IteratorResult<CapturedPacket>): void; reject(e: unknown): void };
 
 function startCapture(args: readonly string[], what: string, opts: CaptureOptions): CaptureSource {
@@ -143,7 +166,7 @@ function startCapture(args: readonly string[], what: string, opts: CaptureOption
     markExited = resolve;
   });
 
-  const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTiedToUs(tool, args);
   log.info({ event: 'capture.start', source: what, command: [tool, ...args].join(' ') }, `capturing knocks on ${what}`);
 
   const finish = (err: KnockgwError | undefined): void => {

@@ -25,7 +25,7 @@ const COUNTER_METRICS = ['packets', 'ignoredPort', 'ignoredFlags', 'ignoredTarge
 export function startKnockListener(deps: KnockListenerDeps): { done: Promise<void>; stop(): void } {
   const state = createKnockState(deps.sequences, deps.machine);
   const log = deps.logger;
-  const limited = createLogLimiter(log, { perWindow: 20, windowMs: 10_000, now: deps.clock.now });
+  const limited = createLogLimiter(log, { perWindow: 20, windowMs: 10_000, now: () => deps.clock.now() });
 
   const handle = (e: KnockEvent): void => {
     switch (e.type) {

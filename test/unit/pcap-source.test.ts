@@ -102,7 +102,7 @@ void test('a missing tcpdump is KGW_TOOL_MISSING with a clear message', async ()
 });
 
 void test('close() kills tcpdump and ends a waiting consumer cleanly', async (t) => {
-  const fake = await fakeTcpdump(t, `echo "listening on br0" >&2\necho $$ > pid\nexec sleep 30`);
+  const fake = await fakeTcpdump(t, `echo $$ > pid\necho "listening on br0" >&2\nexec sleep 30`);
   const src = createTcpdumpSource({ interface: 'br0', ports: [{ port: 7000, proto: 'tcp' }], logger, tcpdumpPath: fake.path });
   await src.ready();
   const pid = Number(await readFile(join(fake.path, '..', 'pid'), 'utf8'));

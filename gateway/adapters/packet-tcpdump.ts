@@ -127,8 +127,11 @@ function onPath(tool: string): boolean {
  */
 function spawnTiedToUs(tool: string, args: readonly string[]): ChildProcessByStdio<null, Readable, Readable> {
   const tie = existsSync(SETPRIV) && onPath(tool);
+  // A credential change clears the parent-death signal, so tcpdump must not switch to its own
+  // user (-Z root). With -w it only copies raw packets — none of its dissectors run — and the
+  // daemon that reads them is root anyway.
   return tie
-    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', tool, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', tool, '-Z', 'root', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

@@ -13,7 +13,6 @@ import { startRedis } from '../helpers/redis.ts';
 
 const YAML = `interface: br0
 engine: pcap
-log: { level: debug }
 doors:
   - name: openSSH
     sequence: ["7000", "8000", "9000"]
@@ -82,8 +81,7 @@ test('a knock on node A opens node B; revoke on B closes A; expiry closes both w
   await a.daemon.waitFor((e) => e.event === 'grant.open', 3000, 'grant.open on A');
   const propagation = await allowedWithin(b, '198.18.0.10', 3000);
   t.diagnostic(`grant.open on A → rule on B: ${propagation} ms (npm run bench measures it precisely)`);
-  for (const e of b.daemon.events.slice(-12)) console.log('B', e.time, e.event, e.storeMs, e.listMs, e.applyMs); for (const e of a.daemon.events.slice(-6)) console.log('A', e.time, e.event, e.storeMs, e.listMs, e.applyMs);
-  assert.ok(propagation < 500, `propagation is fast (took ${propagation} ms)`);
+  assert.ok(propagation < 250, `propagation is fast (took ${propagation} ms)`);
   assert.equal(await connectsWithin(client(a), a.lab.server.v4, 22), true, 'node A opens');
   assert.equal(await connectsWithin(client(b), b.lab.server.v4, 22), true, 'node B opens for the same IP');
 

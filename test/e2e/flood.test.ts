@@ -8,7 +8,7 @@ import { createLab, requireRoot } from '../helpers/netns.ts';
 import { connectsWithin, refusedWithin, GUIDE_KNOCKD_CONF, MAIN, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
 
 for (const engine of ['kernel', 'pcap'] as const) {
-  test(`[${engine}] a legitimate knock opens during a spoofed-source SYN flood, and the log stays bounded`, async (t) => {
+  void test(`[${engine}] a legitimate knock opens during a spoofed-source SYN flood, and the log stays bounded`, async (t) => {
     if (!(await requireRoot(t))) return;
     const lab = await createLab(2);
     const dir = await tempDir();

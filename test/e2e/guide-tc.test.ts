@@ -78,7 +78,7 @@ async function simulateReboot(w: World, firewall: string): Promise<void> {
 for (const combo of COMBOS) {
   const name = `${combo.firewall}/${combo.engine}`;
 
-  test(`[${name}] TC1–TC3 and the close sequence with the guide's knockd.conf, IPv4 and IPv6`, async (t) => {
+  void test(`[${name}] TC1–TC3 and the close sequence with the guide's knockd.conf, IPv4 and IPv6`, async (t) => {
     if (!(await requireRoot(t))) return;
     const w = await world(t);
     const conf = await w.dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
@@ -119,7 +119,7 @@ for (const combo of COMBOS) {
     assert.deepEqual(opened?.ports, ['22/tcp']);
   });
 
-  test(`[${name}] TC2: a too-slow sequence leaves port 22 closed`, async (t) => {
+  void test(`[${name}] TC2: a too-slow sequence leaves port 22 closed`, async (t) => {
     if (!(await requireRoot(t))) return;
     const w = await world(t);
     const conf = await w.dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
@@ -132,7 +132,7 @@ for (const combo of COMBOS) {
     assert.equal(d.events.some((e) => e.event === 'grant.open'), false);
   });
 
-  test(`[${name}] TC4: after SIGKILL and a wiped firewall, base rules and unexpired grants come back, expired ones do not; a TTL closes with the daemon dead`, async (t) => {
+  void test(`[${name}] TC4: after SIGKILL and a wiped firewall, base rules and unexpired grants come back, expired ones do not; a TTL closes with the daemon dead`, async (t) => {
     if (!(await requireRoot(t))) return;
     const w = await world(t, 3);
     const c = w.lab.clients[2];

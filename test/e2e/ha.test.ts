@@ -72,7 +72,7 @@ async function allowedWithin(n: Node, ip: string, timeoutMs: number): Promise<nu
 }
 const knock = (n: Node, ports: string[]) => client(n).exec(process.execPath, [MAIN, 'knock', n.lab.server.v4, ...ports]);
 
-test('a knock on node A opens node B; revoke on B closes A; expiry closes both with no daemon action', async (t) => {
+void test('a knock on node A opens node B; revoke on B closes A; expiry closes both with no daemon action', async (t) => {
   if (!(await requireRoot(t))) return;
   const { a, b } = await setup(t);
   assert.equal(await canConnect(client(b), b.lab.server.v4, 22), false);
@@ -100,7 +100,7 @@ test('a knock on node A opens node B; revoke on B closes A; expiry closes both w
   assert.equal(await canConnect(client(b), b.lab.server.v4, 22), false, 'expiry closes B with its daemon dead');
 });
 
-test('a node killed with SIGKILL catches up on restart; a Redis outage loses nothing and nodes converge after it', async (t) => {
+void test('a node killed with SIGKILL catches up on restart; a Redis outage loses nothing and nodes converge after it', async (t) => {
   if (!(await requireRoot(t))) return;
   const { redis, a, b } = await setup(t);
 

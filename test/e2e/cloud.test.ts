@@ -86,7 +86,7 @@ function assertCloudGrant(s: FakesState, cidr: string, family: 4 | 6, grantId: s
   assert.equal(decodeMeta(typeof fw.description === 'string' ? fw.description : undefined)?.grantId, grantId, 'the GCE firewall names the grant');
 }
 
-test('an IPv4 knock opens port 22 on the host and in both clouds; the close sequence closes all three', async (t) => {
+void test('an IPv4 knock opens port 22 on the host and in both clouds; the close sequence closes all three', async (t) => {
   if (!(await requireRoot(t))) return;
   const w = await world(t);
   const srv = w.lab.server.v4;
@@ -117,7 +117,7 @@ test('an IPv4 knock opens port 22 on the host and in both clouds; the close sequ
   assert.equal(w.daemon.events.filter((e) => e.event === 'cloud.error').length, 0, 'no cloud call failed');
 });
 
-test('an IPv6 knock gets an Ipv6Ranges rule and its own GCE firewall; a short TTL closes host and clouds', async (t) => {
+void test('an IPv6 knock gets an Ipv6Ranges rule and its own GCE firewall; a short TTL closes host and clouds', async (t) => {
   if (!(await requireRoot(t))) return;
   const w = await world(t);
   const srv = w.lab.server.v6;

@@ -1,0 +1,104 @@
+// The command line: argument parsing (knockd's `knock` shape kept), exit codes and messages for
+// bad input, install --root writing the units, doctor's lock-out warning, and the control socket.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCommand } from '../../gateway/cli.ts';
+import { isKnockgwError } from '../../gateway/errors.ts';
+import { compileKnockd } from '../../gateway/config/load.ts';
+import { sshSessionFinding } from '../../gateway/commands/doctor.ts';
+import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';
+import { createLogger } from '../../gateway/log.ts';
+import { MAIN, GUIDE_KNOCKD_CONF } from '../helpers/gateway.ts';
+
+const execFileP = promisify(execFile);
+const runCli = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+  try {
+    const r = await execFileP(process.execPath, [MAIN, ...args]);
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+};
+
+void test('knock takes knockd\'s `knock` arguments', () => {
+  const c = parseCommand(['knock', '-u', '-d', '200', '-6', 'host.example', '7000', '8000:tcp', '9000']);
+  assert.deepEqual(c, {
+    cmd: 'knock', host: 'host.example', delayMs: 200, family: 6, verbose: false,
+    knocks: [{ port: 7000, proto: 'udp' }, { port: 8000, proto: 'tcp' }, { port: 9000, proto: 'udp' }],
+  });
+});
+
+void test('bad arguments are coded usage errors', () => {
+  for (const argv of [['knock', 'h', '70000'], ['knock', 'h'], ['daemon'], ['daemon', '--config', 'a', '--knockd-config', 'b'], ['daemon', '--config', 'a', '--firewall', 'pf'], ['frobnicate'], ['knock', '-4', '-6', 'h', '1']]) {
+    assert.throws(() => parseCommand(argv), (e) => isKnockgwError(e, 'KGW_CLI_USAGE') || isKnockgwError(e, 'KGW_PORT_INVALID'), argv.join(' '));
+  }
+});
+
+void test('a bad config exits 78 with the file and line, never a stack trace', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'knockd.conf');
+  await writeFile(conf, '[openSSH]\n sequence = 7000,80000\n command = /bin/true %IP%\n');
+  const r = await runCli(['daemon', '--knockd-config', conf]);
+  assert.equal(r.code, 78);
+  assert.match(r.stderr, /^knockgw: KGW_CONFIG_KNOCKD: .*knockd\.conf:2/m);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const usage = await runCli(['knock']);
+  assert.equal(usage.code, 64);
+});
+
+void test('install --root writes the boot unit and the daemon unit; uninstall --root removes them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-install-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'knockd.conf');
+  await writeFile(conf, GUIDE_KNOCKD_CONF);
+  const r = await runCli(['install', '--knockd-config', conf, '--firewall', 'iptables', '--root', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const base = await readFile(join(dir, 'etc/systemd/system/knockgw-base.service'), 'utf8');
+  const daemon = await readFile(join(dir, 'etc/systemd/system/knockgw.service'), 'utf8');
+  assert.match(base, /Before=network-pre\.target/);
+  assert.match(base, new RegExp(`ExecStart=.* base --knockd-config ${conf} --firewall iptables`));
+  assert.match(daemon, new RegExp(`ExecStart=.* daemon --knockd-config ${conf} --firewall iptables`));
+  assert.match(daemon, /Restart=always/);
+  const un = await runCli(['uninstall', '--root', dir]);
+  assert.equal(un.code, 0, un.stderr);
+  await assert.rejects(stat(join(dir, 'etc/systemd/system/knockgw.service')));
+});
+
+void test('doctor warns when the operator\'s own SSH session comes in on a protected port', () => {
+  const config = compileKnockd(GUIDE_KNOCKD_CONF, 'knockd.conf', 'gw');
+  const f = sshSessionFinding('203.0.113.9 51234 198.51.100.1 22', config);
+  assert.equal(f?.level, 'warn');
+  assert.match(f?.text ?? '', /203\.0\.113\.9.*NEW connection/);
+  assert.equal(sshSessionFinding('203.0.113.9 51234 198.51.100.1 2222', config), undefined, 'another port is not protected');
+  assert.equal(sshSessionFinding(undefined, config), undefined);
+});
+
+void test('the control socket is root-only and serves status, revoke and metrics', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-ctl-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'ctl.sock');
+  const revoked: string[] = [];
+  const server = await startControlServer(path, {
+    status: () => Promise.resolve({ nodeId: 'gw', grants: [] }),
+    revoke: (ip) => {
+      revoked.push(ip);
+      return Promise.resolve({ closed: [] });
+    },
+    metrics: () => 'knockgw_grants_live 0\n',
+  }, createLogger({ level: 'error', format: 'json' }));
+  t.after(() => server.close());
+  assert.equal((await stat(path)).mode & 0o777, 0o600);
+  assert.deepEqual(JSON.parse((await controlRequest(path, 'GET', '/v1/status')).body), { nodeId: 'gw', grants: [] });
+  assert.equal((await controlRequest(path, 'POST', '/v1/revoke', { ip: '198.18.0.10' })).status, 200);
+  assert.deepEqual(revoked, ['198.18.0.10']);
+  assert.equal((await controlRequest(path, 'POST', '/v1/revoke', { nope: 1 })).status, 400);
+  assert.match((await controlRequest(path, 'GET', '/metrics')).body, /knockgw_grants_live 0/);
+  assert.equal((await controlRequest(path, 'GET', '/nope')).status, 404);
+});

@@ -1,0 +1,158 @@
+// `npm run bench`: knockgw side by side with the real knockd, in throwaway network namespaces,
+// printing a table, the verdict on each target, and one `bench key=value` line per metric.
+//   sudo npm run bench [-- --quick] [--only knock,scale,ha,cloud,relay] [--runs N]
+//        [--flood-seconds S] [--flood-interval auto|uNN] [--markdown FILE]
+// Everything it starts (namespaces, knockd, hping3, daemons, redis, fakes) is removed on exit,
+// on failure and on Ctrl-C; the whole run is bounded in time.
+import { cpus, loadavg, release } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { canUseNetns } from '../test/helpers/netns.ts';
+import { describeError, kgwError } from '../gateway/errors.ts';
+import { benchKnock } from './knock.ts';
+import { benchScale } from './scale.ts';
+import { benchHa } from './ha.ts';
+import { benchCloud } from './cloud.ts';
+import { benchRelay } from './relay.ts';
+import { cleanupAll, installSignalCleanup } from './lib.ts';
+import { metricLines, renderTables, verdicts, type BenchResults } from './report.ts';
+import type { SystemName } from './systems.ts';
+
+const PHASES = ['knock', 'scale', 'ha', 'cloud', 'relay'] as const;
+type Phase = (typeof PHASES)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    runs: { type: 'string' },
+    'flood-seconds': { type: 'string' },
+    'flood-interval': { type: 'string', default: 'auto' },
+    markdown: { type: 'string' },
+  },
+});
+
+const quick = values.quick;
+const only = (values.only ?? PHASES.join(',')).split(',').map((p) => p.trim());
+for (const p of only) if (!(PHASES as readonly string[]).includes(p)) throw kgwError('KGW_CLI_USAGE', `unknown bench phase "${p}" (phases: ${PHASES.join(', ')})`);
+const settings = {
+  runs: Number(values.runs ?? (quick ? 10 : 50)),
+  floodSeconds: Number(values['flood-seconds'] ?? (quick ? 4 : 10)),
+  floodInterval: values['flood-interval'],
+  floodTargetPps: 18_000,
+  grantSizes: quick ? [10_000] : [10_000, 100_000],
+  haSamples: quick ? 50 : 200,
+  cloudGrants: 100,
+  relaySeconds: quick ? 2 : 5,
+  /** Hard bound on the whole run: past it, everything is torn down and the bench fails. */
+  budgetMs: (quick ? 3 : 9) * 60_000,
+};
+const SYSTEMS: readonly SystemName[] = ['knockd', 'kernel', 'pcap'];
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function machine(): string {
+  const model = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const knockd = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'knockd'], { encoding: 'utf8' }).stdout || 'unknown';
+  return `${cpus().length} cores (${model}), Linux ${release()}, Node ${process.versions.node}, knockd ${knockd}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+}
+
+/** Set when the budget ran out: no new phase starts, the one in flight fails once its namespaces are gone. */
+let aborted = false;
+
+async function runPhases(results: BenchResults): Promise<void> {
+  const phase = async (name: Phase, body: () => Promise<void>): Promise<void> => {
+    if (!only.includes(name) || aborted) return;
+    const t0 = Date.now();
+    try {
+      await body();
+    } catch (err) {
+      results.errors.push({ phase: name, message: describeError(err) });
+      log(`phase ${name} failed: ${describeError(err)}`);
+    } finally {
+      await cleanupAll();
+      log(`phase ${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  };
+  await phase('knock', async () => {
+    results.knock = await benchKnock({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, systems: SYSTEMS, progress: log });
+  });
+  await phase('scale', async () => {
+    log(`nftables apply(): ${settings.grantSizes.join(', ')} grants…`);
+    results.scale = await benchScale(settings.grantSizes);
+  });
+  await phase('ha', async () => {
+    log(`HA propagation through redis: ${settings.haSamples} grants…`);
+    results.ha = await benchHa(settings.haSamples);
+  });
+  await phase('cloud', async () => {
+    log(`cloud calls per grant: ${settings.cloudGrants} grants, AWS prefix-list, AWS rules, GCP…`);
+    results.cloud = await benchCloud(settings.cloudGrants);
+  });
+  await phase('relay', async () => {
+    results.relay = [];
+    for (const alg of ['hmac-sha256', 'ed25519'] as const) {
+      log(`relay: ${settings.relaySeconds} s of ${alg} knocks…`);
+      results.relay.push(await benchRelay({ seconds: settings.relaySeconds, alg }));
+    }
+  });
+}
+
+async function main(): Promise<number> {
+  if (only.some((p) => p === 'knock' || p === 'scale') && !(await canUseNetns())) {
+    log('npm run bench needs root and network namespaces (sudo npm run bench), or --only ha,cloud,relay');
+    return 2;
+  }
+  installSignalCleanup();
+  const started = new Date();
+  const about = machine();
+  log(`knockgw bench${quick ? ' (quick)' : ''}: ${about}`);
+  const results: BenchResults = { errors: [] };
+  let timer: NodeJS.Timeout | undefined;
+  const overBudget = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      results.errors.push({ phase: 'all', message: `the bench ran past its ${settings.budgetMs / 60_000} min budget and was stopped` });
+      resolve();
+    }, settings.budgetMs);
+  });
+  const phases = runPhases(results);
+  await Promise.race([phases, overBudget]);
+  clearTimeout(timer);
+  if (results.errors.some((e) => e.phase === 'all')) {
+    aborted = true;
+    await cleanupAll();
+    // The phase in flight now fails fast (its namespaces are gone); wait for it so nothing it
+    // creates on the way out outlives the bench.
+    await Promise.race([phases, new Promise((r) => setTimeout(r, 30_000))]);
+  }
+  await cleanupAll();
+
+  const body = [renderTables(results), '', 'targets:', ...verdicts(results).map((v) => `  ${v}`), '', ...metricLines(results)].join('\n');
+  process.stdout.write(`${body}\n`);
+  if (values.markdown) {
+    const md = [
+      `## Benchmark results (${started.toISOString().slice(0, 10)})`,
+      '',
+      `\`npm run bench${quick ? ' -- --quick' : ''}\` as root, ${started.toISOString()}. Machine: ${about}.`,
+      '',
+      'Absolute times on this small shared VM are noisy (other work ran on the same 2 cores); the ratios between systems measured in the same run, on the same namespaces, are what matters.',
+      '',
+      '```',
+      body,
+      '```',
+      '',
+    ].join('\n');
+    await writeFile(values.markdown, md);
+    log(`wrote ${values.markdown}`);
+  }
+  return results.errors.length > 0 ? 1 : 0;
+}
+
+process.exitCode = await main().catch(async (err: unknown) => {
+  log(`bench failed: ${describeError(err)}`);
+  await cleanupAll();
+  return 1;
+});
+// Pending handles (SDK agents, timers of the fakes) must not keep a finished bench alive.
+setTimeout(() => process.exit(), 500).unref();

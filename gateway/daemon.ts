@@ -105,7 +105,7 @@ async function loadOneTimeFiles(sequences: readonly KnockSequence[], logger: Log
 
 export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
-  const logger = createLogger({ level: config.log.level, format: config.log.format });
+  const logger = createLogger({ level: config.log.level, format: config.log.format, ...(config.log.file ? { file: config.log.file } : {}) });
   const clock = systemClock;
   const metrics: Metrics = createMetrics();
   const engines = planEngines(config);

@@ -45,10 +45,15 @@ export interface LogOptions {
   readonly format: LogFormat;
   /** Defaults to stdout. Tests pass a stream and read events as objects. */
   readonly destination?: NodeJS.WritableStream;
+  /** Also append every line to this file (knockd's LogFile, `log.file`). */
+  readonly file?: string;
 }
 
 export function createLogger(opts: LogOptions): Logger {
   const out = opts.destination ?? process.stdout;
-  const dest: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
+  const terminal: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
+  const dest = opts.file
+    ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: pino.destination({ dest: opts.file, append: true, mkdir: true, sync: true }), level: 'trace' }])
+    : terminal;
   return pino({ level: opts.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
 }

@@ -96,7 +96,7 @@ export function createTcpdumpSource(opts: TcpdumpSourceOptions): CaptureSource {
   const ports = [...(opts.sequences ?? []).flatMap((s) => s.ports), ...(opts.ports ?? [])];
   const filter = captureFilter(ports, opts.extraFilter);
   const args = [
-    '-U', '-n', '--immediate-mode', '-s', String(opts.snaplen ?? DEFAULT_SNAPLEN),
+    ...BASE_ARGS, '-s', String(opts.snaplen ?? DEFAULT_SNAPLEN),
     ...(opts.promiscuous ? [] : ['-p']),
     ...((opts.direction ?? 'in') === 'in' ? ['-Q', 'in'] : []),
     '-i', opts.interface, '-w', '-', filter,
@@ -108,11 +108,18 @@ export function createNflogSource(opts: NflogSourceOptions): CaptureSource {
   if (!Number.isInteger(opts.group) || opts.group < 0 || opts.group > 65535) {
     throw kgwError('KGW_CONFIG_INVALID', `NFLOG group ${opts.group} is not 0-65535`, { group: opts.group });
   }
-  const args = ['-U', '-n', '--immediate-mode', '-s', String(opts.snaplen ?? DEFAULT_SNAPLEN), '-i', `nflog:${opts.group}`, '-w', '-'];
+  const args = [...BASE_ARGS, '-s', String(opts.snaplen ?? DEFAULT_SNAPLEN), '-i', `nflog:${opts.group}`, '-w', '-'];
   return startCapture(args, `nflog:${opts.group}`, opts);
 }
 
 const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * -U/--immediate-mode: no buffering between a knock and the daemon. -Z root: a credential change
+ * would clear the parent-death signal (below), and with -w tcpdump only copies raw packets — none
+ * of its dissectors run — for a daemon that is root anyway.
+ */
+const BASE_ARGS = ['-U', '-n', '--immediate-mode', '-Z', 'root'] as const;
 
 function onPath(tool: string): boolean {
   if (tool.includes('/')) return existsSync(tool);
@@ -127,11 +134,8 @@ function onPath(tool: string): boolean {
  */
 function spawnTiedToUs(tool: string, args: readonly string[]): ChildProcessByStdio<null, Readable, Readable> {
   const tie = existsSync(SETPRIV) && onPath(tool);
-  // A credential change clears the parent-death signal, so tcpdump must not switch to its own
-  // user (-Z root). With -w it only copies raw packets — none of its dissectors run — and the
-  // daemon that reads them is root anyway.
   return tie
-    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', tool, '-Z', 'root', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', tool, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 

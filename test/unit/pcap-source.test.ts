@@ -71,7 +71,7 @@ void test('tcpdump runs unbuffered, immediate, inbound, non-promiscuous on the i
     if (got.length === 2) break; // return() closes the source
   }
   assert.deepEqual(got.map((p) => [p.src, p.dst, p.proto, p.dport, p.flags]), [['203.0.113.7', '198.18.0.1', 'tcp', 7000, 2], ['203.0.113.7', '198.18.0.1', 'tcp', 8000, 2]]);
-  assert.deepEqual(await fake.argv(), ['-U', '-n', '--immediate-mode', '-s', '1024', '-p', '-Q', 'in', '-i', 'br0', '-w', '-', 'tcp dst port 7000 or tcp dst port 8000 or udp dst port 9000']);
+  assert.deepEqual(await fake.argv(), ['-U', '-n', '--immediate-mode', '-Z', 'root', '-s', '1024', '-p', '-Q', 'in', '-i', 'br0', '-w', '-', 'tcp dst port 7000 or tcp dst port 8000 or udp dst port 9000']);
 });
 
 void test('the NFLOG source reads nflog:N', async (t) => {
@@ -79,7 +79,7 @@ void test('the NFLOG source reads nflog:N', async (t) => {
   const src = createNflogSource({ group: 5, logger, tcpdumpPath: fake.path });
   t.after(() => src.close());
   await src.ready();
-  assert.deepEqual(await fake.argv(), ['-U', '-n', '--immediate-mode', '-s', '1024', '-i', 'nflog:5', '-w', '-']);
+  assert.deepEqual(await fake.argv(), ['-U', '-n', '--immediate-mode', '-Z', 'root', '-s', '1024', '-i', 'nflog:5', '-w', '-']);
   assert.throws(() => createNflogSource({ group: 70000, logger }), (e) => isKnockgwError(e, 'KGW_CONFIG_INVALID'));
 });
 

@@ -11,11 +11,20 @@ import { startCloudFakes, type CloudFakes, type FakesState } from '../helpers/cl
 import { useDummyAwsCredentials } from '../helpers/cloud.ts';
 
 const SG = 'sg-0123456789abcdef0';
+const PL4 = 'pl-0123456789abcdef0';
+const PL6 = 'pl-0123456789abcdef6';
 const PROJECT = 'knockgw-e2e';
 /** Every cloud wait is bounded by this (the daemon reconciles the cloud ~1 s after a change). */
 const CLOUD_WAIT_MS = 10_000;
 
-const yaml = (fakes: CloudFakes): string => `interface: br0
+type AwsMode = 'rules' | 'prefix-list';
+
+const awsYaml = (fakes: CloudFakes, mode: AwsMode): string =>
+  mode === 'rules'
+    ? `{ region: eu-west-1, securityGroupIds: [${SG}], mode: rules, endpoint: "${fakes.ec2}" }`
+    : `{ region: eu-west-1, securityGroupIds: [${SG}], mode: prefix-list, prefixListId: ${PL4}, prefixListIdV6: ${PL6}, endpoint: "${fakes.ec2}" }`;
+
+const yaml = (fakes: CloudFakes, mode: AwsMode): string => `interface: br0
 doors:
   - name: openSSH
     sequence: ["7000", "8000", "9000"]
@@ -29,13 +38,13 @@ doors:
     open: ["22/tcp"]
     ttl: 3
 cloud:
-  aws: { region: eu-west-1, securityGroupIds: [${SG}], mode: rules, endpoint: "${fakes.ec2}" }
+  aws: ${awsYaml(fakes, mode)}
   gcp: { project: ${PROJECT}, network: default, targetTags: [knockgw], endpoint: "${fakes.gce}" }
 `;
 
 interface World { lab: Lab; client: Host; fakes: CloudFakes; daemon: RunningDaemon }
 
-async function world(t: TestContext): Promise<World> {
+async function world(t: TestContext, mode: AwsMode = 'rules'): Promise<World> {
   const lab = await createLab(1);
   const dir = await tempDir();
   t.after(async () => {
@@ -46,18 +55,20 @@ async function world(t: TestContext): Promise<World> {
   assert.ok(client);
   await waitReady(startSshLike(lab.server));
 
-  const fakes = await startCloudFakes(lab.server, { socketPath: `${dir.path}/fakes.sock`, project: PROJECT, securityGroups: [SG] });
+  const fakes = await startCloudFakes(lab.server, { socketPath: `${dir.path}/fakes.sock`, project: PROJECT, securityGroups: [SG], prefixLists: [`${PL4}:4`, `${PL6}:6`] });
   t.after(() => fakes.stop());
 
   // startDaemon passes this process's environment on: the SDK's default chain must find dummy
   // credentials and never try the instance metadata service.
   useDummyAwsCredentials();
   process.env.AWS_REGION = 'eu-west-1';
-  const config = await dir.write('knockgw.yaml', yaml(fakes));
+  const config = await dir.write('knockgw.yaml', yaml(fakes, mode));
+  const started = Date.now();
   const daemon = startDaemon(lab.server, ['--config', config, '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`]);
   t.after(() => daemon.kill());
   await daemon.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
   await daemon.waitFor((e) => e.event === 'cloud.ready', 5_000, 'cloud.ready');
+  t.diagnostic(`daemon start → ready with both cloud SDKs loaded: ${Date.now() - started} ms`);
   return { lab, client, fakes, daemon };
 }
 
@@ -140,5 +151,30 @@ void test('an IPv6 knock gets an Ipv6Ranges rule and its own GCE firewall; a sho
   assert.equal(await refusedWithin(w.client, srv, 22), true, 'expiry closes the host port');
   await w.fakes.until((x) => x.ec2.rules.length === 0 && x.gce.firewalls.length === 0, CLOUD_WAIT_MS, 'both cloud rules removed after expiry');
   t.diagnostic(`IPv6 knock → host and cloud closed by ttl ${Date.now() - t0} ms`);
+  assert.equal(w.daemon.events.filter((e) => e.event === 'cloud.error').length, 0, 'no cloud call failed');
+});
+
+void test('in AWS prefix-list mode a knock adds the address to the managed prefix list (and GCE opens a rule); the close sequence removes both', async (t) => {
+  if (!(await requireRoot(t))) return;
+  const w = await world(t, 'prefix-list');
+  const srv = w.lab.server.v4;
+  const cidr = `${w.client.v4}/32`;
+
+  const t0 = Date.now();
+  await knock(w, [srv, '7000', '8000', '9000']);
+  const opened = await w.daemon.waitFor((e) => isGrant(e, 'grant.open', w.client.v4), 5000, 'grant.open');
+  assert.equal(await connectsWithin(w.client, srv, 22), true, 'the knocking client connects to the host');
+  const entryOf = (s: FakesState) => s.ec2.prefixLists.find((l) => l.id === PL4)?.entries[cidr];
+  const s = await w.fakes.until((x) => entryOf(x) !== undefined && gceRulesFor(x, cidr).length > 0, CLOUD_WAIT_MS, `a prefix-list entry and a GCE rule for ${cidr}`);
+  t.diagnostic(`knock → prefix-list entry and GCE rule ${Date.now() - t0} ms`);
+  assert.equal(decodeMeta(entryOf(s))?.grantId, opened.grantId, 'the prefix-list entry names the grant');
+  assert.equal(s.ec2.rules.length, 0, 'no security-group rule in prefix-list mode');
+  assert.deepEqual(s.ec2.prefixLists.find((l) => l.id === PL6)?.entries, {}, 'nothing in the IPv6 list');
+  assert.deepEqual(gceRulesFor(s, cidr).map((f) => f.sourceRanges), [[cidr]]);
+
+  await knock(w, [srv, '9000', '8000', '7000']);
+  await w.daemon.waitFor((e) => isGrant(e, 'grant.close', w.client.v4), 5000, 'grant.close');
+  assert.equal(await refusedWithin(w.client, srv, 22), true, 'the close sequence closes the host port');
+  await w.fakes.until((x) => entryOf(x) === undefined && x.gce.firewalls.length === 0, CLOUD_WAIT_MS, 'the prefix-list entry and the GCE rule removed');
   assert.equal(w.daemon.events.filter((e) => e.event === 'cloud.error').length, 0, 'no cloud call failed');
 });

@@ -9,13 +9,14 @@ import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startEc2Fake } from './ec2.ts';
 import { startGceFake } from './gce.ts';
+import { kgwError } from '../../gateway/errors.ts';
 import type { FakesReady, FakesState } from '../helpers/cloud-fakes.ts';
 
 const USAGE = 'usage: node test/fakes/serve.ts --socket PATH [--project ID] [--security-group SG]… [--prefix-list ID:4|6]…';
 
 function prefixList(spec: string): { id: string; family: 4 | 6 } {
   const m = /^(pl-[0-9a-f]+):([46])$/.exec(spec);
-  if (!m?.[1]) throw new Error(`--prefix-list "${spec}" must be ID:4 or ID:6, e.g. pl-0123456789abcdef0:4\n${USAGE}`);
+  if (!m?.[1]) throw kgwError('KGW_CLI_USAGE', `--prefix-list "${spec}" must be ID:4 or ID:6, e.g. pl-0123456789abcdef0:4; ${USAGE}`, { value: spec });
   return { id: m[1], family: m[2] === '6' ? 6 : 4 };
 }
 
@@ -27,7 +28,7 @@ const { values } = parseArgs({
     'prefix-list': { type: 'string', multiple: true },
   },
 });
-if (!values.socket) throw new Error(`--socket is required\n${USAGE}`);
+if (!values.socket) throw kgwError('KGW_CLI_USAGE', `--socket is required; ${USAGE}`);
 const socketPath = values.socket;
 const securityGroups = values['security-group'] ?? ['sg-0123456789abcdef0'];
 const prefixLists = (values['prefix-list'] ?? []).map(prefixList);

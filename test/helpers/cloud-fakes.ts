@@ -71,10 +71,12 @@ function getJson(socketPath: string, path: string): Promise<unknown> {
 }
 
 /** Starts serve.ts in `host`'s namespace and waits (≤ 15 s) until it reports its endpoints. */
-export async function startCloudFakes(host: Host, opts: { socketPath: string; project?: string; securityGroups?: readonly string[] }): Promise<CloudFakes> {
+/** `prefixLists`: managed prefix lists the EC2 fake holds, as `pl-…:4` or `pl-…:6`. */
+export async function startCloudFakes(host: Host, opts: { socketPath: string; project?: string; securityGroups?: readonly string[]; prefixLists?: readonly string[] }): Promise<CloudFakes> {
   const args = [SERVE, '--socket', opts.socketPath];
   if (opts.project) args.push('--project', opts.project);
   for (const sg of opts.securityGroups ?? []) args.push('--security-group', sg);
+  for (const pl of opts.prefixLists ?? []) args.push('--prefix-list', pl);
   const child = host.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stderr = '';

@@ -53,10 +53,12 @@ relay:
 `);
   await waitReady(startSshLike(lab.server));
   const control = join(dir.path, 'ctl.sock');
+  const started = Date.now();
   const daemon = startDaemon(lab.server, ['--config', config, '--state', join(dir.path, 'state.json'), '--control', control]);
   t.after(() => daemon.kill());
   await daemon.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
   await daemon.waitFor((e) => e.event === 'relay.listening', 1000, 'relay.listening');
+  t.diagnostic(`daemon start → ready with the relay listening: ${Date.now() - started} ms`);
   return { lab, dir, daemon, url: `http://${lab.server.v4}:${RELAY_PORT}`, keys: { alice: alice.keyFile, bob: bob.keyFile }, control };
 }
 

@@ -1,10 +1,12 @@
 // Convergence of the host firewall (and the cloud) on the set of live grants.
-// Two paths, one queue:
-// - fast: a store change that names its grant (put/remove) is applied at once as the few
-//   firewall ops it implies — no store or firewall listing on the knock → open path;
-// - full (level-triggered): any hint without details, a timer, or shortly after fast changes,
-//   reads the whole desired set and the actual firewall and repairs every difference.
-// Work never overlaps; hints during a full run coalesce into one more run.
+// - fast path: a store change that names its grant (put/remove) becomes the few firewall ops it
+//   implies, applied at once — no store or firewall listing between a knock and the open port;
+// - refresh: on a bare hint or a grant's expiry, re-read the store (cheap) and apply the
+//   differences against what we know, like a batch of fast changes;
+// - full repair (level-triggered, on a timer): read the store AND the firewall and fix every
+//   difference (a rule deleted by hand, a missed hint). Its slow listing runs outside the queue,
+//   so it never delays a knock; addresses a fast change touched meanwhile are left to that change;
+// - cloud: its own queue, after changes settle — API calls never hold up the host firewall.
 import { desiredEntries, planFirewall } from '../core/plan.ts';
 import { formatPort, isLive, type Grant } from '../core/grant.ts';
 import { describeError } from '../errors.ts';
@@ -17,7 +19,7 @@ export interface CloudReconciler {
 
 export interface Reconciler {
   start(): void;
-  /** Resolves when a full run that started after this call has finished. */
+  /** A full repair (store + firewall listing); resolves when it has been applied. */
   reconcileNow(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -29,9 +31,9 @@ export interface ReconcilerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** Full repair interval (anything missed, a rule deleted by hand). */
+  /** Full repair interval. */
   readonly periodicMs: number;
-  /** A full run follows fast changes after this quiet time (cloud sync, repair). Default 1 s. */
+  /** The cloud follows changes after this quiet time (batches a burst of knocks). Default 1 s. */
   readonly settleMs?: number;
 }
 
@@ -40,16 +42,32 @@ const MAX_TIMER_MS = 2_147_000_000;
 
 const ms = (from: number): number => Math.round((performance.now() - from) * 10) / 10;
 
+/** A serial queue whose failures are logged and counted, never thrown at the caller's loop. */
+function serial(onError: (what: string, err: unknown) => void): (what: string, work: () => Promise<void>) => Promise<void> {
+  let tail: Promise<void> = Promise.resolve();
+  return (what, work) => {
+    tail = tail.then(work).catch((err: unknown) => onError(what, err));
+    return tail;
+  };
+}
+
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.logger;
   const settleMs = deps.settleMs ?? 1000;
-  let queue: Promise<void> = Promise.resolve();
-  let fullPending: Promise<void> | undefined;
+  const onError = (what: string, err: unknown): void => {
+    deps.metrics.inc('reconcile_errors_total');
+    log.error({ event: 'reconcile.error', what, err: describeError(err) }, `${what} failed; the next repair retries`);
+  };
+  const hostQueue = serial(onError);
+  const cloudQueue = serial(onError);
   let stopped = false;
   let unwatch: (() => void) | undefined;
   let periodic: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
-  let settleTimer: NodeJS.Timeout | undefined;
+  let cloudTimer: NodeJS.Timeout | undefined;
+  let fullInFlight: Promise<void> | undefined;
+  /** Addresses changed by the fast path while a full repair was listing. */
+  let touchedDuringFull: Set<string> | undefined;
   /** The grants the firewall was last brought in line with. */
   const known = new Map<string, Grant>();
 
@@ -58,24 +76,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     log.info({ event: 'grant.close', reason: 'ttl', grantId: g.id, ip: g.ip, door: g.door, ports: g.ports.map(formatPort) }, `closed ${g.ports.map(formatPort).join(',')} for ${g.ip} (${g.door}): ttl`);
   };
 
-  const scheduleExpiry = (): void => {
-    clearTimeout(expiryTimer);
-    const next = Math.min(...[...known.values()].map((g) => g.expiresAt ?? Infinity));
-    if (!Number.isFinite(next) || stopped) return;
-    const wait = Math.min(Math.max(0, next - deps.clock.now()) + 5, MAX_TIMER_MS);
-    expiryTimer = setTimeout(() => void full(), wait);
-    expiryTimer.unref();
-  };
-
-  const enqueue = (work: () => Promise<void>, what: string): Promise<void> => {
-    queue = queue.then(work).catch((err: unknown) => {
-      deps.metrics.inc('reconcile_errors_total');
-      log.error({ event: 'reconcile.error', what, err: describeError(err) }, `${what} failed; the next full reconcile retries`);
-    });
-    return queue;
-  };
-
-  const applyOps = async (ops: FirewallOp[], timing: Record<string, number>): Promise<void> => {
+  const applyOps = async (ops: FirewallOp[], timing: Record<string, number | string>): Promise<void> => {
     if (ops.length === 0) return;
     const t = performance.now();
     await deps.firewall.apply(ops);
@@ -83,71 +84,122 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     log.debug({ event: 'firewall.apply', adds: ops.filter((o) => o.op === 'add').length, removes: ops.filter((o) => o.op === 'remove').length, ...timing, applyMs: ms(t) }, 'firewall converged');
   };
 
-  /** The ops one grant's arrival or departure implies, given every other grant we know. */
-  const fastChange = async (change: StoreChange): Promise<void> => {
-    const now = deps.clock.now();
-    const ip = change.kind === 'put' ? change.grant.ip : known.get(change.id)?.ip;
-    if (ip === undefined) return;
-    const sameIp = (): Grant[] => [...known.values()].filter((g) => g.ip === ip && isLive(g, now));
-    const before = desiredEntries(sameIp(), now);
-    if (change.kind === 'put') {
-      if (!isLive(change.grant, now)) return;
-      known.set(change.grant.id, change.grant);
-    } else {
-      const gone = known.get(change.id);
-      known.delete(change.id);
-      if (gone && gone.expiresAt !== null && gone.expiresAt <= now) logTtlClose(gone);
-    }
-    // `before` stands in for the firewall's state for this one address: the full run repairs any
-    // difference between the two.
-    await applyOps(planFirewall(desiredEntries(sameIp(), now), before, now), { fast: 1 });
-    scheduleExpiry();
+  const scheduleExpiry = (): void => {
+    clearTimeout(expiryTimer);
+    let next = Infinity;
+    for (const g of known.values()) if (g.expiresAt !== null && g.expiresAt < next) next = g.expiresAt;
+    if (!Number.isFinite(next) || stopped) return;
+    const wait = Math.min(Math.max(0, next - deps.clock.now()) + 5, MAX_TIMER_MS);
+    // The kernel drops an expired element by itself; this keeps `known`, the log and the cloud true.
+    expiryTimer = setTimeout(() => void refresh(), wait);
+    expiryTimer.unref();
   };
 
-  const runFull = async (): Promise<void> => {
-    const t0 = performance.now();
-    const now = deps.clock.now();
-    const live = (await deps.store.list()).filter((g) => isLive(g, now));
-    const storeMs = ms(t0);
-    const liveIds = new Set(live.map((g) => g.id));
-    for (const g of known.values()) if (!liveIds.has(g.id) && g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
-    known.clear();
-    for (const g of live) known.set(g.id, g);
-    const t1 = performance.now();
-    const actual = await deps.firewall.list();
-    await applyOps(planFirewall(desiredEntries(live, now), actual, now), { storeMs, listMs: ms(t1) });
-    deps.metrics.set('grants_live', live.length);
-    deps.metrics.inc('reconcile_runs_total');
-    scheduleExpiry();
-    if (deps.cloud) await deps.cloud.reconcile(live);
+  const cloudLater = (): void => {
+    if (!deps.cloud || stopped) return;
+    clearTimeout(cloudTimer);
+    cloudTimer = setTimeout(() => void cloudNow(), settleMs);
+    cloudTimer.unref();
   };
 
-  /** Queues one full run, unless one is already queued and not yet started. */
-  function full(): Promise<void> {
-    if (stopped) return Promise.resolve();
-    fullPending ??= enqueue(async () => {
-      fullPending = undefined;
-      await runFull();
-    }, 'full reconcile');
-    return fullPending;
+  function cloudNow(): Promise<void> {
+    const cloud = deps.cloud;
+    if (!cloud) return Promise.resolve();
+    return cloudQueue('cloud reconcile', async () => {
+      const now = deps.clock.now();
+      await cloud.reconcile((await deps.store.list()).filter((g) => isLive(g, now)));
+    });
   }
 
-  const settleLater = (): void => {
-    clearTimeout(settleTimer);
-    settleTimer = setTimeout(() => void full(), settleMs);
-    settleTimer.unref();
+  /** Moves `known` to `next` for the addresses in `ips`, applying the difference. */
+  const converge = async (next: ReadonlyMap<string, Grant>, ips: ReadonlySet<string>, timing: Record<string, number | string>): Promise<void> => {
+    const now = deps.clock.now();
+    const of = (m: ReadonlyMap<string, Grant>): Grant[] => [...m.values()].filter((g) => ips.has(g.ip) && isLive(g, now));
+    const before = desiredEntries(of(known), now);
+    for (const g of known.values()) {
+      if (!ips.has(g.ip) || next.has(g.id)) continue;
+      known.delete(g.id);
+      if (g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
+    }
+    for (const g of next.values()) if (ips.has(g.ip) && isLive(g, now)) known.set(g.id, g);
+    if (touchedDuringFull) for (const ip of ips) touchedDuringFull.add(ip);
+    // `before` stands in for the firewall's state of these addresses; the full repair fixes any
+    // difference between the two.
+    await applyOps(planFirewall(desiredEntries(of(known), now), before, now), timing);
+    deps.metrics.set('grants_live', known.size);
+    scheduleExpiry();
   };
+
+  const fastChange = (change: StoreChange): Promise<void> =>
+    hostQueue('fast apply', async () => {
+      const next = new Map(known);
+      let ip: string | undefined;
+      if (change.kind === 'put') {
+        ip = change.grant.ip;
+        next.set(change.grant.id, change.grant);
+      } else {
+        ip = known.get(change.id)?.ip;
+        next.delete(change.id);
+      }
+      if (ip !== undefined) await converge(next, new Set([ip]), { path: 'fast' });
+    });
+
+  function refresh(): Promise<void> {
+    return hostQueue('refresh', async () => {
+      const now = deps.clock.now();
+      const live = (await deps.store.list()).filter((g) => isLive(g, now));
+      const next = new Map(live.map((g) => [g.id, g]));
+      const ips = new Set([...known.values(), ...live].map((g) => g.ip));
+      await converge(next, ips, { path: 'refresh' });
+      cloudLater();
+    });
+  }
+
+  function full(): Promise<void> {
+    if (stopped) return Promise.resolve();
+    fullInFlight ??= (async () => {
+      try {
+        const touched = new Set<string>();
+        touchedDuringFull = touched;
+        const t0 = performance.now();
+        const grants = await deps.store.list();
+        const actual = await deps.firewall.list();
+        const listMs = ms(t0);
+        await hostQueue('full repair', async () => {
+          touchedDuringFull = undefined;
+          const now = deps.clock.now();
+          const live = grants.filter((g) => isLive(g, now) && !touched.has(g.ip));
+          const untouched = (e: { ip: string }): boolean => !touched.has(e.ip);
+          const liveIds = new Set(live.map((g) => g.id));
+          for (const g of [...known.values()]) {
+            if (touched.has(g.ip)) continue;
+            if (!liveIds.has(g.id)) {
+              known.delete(g.id);
+              if (g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
+            }
+          }
+          for (const g of live) known.set(g.id, g);
+          const ops = planFirewall(desiredEntries(live, now), actual.filter(untouched), now);
+          await applyOps(ops, { path: 'full', listMs });
+          deps.metrics.set('grants_live', known.size);
+          deps.metrics.inc('reconcile_runs_total');
+          scheduleExpiry();
+        });
+        await cloudNow();
+      } finally {
+        touchedDuringFull = undefined;
+        fullInFlight = undefined;
+      }
+    })();
+    return fullInFlight;
+  }
 
   return {
     start() {
       unwatch = deps.store.watch((change) => {
         if (stopped) return;
-        if (!change) {
-          void full();
-          return;
-        }
-        void enqueue(() => fastChange(change), 'fast apply');
-        settleLater();
+        if (change) void fastChange(change).then(cloudLater);
+        else void refresh();
       });
       periodic = setInterval(() => void full(), deps.periodicMs);
       periodic.unref();
@@ -158,8 +210,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       unwatch?.();
       clearInterval(periodic);
       clearTimeout(expiryTimer);
-      clearTimeout(settleTimer);
-      await queue;
+      clearTimeout(cloudTimer);
+      await fullInFlight;
+      await hostQueue('stop', () => Promise.resolve());
+      await cloudQueue('stop', () => Promise.resolve());
     },
   };
 }

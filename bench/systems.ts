@@ -94,21 +94,8 @@ export async function startProbe(client: Host): Promise<ProbeClient> {
 // knockd: the guide's config with `-I INPUT 1` (an appended ACCEPT would sit behind the DROP and
 // never open) and a log file instead of syslog so its log lines can be counted.
 
-const knockdConf = (log: string): string => `[options]
- LogFile = ${log}
-
-[openSSH]
- sequence = 7000,8000,9000
- seq_timeout = 5
- command = /sbin/iptables -I INPUT 1 -s %IP% -p tcp --dport 22 -j ACCEPT
- tcpflags = syn
-
-[closeSSH]
- sequence = 9000,8000,7000
- seq_timeout = 5
- command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
- tcpflags = syn
-`;
+const knockdConf = (log: string): string =>
+  GUIDE_KNOCKD_CONF.replace(' UseSyslog', ` LogFile = ${log}`).replace('iptables -A INPUT', 'iptables -I INPUT 1');
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

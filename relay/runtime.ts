@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { createMemoryNonceStore } from '../gateway/adapters/nonce-memory.ts';
 import { createRedisNonceStore } from '../gateway/adapters/nonce-redis.ts';
-import { redactUrl, redisConnection } from '../gateway/adapters/store-redis.ts';
+import { redactUrl, redisConnection } from '../gateway/adapters/redis-url.ts';
 import { describeError, kgwError } from '../gateway/errors.ts';
 import type { Clock, Logger } from '../gateway/ports.ts';
 import { createApp } from './app.ts';

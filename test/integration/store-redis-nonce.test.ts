@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isKnockgwError } from '../../gateway/errors.ts';
 import { systemClock } from '../../gateway/ports.ts';
 import { createNonceStore, createStore } from '../../gateway/adapters/store.ts';
-import { redisConnection } from '../../gateway/adapters/store-redis.ts';
+import { redisConnection } from '../../gateway/adapters/redis-url.ts';
 import { captureLogger, startRedis } from '../helpers/redis.ts';
 
 void test('a nonce shared through Redis is claimed by exactly one of many concurrent claimers', async (t) => {

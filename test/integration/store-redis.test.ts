@@ -5,7 +5,8 @@ import { Redis } from 'ioredis';
 import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
 import { isKnockgwError } from '../../gateway/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
-import { createRedisStore, redisConnection, type RedisStore, type RedisStoreOptions } from '../../gateway/adapters/store-redis.ts';
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../../gateway/adapters/store-redis.ts';
+import { redisConnection } from '../../gateway/adapters/redis-url.ts';
 import { captureLogger, startRedis, type CapturedLog } from '../helpers/redis.ts';
 
 const grant = (ip: string, ttlMs: number, nodeId: string, door = 'openSSH'): Grant =>

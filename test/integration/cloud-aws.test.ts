@@ -9,7 +9,9 @@ import { startEc2Fake, type Ec2Fake, type Ec2FakeOptions } from '../fakes/ec2.ts
 import { captureLog, grantFor, manyIps, useDummyAwsCredentials, type CapturedLog } from '../helpers/cloud.ts';
 
 useDummyAwsCredentials();
-const FAST = { baseMs: 5, capMs: 50, maxAttempts: 10, budgetMs: 20_000 };
+// Enough attempts that a throttled burst always gets through on a loaded machine (full jitter
+// can make a run of tiny delays), still fast enough for a test.
+const FAST = { baseMs: 5, capMs: 200, maxAttempts: 30, budgetMs: 20_000 };
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, fakeOpts: Ec2FakeOptions = {}, cfg: Partial<AwsCloudConfig> = {}, retry: Partial<RetryPolicy> = {}):
   Promise<{ fake: Ec2Fake; fw: AwsCloudFirewall; log: CapturedLog }> {

@@ -38,7 +38,8 @@ export interface FirewallEntry {
 }
 
 export type FirewallOp =
-  | { readonly op: 'add'; readonly entry: FirewallEntry }
+  /** fresh: the planner saw no such entry, so a plain add will do (no timeout to refresh). */
+  | { readonly op: 'add'; readonly entry: FirewallEntry; readonly fresh?: boolean }
   | { readonly op: 'remove'; readonly entry: FirewallEntry };
 
 export interface HostFirewall {

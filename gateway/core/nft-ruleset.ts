@@ -102,6 +102,9 @@ function statements(verb: 'add' | 'delete', set: string, elements: readonly stri
  * element fails the batch, while adding a present one does not refresh its timeout on every
  * kernel. So every touched key is first added (a no-op if present), then deleted (now always
  * present), then the wanted ones added with their exact remaining time. Expired adds are dropped.
+ * An add the planner marked fresh (no such element seen) is a plain add: the common knock → open
+ * case costs one netlink operation instead of three; if the element was there after all, its
+ * timeout is refreshed by the next full repair.
  */
 export function renderOps(ops: readonly FirewallOp[], now: number): string {
   const lines: string[] = [];
@@ -109,11 +112,17 @@ export function renderOps(ops: readonly FirewallOp[], now: number): string {
     const set = ALLOWED_SETS[family];
     const touched = new Map<string, FirewallEntry>();
     const adds = new Map<string, string>();
-    for (const { op, entry } of ops) {
+    const freshKeys = new Set<string>();
+    for (const op of ops) {
+      const { entry } = op;
       if (entry.family !== family) continue;
       const key = elementKey(entry);
-      touched.set(key, entry);
-      if (op === 'remove') {
+      if (op.op === 'add' && op.fresh === true && !touched.has(key)) freshKeys.add(key);
+      else {
+        freshKeys.delete(key);
+        touched.set(key, entry);
+      }
+      if (op.op === 'remove') {
         adds.delete(key);
         continue;
       }

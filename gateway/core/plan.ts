@@ -64,12 +64,14 @@ export function planFirewall(desired: readonly FirewallEntry[], actual: readonly
   const removes: FirewallEntry[] = [];
   for (const [key, e] of have) if (!want.has(key)) removes.push(e);
   const adds: FirewallEntry[] = [];
+  const fresh = new Set<FirewallEntry>();
   for (const [key, e] of want) {
     const current = have.get(key);
+    if (!current) fresh.add(e);
     if (!current || needsRefresh(e, current)) adds.push(e);
   }
   return [
     ...removes.sort(compareEntries).map((entry): FirewallOp => ({ op: 'remove', entry })),
-    ...adds.sort(compareEntries).map((entry): FirewallOp => ({ op: 'add', entry })),
+    ...adds.sort(compareEntries).map((entry): FirewallOp => (fresh.has(entry) ? { op: 'add', entry, fresh: true } : { op: 'add', entry })),
   ];
 }

@@ -55,3 +55,16 @@ void test('large batches are split into statements of at most 1000 elements', ()
   assert.equal(lines.length, 9);
   assert.equal(lines[0]?.split(',').length, 1000);
 });
+
+void test('a fresh add is one plain add; a refresh and a remove keep add/delete/add', () => {
+  const fresh = renderOps([{ op: 'add', entry: { ip: '198.51.100.7', family: 4, port: 22, proto: 'tcp', expiresAt: null }, fresh: true }], 0);
+  assert.equal(fresh, 'add element inet knockgw allowed4 { 198.51.100.7 . tcp . 22 }\n');
+  const mixed = renderOps([
+    { op: 'add', entry: { ip: '198.51.100.7', family: 4, port: 22, proto: 'tcp', expiresAt: null }, fresh: true },
+    { op: 'add', entry: { ip: '198.51.100.8', family: 4, port: 22, proto: 'tcp', expiresAt: null } },
+  ], 0);
+  assert.equal(mixed.split('\n').filter(Boolean).length, 3);
+  assert.match(mixed, /^add element inet knockgw allowed4 \{ 198\.51\.100\.8 \. tcp \. 22 \}$/m);
+  assert.match(mixed, /^delete element inet knockgw allowed4 \{ 198\.51\.100\.8 \. tcp \. 22 \}$/m);
+  assert.match(mixed, /^add element inet knockgw allowed4 \{ 198\.51\.100\.7 \. tcp \. 22, 198\.51\.100\.8 \. tcp \. 22 \}$/m);
+});

@@ -28,7 +28,7 @@ void test('missing entries are added, undesired ones removed, matching ones left
   const actual = [e('198.51.100.2', null), e('198.51.100.3', NOW + 5000)];
   assert.deepEqual(planFirewall(desired, actual, NOW), [
     { op: 'remove', entry: e('198.51.100.3', NOW + 5000) },
-    { op: 'add', entry: e('198.51.100.1', NOW + 5000) },
+    { op: 'add', entry: e('198.51.100.1', NOW + 5000), fresh: true },
   ]);
 });
 
@@ -37,6 +37,7 @@ void test('a meaningfully later expiry re-adds (refresh); nft second rounding do
   const actual = [e('198.51.100.1', NOW + 10_000), e('198.51.100.2', NOW + 60_000 - 999), e('198.51.100.3', NOW + 60_000), e('198.51.100.4', null)];
   const adds = planFirewall(desired, actual, NOW).map((o) => `${o.op} ${o.entry.ip}`);
   assert.deepEqual(adds, ['add 198.51.100.1', 'add 198.51.100.3', 'add 198.51.100.4']);
+  assert.ok(planFirewall(desired, actual, NOW).every((o) => o.op !== 'add' || o.fresh !== true), 'a refresh of a present entry is never a plain add');
   assert.ok(REFRESH_TOLERANCE_MS >= 1000);
 });
 

@@ -112,7 +112,6 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
   const started: { close(): Promise<void> }[] = [];
   const sources: PacketSource[] = [];
 
-
   const shutdown = async (signal: string): Promise<void> => {
     logger.info({ event: 'daemon.stopping', signal, teardown: command.teardown }, `stopping on ${signal}`);
     const deadline = setTimeout(() => {

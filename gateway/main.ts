@@ -41,9 +41,14 @@ async function run(command: Command): Promise<number> {
 }
 
 try {
-  process.exitCode = await run(parseCommand(process.argv.slice(2)));
+  const command = parseCommand(process.argv.slice(2));
+  const code = await run(command);
+  // A stopped daemon may still hold sockets of components that failed to close in time.
+  if (command.cmd === 'daemon') process.exit(code);
+  process.exitCode = code;
 } catch (err) {
   process.stderr.write(`knockgw: ${describeError(err)}\n`);
   if (!isKnockgwError(err) && process.env.KNOCKGW_DEBUG) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
-  process.exitCode = isKnockgwError(err, 'KGW_CLI_USAGE') ? 64 : isKnockgwError(err) && err.code.startsWith('KGW_CONFIG') ? 78 : 1;
+  // Exit now: a start-up that failed half-way may have left connections (Redis, cloud) open.
+  process.exit(isKnockgwError(err, 'KGW_CLI_USAGE') ? 64 : isKnockgwError(err) && err.code.startsWith('KGW_CONFIG') ? 78 : 1);
 }

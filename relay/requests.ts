@@ -4,9 +4,9 @@
 // Redis: one Stream (`XADD knockgw:requests MAXLEN ~ 10000 * req <json>`). Every gateway node
 // reads it with XREAD BLOCK from its own in-memory cursor (no consumer group), so every node sees
 // every request; the gateway's nonce claim in the shared NonceStore makes exactly one of them act.
-// The cursor starts at `$` on first start and is never persisted: requests queued while no
-// gateway runs are not replayed after a restart — by then their timestamps would be close to the
-// window's edge anyway, and the client simply knocks again.
+// The cursor starts 10 s back when a reader starts and is never persisted: requests queued
+// while no gateway ran for longer are not replayed — by then their timestamps would be close to
+// the window's edge anyway, and the client simply knocks again.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { kgwError } from '../gateway/errors.ts';
@@ -122,6 +122,10 @@ export function createRedisRequestSink(redis: Redis, opts: { stream?: string; ma
   };
 }
 
+/** How far back a new reader starts (covers its own connection time and small clock skew). */
+const START_LOOKBACK_MS = 10_000;
+const READ_BATCH = 100;
+
 export interface RedisSourceOptions {
   readonly stream?: string;
   /** XREAD BLOCK timeout; bounds how long close() may wait on a stuck connection. */
@@ -140,7 +144,10 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
   const conn = redis.duplicate();
   conn.on('error', (err: Error) => opts.onError?.(err));
   let closed = false;
-  let cursor = '$';
+  // Not `$`: that would mean "after the first XREAD reaches Redis", and a request written while
+  // this reader connects would be lost. Stream ids are Redis milliseconds, so start a few seconds
+  // back: a request seen twice is harmless (the nonce claim and idempotent grants absorb it).
+  let cursor = `${Math.max(0, Date.now() - START_LOOKBACK_MS)}-0`;
   let wakeSleep: (() => void) | undefined;
   let signalClosed: () => void = () => undefined;
   const whenClosed = new Promise<'closed'>((resolve) => { signalClosed = () => resolve('closed'); });
@@ -156,7 +163,7 @@ export function createRedisRequestSource(redis: Redis, opts: RedisSourceOptions 
       while (!closed) {
         let result: [string, [string, string[]][]][] | null;
         try {
-          const read = conn.xread('BLOCK', blockMs, 'STREAMS', stream, cursor);
+          const read = conn.xread('COUNT', READ_BATCH, 'BLOCK', blockMs, 'STREAMS', stream, cursor);
           // ioredis may never settle a command queued while reconnecting once disconnect() is
           // called, so close() must not depend on the read settling.
           read.catch(() => undefined);

@@ -11,16 +11,19 @@ import { captureLog, identities, knock } from '../helpers/relay-fixtures.ts';
 const ids = identities();
 const now = () => Date.now();
 
-void test('grant requests travel through the Redis stream to every reader that started before them', async (t) => {
+void test('grant requests reach every reader; a reader starts a few seconds back, never a minute', async (t) => {
   const server = await startRedis(t);
   if (!server) return;
   const redis = new Redis(server.url);
   redis.on('error', () => undefined); // the server goes first in clean-up
   t.after(() => { redis.disconnect(); });
   const sink = createRedisRequestSink(redis);
-  await sink.submit({ ...knock(ids.bob), observedIp: '203.0.113.1', receivedAt: now() });
+  // A minute old: a reader that starts now must not replay it.
+  await redis.xadd(REQUESTS_STREAM, `${Date.now() - 60_000}-0`, 'req', JSON.stringify({ ...knock(ids.bob), observedIp: '203.0.113.9', receivedAt: now() }));
+  // Written while the readers are still connecting: they must not lose it.
+  const early = { ...knock(ids.bob), observedIp: '203.0.113.1', receivedAt: now() };
+  await sink.submit(early);
 
-  // Two gateway nodes, each with its own cursor from `$`: the request above predates both.
   const readers = [createRedisRequestSource(redis, { blockMs: 200 }), createRedisRequestSource(redis, { blockMs: 200 })];
   const got: QueuedRequest[][] = [[], []];
   const pumps = readers.map(async (r, i) => { for await (const q of r) got[i]?.push(q); });
@@ -30,17 +33,18 @@ void test('grant requests travel through the Redis stream to every reader that s
   await sink.submit({ ...knock(ids.bob), observedIp: '203.0.113.3', receivedAt: now() });
   await redis.xadd(REQUESTS_STREAM, '*', 'req', 'not json');
   const deadline = Date.now() + 3000;
-  while (got.some((g) => g.length < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (got.some((g) => g.length < 4) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 
   const t0 = Date.now();
   await Promise.all(readers.map((r) => r.close()));
   await Promise.all(pumps);
   assert.ok(Date.now() - t0 < 1000, 'close() interrupts a blocking XREAD');
   for (const g of got) {
-    assert.equal(g.length, 3);
-    assert.deepEqual(parseGrantRequest(g[0]?.payload), sent);
-    assert.equal(parseGrantRequest(g[1]?.payload).observedIp, '203.0.113.3');
-    assert.equal(g[2]?.payload, undefined);
+    assert.equal(g.length, 4);
+    assert.deepEqual(parseGrantRequest(g[0]?.payload), early);
+    assert.deepEqual(parseGrantRequest(g[1]?.payload), sent);
+    assert.equal(parseGrantRequest(g[2]?.payload).observedIp, '203.0.113.3');
+    assert.equal(g[3]?.payload, undefined);
   }
   assert.ok(await redis.xlen(REQUESTS_STREAM) <= 10_000);
 });

@@ -42,7 +42,7 @@ export interface RedisStoreOptions {
   readonly requireStoreAtStart?: boolean;
   /** How long start-up waits for Redis (default 5 s). */
   readonly connectTimeoutMs?: number;
-  /** Cap of the jittered exponential reconnect backoff (default 1 s). */
+  /** Cap of the jittered exponential reconnect backoff (default 400 ms). */
   readonly reconnectMaxMs?: number;
   /** Approximate length kept in the change stream (default 10000). */
   readonly streamMaxLen?: number;
@@ -177,7 +177,9 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const indexKey = key('grants');
   const streamKey = key('changes');
   const maxLen = String(opts.streamMaxLen ?? 10_000);
-  const capMs = opts.reconnectMaxMs ?? 1000;
+  // Low: nodes must converge within a second of Redis returning, and a reconnect attempt to a
+  // Redis that is still down costs next to nothing.
+  const capMs = opts.reconnectMaxMs ?? 400;
   const target = redactUrl(opts.url);
 
   const connOpts: RedisOptions = {

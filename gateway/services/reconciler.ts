@@ -68,8 +68,25 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let fullInFlight: Promise<void> | undefined;
   /** Addresses changed by the fast path while a full repair was listing. */
   let touchedDuringFull: Set<string> | undefined;
-  /** The grants the firewall was last brought in line with. */
+  /** The grants the firewall was last brought in line with, and the same ids by address. */
   const known = new Map<string, Grant>();
+  const byIp = new Map<string, Set<string>>();
+  /** When the expiry timer fires (Infinity = not armed). */
+  let expiryAt = Infinity;
+
+  const remember = (g: Grant): void => {
+    known.set(g.id, g);
+    let ids = byIp.get(g.ip);
+    if (!ids) byIp.set(g.ip, (ids = new Set()));
+    ids.add(g.id);
+  };
+  const forget = (g: Grant): void => {
+    known.delete(g.id);
+    const ids = byIp.get(g.ip);
+    ids?.delete(g.id);
+    if (ids?.size === 0) byIp.delete(g.ip);
+  };
+  const knownAt = (ip: string): Grant[] => [...(byIp.get(ip) ?? [])].flatMap((id) => known.get(id) ?? []);
 
   const logTtlClose = (g: Grant): void => {
     deps.metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'ttl' });
@@ -84,15 +101,24 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     log.debug({ event: 'firewall.apply', adds: ops.filter((o) => o.op === 'add').length, removes: ops.filter((o) => o.op === 'remove').length, ...timing, applyMs: ms(t) }, 'firewall converged');
   };
 
-  const scheduleExpiry = (): void => {
+  /** Arms the expiry timer for `at` unless it already fires earlier. */
+  const armExpiry = (at: number): void => {
+    if (stopped || at >= expiryAt) return;
     clearTimeout(expiryTimer);
-    let next = Infinity;
-    for (const g of known.values()) if (g.expiresAt !== null && g.expiresAt < next) next = g.expiresAt;
-    if (!Number.isFinite(next) || stopped) return;
-    const wait = Math.min(Math.max(0, next - deps.clock.now()) + 5, MAX_TIMER_MS);
+    expiryAt = at;
+    const wait = Math.min(Math.max(0, at - deps.clock.now()) + 5, MAX_TIMER_MS);
     // The kernel drops an expired element by itself; this keeps `known`, the log and the cloud true.
-    expiryTimer = setTimeout(() => void refresh(), wait);
+    expiryTimer = setTimeout(() => {
+      expiryAt = Infinity;
+      void refresh();
+    }, wait);
     expiryTimer.unref();
+  };
+  /** Re-arms for the earliest expiry of all known grants (after a refresh or a repair). */
+  const rearmExpiry = (): void => {
+    clearTimeout(expiryTimer);
+    expiryAt = Infinity;
+    for (const g of known.values()) if (g.expiresAt !== null) armExpiry(g.expiresAt);
   };
 
   const cloudLater = (): void => {
@@ -111,46 +137,44 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     });
   }
 
-  /** Moves `known` to `next` for the addresses in `ips`, applying the difference. */
-  const converge = async (next: ReadonlyMap<string, Grant>, ips: ReadonlySet<string>, timing: Record<string, number | string>): Promise<void> => {
+  /**
+   * Makes `next` the known grants of the addresses in `ips` and applies the difference. Costs
+   * what those addresses hold, not what the whole table holds: this is the knock → open path.
+   */
+  const converge = async (next: readonly Grant[], ips: ReadonlySet<string>, timing: Record<string, number | string>): Promise<void> => {
     const now = deps.clock.now();
-    const of = (m: ReadonlyMap<string, Grant>): Grant[] => [...m.values()].filter((g) => ips.has(g.ip) && isLive(g, now));
-    const before = desiredEntries(of(known), now);
-    for (const g of known.values()) {
-      if (!ips.has(g.ip) || next.has(g.id)) continue;
-      known.delete(g.id);
+    const current = [...ips].flatMap(knownAt);
+    const live = next.filter((g) => ips.has(g.ip) && isLive(g, now));
+    const keep = new Set(live.map((g) => g.id));
+    for (const g of current) {
+      if (keep.has(g.id)) continue;
+      forget(g);
       if (g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
     }
-    for (const g of next.values()) if (ips.has(g.ip) && isLive(g, now)) known.set(g.id, g);
+    for (const g of live) remember(g);
     if (touchedDuringFull) for (const ip of ips) touchedDuringFull.add(ip);
-    // `before` stands in for the firewall's state of these addresses; the full repair fixes any
-    // difference between the two.
-    await applyOps(planFirewall(desiredEntries(of(known), now), before, now), timing);
+    // What we knew of these addresses stands in for the firewall's state of them; the full
+    // repair fixes any difference between the two.
+    const before = desiredEntries(current.filter((g) => isLive(g, now)), now);
+    await applyOps(planFirewall(desiredEntries(live, now), before, now), timing);
     deps.metrics.set('grants_live', known.size);
-    scheduleExpiry();
+    for (const g of live) if (g.expiresAt !== null) armExpiry(g.expiresAt);
   };
 
   const fastChange = (change: StoreChange): Promise<void> =>
     hostQueue('fast apply', async () => {
-      const next = new Map(known);
-      let ip: string | undefined;
-      if (change.kind === 'put') {
-        ip = change.grant.ip;
-        next.set(change.grant.id, change.grant);
-      } else {
-        ip = known.get(change.id)?.ip;
-        next.delete(change.id);
-      }
-      if (ip !== undefined) await converge(next, new Set([ip]), { path: 'fast' });
+      const ip = change.kind === 'put' ? change.grant.ip : known.get(change.id)?.ip;
+      if (ip === undefined) return;
+      const others = knownAt(ip).filter((g) => g.id !== (change.kind === 'put' ? change.grant.id : change.id));
+      await converge(change.kind === 'put' ? [...others, change.grant] : others, new Set([ip]), { path: 'fast' });
     });
 
   function refresh(): Promise<void> {
     return hostQueue('refresh', async () => {
       const now = deps.clock.now();
       const live = (await deps.store.list()).filter((g) => isLive(g, now));
-      const next = new Map(live.map((g) => [g.id, g]));
-      const ips = new Set([...known.values(), ...live].map((g) => g.ip));
-      await converge(next, ips, { path: 'refresh' });
+      await converge(live, new Set([...byIp.keys(), ...live.map((g) => g.ip)]), { path: 'refresh' });
+      rearmExpiry();
       cloudLater();
     });
   }
@@ -172,18 +196,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           const untouched = (e: { ip: string }): boolean => !touched.has(e.ip);
           const liveIds = new Set(live.map((g) => g.id));
           for (const g of [...known.values()]) {
-            if (touched.has(g.ip)) continue;
-            if (!liveIds.has(g.id)) {
-              known.delete(g.id);
-              if (g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
-            }
+            if (touched.has(g.ip) || liveIds.has(g.id)) continue;
+            forget(g);
+            if (g.expiresAt !== null && g.expiresAt <= now) logTtlClose(g);
           }
-          for (const g of live) known.set(g.id, g);
+          for (const g of live) remember(g);
           const ops = planFirewall(desiredEntries(live, now), actual.filter(untouched), now);
           await applyOps(ops, { path: 'full', listMs });
           deps.metrics.set('grants_live', known.size);
           deps.metrics.inc('reconcile_runs_total');
-          scheduleExpiry();
+          rearmExpiry();
         });
         await cloudNow();
       } finally {

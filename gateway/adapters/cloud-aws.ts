@@ -12,10 +12,10 @@ import { z } from 'zod';
 import type { Family } from '../core/ip.ts';
 import type { Grant } from '../core/grant.ts';
 import type { AwsCloudConfig } from '../config/types.ts';
-import { isKnockgwError, kgwError } from '../errors.ts';
+import { kgwError } from '../errors.ts';
 import type { CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import {
-  assertHostCidr, chunk, decodeMeta, DEFAULT_RETRY, encodeMeta, expiryText, hostGrants, newCounters, parseAnswer, providerCode as awsCode, realSleep, withRetry,
+  assertHostCidr, chunk, countedCall, decodeMeta, DEFAULT_RETRY, encodeMeta, expiryText, hostGrants, newCounters, parseAnswer, providerCode as awsCode, realSleep,
   type HostGrant, type RetryPolicy,
 } from './cloud-common.ts';
 import { createPrefixListOps } from './cloud-aws-prefix-list.ts';
@@ -89,23 +89,14 @@ export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall 
     requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
   });
 
-  async function call<T>(action: AwsAction, send: () => Promise<T>): Promise<T> {
-    return withRetry(async () => {
-      counters.calls[action] = (counters.calls[action] ?? 0) + 1;
-      try {
-        return await send();
-      } catch (err) {
-        throw classify(action, err);
-      }
-    }, {
+  function call<T>(action: AwsAction, send: () => Promise<T>): Promise<T> {
+    return countedCall(action, send, {
+      counters,
       policy,
       sleep,
-      retryable: (err) => isKnockgwError(err, 'KGW_CLOUD_API') && err.detail.retryable === true,
-      onRetry: (err, attempt, delayMs) => {
-        counters.retries++;
-        if (awsCode(err) === 'RequestLimitExceeded') counters.throttled++;
-        logger.debug({ event: 'cloud.retry', provider: 'aws', action, attempt, delayMs, code: awsCode(err) }, 'retrying an EC2 call');
-      },
+      classify,
+      isThrottle: (err) => awsCode(err) === 'RequestLimitExceeded',
+      onRetry: (err, attempt, delayMs) => logger.debug({ event: 'cloud.retry', provider: 'aws', action, attempt, delayMs, code: awsCode(err) }, 'retrying an EC2 call'),
     });
   }
 

@@ -133,6 +133,45 @@ export async function withRetry<T>(
   }
 }
 
+/**
+ * One provider API call as both adapters make it: counted per action, the provider's error
+ * turned into a coded one by `classify`, retried by `policy` while that error is retryable.
+ */
+export function countedCall<N extends string, T>(
+  name: N,
+  send: () => Promise<T>,
+  opts: {
+    counters: CloudCounters;
+    policy: RetryPolicy;
+    sleep: (ms: number) => Promise<void>;
+    classify: (name: N, err: unknown) => Error;
+    isThrottle: (err: unknown) => boolean;
+    onRetry: (err: unknown, attempt: number, delayMs: number) => void;
+  },
+): Promise<T> {
+  const { counters } = opts;
+  return withRetry(
+    async () => {
+      counters.calls[name] = (counters.calls[name] ?? 0) + 1;
+      try {
+        return await send();
+      } catch (err) {
+        throw opts.classify(name, err);
+      }
+    },
+    {
+      policy: opts.policy,
+      sleep: opts.sleep,
+      retryable: (err) => isKnockgwError(err, 'KGW_CLOUD_API') && err.detail.retryable === true,
+      onRetry: (err, attempt, delayMs) => {
+        counters.retries++;
+        if (opts.isThrottle(err)) counters.throttled++;
+        opts.onRetry(err, attempt, delayMs);
+      },
+    },
+  );
+}
+
 /** API call accounting shared by both adapters (metrics, and the bench's calls per grant). */
 export interface CloudCounters {
   readonly calls: Record<string, number>;

@@ -10,7 +10,7 @@ import type { GcpCloudConfig } from '../config/types.ts';
 import { isKnockgwError, kgwError } from '../errors.ts';
 import type { CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import {
-  assertHostCidr, decodeMeta, DEFAULT_RETRY, encodeMeta, hostGrants, newCounters, parseAnswer, providerCode, realSleep, withRetry,
+  assertHostCidr, countedCall, decodeMeta, DEFAULT_RETRY, encodeMeta, hostGrants, newCounters, parseAnswer, providerCode, realSleep,
   type HostGrant, type RetryPolicy,
 } from './cloud-common.ts';
 
@@ -97,23 +97,14 @@ export function createGcpCloudFirewall(opts: GcpCloudOptions): GcpCloudFirewall 
     return kgwError('KGW_CLOUD_API', `GCE ${method} failed: ${code}: ${message}`, { method, providerCode: code, status, retryable }, err);
   }
 
-  async function call<T>(method: GcpMethod, send: () => Promise<T>): Promise<T> {
-    return withRetry(async () => {
-      counters.calls[method] = (counters.calls[method] ?? 0) + 1;
-      try {
-        return await send();
-      } catch (err) {
-        throw classify(method, err);
-      }
-    }, {
+  function call<T>(method: GcpMethod, send: () => Promise<T>): Promise<T> {
+    return countedCall(method, send, {
+      counters,
       policy,
       sleep,
-      retryable: (err) => isKnockgwError(err, 'KGW_CLOUD_API') && err.detail.retryable === true,
-      onRetry: (err, attempt, delayMs) => {
-        counters.retries++;
-        if (isKnockgwError(err) && err.detail.status === 429) counters.throttled++;
-        logger.debug({ event: 'cloud.retry', provider: 'gcp', method, attempt, delayMs, code: providerCode(err) }, 'retrying a GCE call');
-      },
+      classify,
+      isThrottle: (err) => isKnockgwError(err) && err.detail.status === 429,
+      onRetry: (err, attempt, delayMs) => logger.debug({ event: 'cloud.retry', provider: 'gcp', method, attempt, delayMs, code: providerCode(err) }, 'retrying a GCE call'),
     });
   }
 

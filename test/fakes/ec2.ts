@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { createThrottle } from './throttle.ts';
 
 const NS = 'http://ec2.amazonaws.com/doc/2016-11-15/';
 
@@ -108,7 +109,7 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
   const calls: Record<string, number> = {};
   const throttled = { count: 0 };
   const faults: { fault: Ec2Fault; action?: string; delayMs: number }[] = [];
-  const bucket = opts.bucket ? { tokens: opts.bucket.burst, at: Date.now(), ...opts.bucket } : undefined;
+  const take = createThrottle(opts.bucket);
   const ruleView = (r: FakeSgRule): Xml => ({
     securityGroupRuleId: r.id, groupId: r.groupId, groupOwnerId: '123456789012', isEgress: false, ipProtocol: r.proto,
     fromPort: r.fromPort, toPort: r.toPort, ...(r.family === 4 ? { cidrIpv4: r.cidr } : { cidrIpv6: r.cidr }),
@@ -217,16 +218,6 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
       settle(l);
       return { prefixList: plView(l) };
     },
-  };
-
-  const take = (): boolean => {
-    if (!bucket) return true;
-    const now = Date.now();
-    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.refillPerSec);
-    bucket.at = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
   };
 
   const reply = (res: ServerResponse, status: number, body: string): void => {

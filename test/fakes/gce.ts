@@ -4,6 +4,7 @@
 // counts calls, and can be told to fail.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createThrottle } from './throttle.ts';
 
 export interface FakeFirewall {
   readonly name: string;
@@ -79,19 +80,9 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
   const throttled = { count: 0 };
   const inserted: FakeFirewall[] = [];
   const faults: { fault: GceFault; method?: string; delayMs: number }[] = [];
-  const bucket = opts.bucket ? { tokens: opts.bucket.burst, at: Date.now(), ...opts.bucket } : undefined;
+  const take = createThrottle(opts.bucket);
   let seq = 0;
   let base = '';
-
-  const take = (): boolean => {
-    if (!bucket) return true;
-    const now = Date.now();
-    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) / 1000) * bucket.refillPerSec);
-    bucket.at = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  };
 
   const operation = (type: string, target: string, work: () => void, opError: boolean): Operation => {
     const name = `operation-${Date.now()}-${++seq}`;

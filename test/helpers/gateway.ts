@@ -144,22 +144,18 @@ export const GUIDE_KNOCKD_CONF = `[options]
  tcpflags = syn
 `;
 
-/** Polls a TCP connect until it succeeds or `timeoutMs` passes (the firewall converges asynchronously). */
-export async function connectsWithin(host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> {
+/** Polls TCP connects until they give `want` or `timeoutMs` passes (the firewall converges asynchronously). */
+async function connectsAs(want: boolean, host: Host, addr: string, port: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   do {
-    if (await canConnect(host, addr, port)) return true;
+    if ((await canConnect(host, addr, port)) === want) return true;
     await new Promise((r) => setTimeout(r, 50));
   } while (Date.now() < deadline);
   return false;
 }
 
-/** Polls until a TCP connect fails (a close converges asynchronously too). */
-export async function refusedWithin(host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  do {
-    if (!(await canConnect(host, addr, port))) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  } while (Date.now() < deadline);
-  return false;
-}
+/** True once a connect succeeds within `timeoutMs`. */
+export const connectsWithin = (host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> => connectsAs(true, host, addr, port, timeoutMs);
+
+/** True once a connect fails within `timeoutMs` (a close converges asynchronously too). */
+export const refusedWithin = (host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> => connectsAs(false, host, addr, port, timeoutMs);

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(nftables iptables ipset tcpdump knockd redis-server hping3 iproute2 iputils-ping ca-certificates)
+# The one list of programs the project starts is gateway/system-tools.ts; packages.sh reads it.
+mapfile -t PACKAGES < <(scripts/packages.sh)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "knockgw setup: run as root (sudo): it installs Debian packages and manages network namespaces" >&2

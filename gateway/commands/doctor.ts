@@ -1,6 +1,8 @@
 // `knockgw doctor`: everything that would stop the gateway from working, or lock the operator
 // out, checked before it is enabled. Exit 0 = no errors (warnings allowed).
 import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
@@ -8,13 +10,14 @@ import { describeError } from '../errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
 import { planEngines } from '../daemon.ts';
+import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall-conflicts.ts';
 import type { Command } from '../cli.ts';
 import type { Config } from '../config/types.ts';
 
 const execFileP = promisify(execFile);
 type Level = 'ok' | 'warn' | 'error';
-interface Finding { readonly level: Level; readonly text: string }
+export interface Finding { readonly level: Level; readonly text: string }
 
 async function toolWorks(cmd: string, args: string[]): Promise<boolean> {
   try {
@@ -42,6 +45,25 @@ export function sshSessionFinding(sshConnection: string | undefined, config: Con
   };
 }
 
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+function onPath(tool: string, path: string): boolean {
+  return [...path.split(':'), ...SBIN].some((dir) => dir !== '' && existsSync(join(dir, tool)));
+}
+
+/** The runtime tools of gateway/system-tools.ts this firewall backend needs, found or not. */
+export function toolFindings(firewall: Config['firewall'], path: string, found: (tool: string) => boolean = (t) => onPath(t, path)): Finding[] {
+  const out: Finding[] = [];
+  for (const t of SYSTEM_TOOLS) {
+    if (t.use !== 'runtime') continue;
+    const required = t.needs === 'always' || t.needs === firewall;
+    if (!required && t.needs !== 'optional') continue;
+    if (found(t.tool)) out.push({ level: 'ok', text: `${t.tool} found (${t.why})` });
+    else out.push({ level: required ? 'error' : 'warn', text: `${t.tool} is missing${required ? '' : ' (optional)'}: ${t.why}; apt-get install ${t.pkg}` });
+  }
+  return out;
+}
+
 export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }>): Promise<Finding[]> {
   const findings: Finding[] = [];
   const add = (level: Level, text: string): void => void findings.push({ level, text });
@@ -58,17 +80,7 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
     return findings;
   }
 
-  const tools: [string, string[], boolean][] = [
-    ['tcpdump', ['--version'], true],
-    ['nft', ['--version'], config.firewall === 'nftables'],
-    ['iptables', ['--version'], config.firewall === 'iptables'],
-    ['ip6tables', ['--version'], config.firewall === 'iptables'],
-    ['ipset', ['--version'], false],
-  ];
-  for (const [tool, args, required] of tools) {
-    if (await toolWorks(tool, args)) add('ok', `${tool} found`);
-    else add(required ? 'error' : 'warn', `${tool} is missing${required ? '' : ' (optional)'}: apt-get install ${tool === 'nft' ? 'nftables' : tool === 'ip6tables' ? 'iptables' : tool}`);
-  }
+  for (const f of toolFindings(config.firewall, process.env.PATH ?? '')) findings.push(f);
   for (const iface of config.interfaces) {
     if (await toolWorks('ip', ['link', 'show', 'dev', iface])) add('ok', `interface ${iface} exists`);
     else add('error', `interface ${iface} does not exist here (set "interface:" / Interface= or --interface)`);

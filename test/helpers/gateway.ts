@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import type { Host } from './netns.ts';
+import { tcpConnects } from './tcp.ts';
 
 export const MAIN = fileURLToPath(new URL('../../gateway/main.ts', import.meta.url));
 
@@ -96,8 +97,7 @@ export function startDaemon(host: Host, args: readonly string[]): RunningDaemon 
 
 /** True when `host` completes a TCP handshake with addr:port within ~1 s. */
 export async function canConnect(host: Host, addr: string, port: number): Promise<boolean> {
-  const r = await host.exec('nc', ['-z', '-w', '1', addr, String(port)], { allowFail: true });
-  return r.code === 0;
+  return tcpConnects(host, addr, port);
 }
 
 /** A TCP listener on port 22 (v4 and v6) inside the namespace, answering like sshd's banner. */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
+import { tcpConnects, tcpSession } from '../helpers/tcp.ts';
 import { createHostFirewall } from '../../gateway/adapters/firewall.ts';
 import { detectConflicts } from '../../gateway/adapters/firewall-conflicts.ts';
 import { createLogger } from '../../gateway/log.ts';
@@ -31,8 +32,7 @@ async function startServer(server: Host): Promise<ChildProcess> {
 
 async function canConnect(client: Host, family: Family, lab: Lab): Promise<boolean> {
   const addr = family === 4 ? lab.server.v4 : lab.server.v6;
-  const res = await client.exec('nc', ['-z', '-w', '1', addr, '22'], { allowFail: true });
-  return res.code === 0;
+  return tcpConnects(client, addr, 22);
 }
 
 function entry(client: Host, family: Family, expiresAt: number | null, proto: 'tcp' | 'udp' = 'tcp'): FirewallEntry {
@@ -93,7 +93,7 @@ for (const backend of BACKENDS) {
     const a = lab.clients[0] as Host;
     await fw.ensureBase(SSH);
     await fw.apply([{ op: 'add', entry: entry(a, 4, null) }]);
-    const session = a.spawn('nc', [lab.server.v4, '22'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const session = tcpSession(a, lab.server.v4, 22);
     let echoed = '';
     session.stdout?.on('data', (d: Buffer) => (echoed += d.toString()));
     const roundTrip = async (word: string): Promise<boolean> => {

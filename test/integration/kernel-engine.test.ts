@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
+import { tcpConnects } from '../helpers/tcp.ts';
 import { createNftablesFirewall, type NftablesFirewall } from '../../gateway/adapters/firewall-nftables.ts';
 import { createLogger } from '../../gateway/log.ts';
 import type { Family } from '../../gateway/core/ip.ts';
@@ -53,7 +54,7 @@ async function setup(t: TestContext): Promise<{ lab: Lab; fw: NftablesFirewall; 
 const addr = (lab: Lab, f: Family): string => (f === 4 ? lab.server.v4 : lab.server.v6);
 
 async function canConnect(client: Host, lab: Lab, f: Family = 4): Promise<boolean> {
-  return (await client.exec('nc', ['-z', '-w', '1', addr(lab, f), '22'], { allowFail: true })).code === 0;
+  return tcpConnects(client, addr(lab, f), 22);
 }
 
 async function knock(client: Host, lab: Lab, ports: readonly number[], opts: { family?: Family; delayMs?: number } = {}): Promise<void> {

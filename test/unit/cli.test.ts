@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseCommand } from '../../gateway/cli.ts';
 import { isKnockgwError } from '../../gateway/errors.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
-import { sshSessionFinding } from '../../gateway/commands/doctor.ts';
+import { sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
 import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';
 import { createLogger } from '../../gateway/log.ts';
 import { MAIN, GUIDE_KNOCKD_CONF } from '../helpers/gateway.ts';
@@ -78,6 +78,19 @@ void test('doctor warns when the operator\'s own SSH session comes in on a prote
   assert.match(f?.text ?? '', /203\.0\.113\.9.*NEW connection/);
   assert.equal(sshSessionFinding('203.0.113.9 51234 198.51.100.1 2222', config), undefined, 'another port is not protected');
   assert.equal(sshSessionFinding(undefined, config), undefined);
+});
+
+void test('doctor checks the runtime tools of the one tool list, as the backend needs them', () => {
+  const present = new Set(['tcpdump', 'setpriv', 'ip', 'ipset', 'systemctl', 'iptables-save', 'ip6tables-save']);
+  const nft = toolFindings('nftables', '', (t) => present.has(t));
+  assert.deepEqual(nft.filter((f) => f.level === 'error').map((f) => f.text), ['nft is missing: the nftables backend and the kernel knock engine; apt-get install nftables']);
+  assert.ok(!nft.some((f) => f.text.startsWith('iptables ')), 'the iptables tools are not needed with nftables');
+  const ipt = toolFindings('iptables', '', (t) => present.has(t) || t.startsWith('ip'));
+  assert.equal(ipt.filter((f) => f.level === 'error').length, 0);
+  assert.ok(ipt.some((f) => f.text.startsWith('iptables-restore found')));
+  const bare = toolFindings('none', '', () => false);
+  assert.deepEqual(bare.filter((f) => f.level === 'error').map((f) => f.text.split(' ')[0]), ['tcpdump', 'setpriv', 'ip']);
+  assert.ok(bare.some((f) => f.level === 'warn' && /ipset is missing \(optional\)/.test(f.text)));
 });
 
 void test('the control socket is root-only and serves status, revoke and metrics', async (t) => {

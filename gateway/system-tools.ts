@@ -1,0 +1,55 @@
+// Every program knockgw, its tests, its bench and its demo start, with the Debian package that
+// provides it. One list: scripts/setup.sh and .ci/run install the packages named here (they read
+// this file with grep, before any Node exists, so keep one entry per line in this exact shape),
+// `knockgw doctor` checks the runtime entries, and test/unit/system-tools.test.ts fails when the
+// code starts a program that is not listed.
+//
+// use: runtime = the daemon or a CLI command needs it (doctor checks it);
+//      test / bench / demo = only the test suite, `npm run bench` or the demo start it.
+// needs: for runtime tools, which configuration needs it ('always', a firewall backend, or
+//      'optional' when knockgw works without it and says what is lost).
+
+export type ToolUse = 'runtime' | 'test' | 'bench' | 'demo';
+export type ToolNeed = 'always' | 'nftables' | 'iptables' | 'optional';
+
+export interface SystemTool {
+  readonly tool: string;
+  readonly pkg: string;
+  readonly use: ToolUse;
+  readonly needs?: ToolNeed;
+  readonly why: string;
+}
+
+export const SYSTEM_TOOLS: readonly SystemTool[] = [
+  { tool: 'nft', pkg: 'nftables', use: 'runtime', needs: 'nftables', why: 'the nftables backend and the kernel knock engine' },
+  { tool: 'iptables', pkg: 'iptables', use: 'runtime', needs: 'iptables', why: 'the iptables backend (IPv4)' },
+  { tool: 'ip6tables', pkg: 'iptables', use: 'runtime', needs: 'iptables', why: 'the iptables backend (IPv6)' },
+  { tool: 'iptables-restore', pkg: 'iptables', use: 'runtime', needs: 'iptables', why: 'atomic iptables batches' },
+  { tool: 'ip6tables-restore', pkg: 'iptables', use: 'runtime', needs: 'iptables', why: 'atomic ip6tables batches' },
+  { tool: 'iptables-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules that override knockgw' },
+  { tool: 'ip6tables-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules that override knockgw (IPv6)' },
+  { tool: 'ipset', pkg: 'ipset', use: 'runtime', needs: 'optional', why: 'kernel expiry of grants on the iptables backend' },
+  { tool: 'tcpdump', pkg: 'tcpdump', use: 'runtime', needs: 'always', why: 'packet capture for the pcap engine and the NFLOG reader' },
+  { tool: 'setpriv', pkg: 'util-linux', use: 'runtime', needs: 'always', why: 'ties tcpdump to the daemon (parent-death signal)' },
+  { tool: 'ip', pkg: 'iproute2', use: 'runtime', needs: 'always', why: 'interface checks; network namespaces in tests' },
+  { tool: 'systemctl', pkg: 'systemd', use: 'runtime', needs: 'optional', why: '`knockgw install` enables the units' },
+  { tool: 'redis-server', pkg: 'redis-server', use: 'test', why: 'the real Redis behind the HA tests' },
+  { tool: 'knock', pkg: 'knockd', use: 'test', why: "Debian's knock client in the compatibility tests" },
+  { tool: 'knockd', pkg: 'knockd', use: 'bench', why: 'the real knockd the bench compares with' },
+  { tool: 'hping3', pkg: 'hping3', use: 'test', why: 'spoofed-source floods inside the lab namespaces' },
+  { tool: 'ping', pkg: 'iputils-ping', use: 'test', why: 'path checks through the NAT lab' },
+  { tool: 'timeout', pkg: 'coreutils', use: 'test', why: 'bounds every flood' },
+  { tool: 'sysctl', pkg: 'procps', use: 'test', why: 'turns on forwarding in the NAT lab' },
+  { tool: 'sh', pkg: 'dash', use: 'test', why: 'knockd.conf commands the command tests run' },
+  { tool: 'echo', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
+  { tool: 'touch', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
+  { tool: 'cat', pkg: 'coreutils', use: 'bench', why: 'reads interface counters inside a namespace' },
+  { tool: 'nice', pkg: 'coreutils', use: 'bench', why: "raises the latency probe's priority" },
+  { tool: 'taskset', pkg: 'util-linux', use: 'bench', why: 'pins the relay bench to one core' },
+  { tool: 'dpkg-query', pkg: 'dpkg', use: 'bench', why: "reports knockd's version" },
+];
+
+/** The packages to install for these uses (sorted, unique). */
+export function packagesFor(uses: readonly ToolUse[]): string[] {
+  return [...new Set(SYSTEM_TOOLS.filter((t) => uses.includes(t.use)).map((t) => t.pkg))].sort();
+}

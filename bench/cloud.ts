@@ -11,7 +11,7 @@ import { systemClock } from '../gateway/ports.ts';
 import { startEc2Fake } from '../test/fakes/ec2.ts';
 import { startGceFake } from '../test/fakes/gce.ts';
 import { useDummyAwsCredentials } from '../test/helpers/cloud.ts';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { onCleanup, round, silentLogger } from './lib.ts';
 
 export type CloudMode = 'aws-prefix' | 'aws-rules' | 'gcp';

@@ -3,7 +3,7 @@
 import { startRedis } from '../test/helpers/redis.ts';
 import { createRedisStore, type RedisStore } from '../gateway/adapters/store-redis.ts';
 import { makeGrant } from '../gateway/core/grant.ts';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { systemClock } from '../gateway/ports.ts';
 import { onCleanup, percentile, round, silentLogger } from './lib.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, type Host, type Lab } from '../test/helpers/netns.ts';
 import { startSshLike, waitReady, type LogEvent } from '../test/helpers/gateway.ts';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { onCleanup, percentile, round, sampleTree, sleep } from './lib.ts';
 import { startWireClock, type WireClock, type WireLatency } from './wire.ts';
 import { OPEN_SEQ, PROTECTED_PORT, startKnockd, startKnockgw, startProbe, type KnockSystem, type KnockgwSystem, type ProbeClient, type SystemName } from './systems.ts';

@@ -3,7 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { createLogger } from '../gateway/log.ts';
-import { describeError } from '../gateway/errors.ts';
+import { describeError } from '../gateway/core/errors.ts';
 import type { Logger } from '../gateway/ports.ts';
 
 export const silentLogger: Logger = createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, done) => done() }) });

@@ -10,7 +10,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keygen } from '../gateway/client/keygen.ts';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { createApp } from '../relay/app.ts';
 import { loadKeysFile, parsePrivateKeyFile, signKnock } from '../relay/protocol.ts';
 import { createMemoryRequestQueue } from '../relay/requests.ts';

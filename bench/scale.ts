@@ -3,8 +3,8 @@
 // apply() of a single grant and the list() the reconciler runs before it.
 import { createLab } from '../test/helpers/netns.ts';
 import { createNftablesFirewall } from '../gateway/adapters/firewall-nftables.ts';
-import { kgwError } from '../gateway/errors.ts';
-import type { FirewallOp } from '../gateway/ports.ts';
+import { kgwError } from '../gateway/core/errors.ts';
+import type { FirewallOp } from '../gateway/core/types.ts';
 import { onCleanup, percentile, round, silentLogger } from './lib.ts';
 
 export interface BatchResult { readonly n: number; readonly addMs: number; readonly removeMs: number; readonly addUsPerElem: number; readonly removeUsPerElem: number }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { z } from 'zod';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import type { Host } from '../test/helpers/netns.ts';
 import { GUIDE_KNOCKD_CONF, MAIN, startDaemon, type RunningDaemon } from '../test/helpers/gateway.ts';
 import { sleep } from './lib.ts';

@@ -2,7 +2,7 @@
 // SYN leaving and the protected port's SYN-ACK arriving, so a busy machine delaying the probe
 // process does not inflate the number (it only coarsens the poll cadence).
 import type { ChildProcess } from 'node:child_process';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import type { Host } from '../test/helpers/netns.ts';
 import { sleep } from './lib.ts';
 

@@ -1,7 +1,7 @@
 // Argument parsing for every sub-command. Pure: turns argv into a typed command or a coded
 // usage error; main.ts runs it.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { kgwError } from './errors.ts';
+import { kgwError } from './core/errors.ts';
 import { parseKnockArg } from './client/knock.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './config/types.ts';

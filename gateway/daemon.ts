@@ -3,11 +3,12 @@
 import { hostname } from 'node:os';
 import { loadConfig } from './config/load.ts';
 import { createLogger } from './log.ts';
-import { describeError, kgwError } from './errors.ts';
+import { describeError, kgwError } from './core/errors.ts';
 import { formatPort } from './core/grant.ts';
 import { kernelUnsupportedReason, parseNflogPrefix } from './core/nft-kernel.ts';
 import { systemClock, type HostFirewall, type Logger, type PacketSource } from './ports.ts';
-import type { Config, KnockSequence } from './config/types.ts';
+import type { Config } from './config/types.ts';
+import type { KnockSequence } from './core/types.ts';
 import type { Command } from './cli.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
 import { createGrantService, type GrantService } from './services/grants.ts';

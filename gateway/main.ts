@@ -1,7 +1,7 @@
 // Entry point: parse the command line, run the command, turn any error into a coded one-line
 // message and an exit status (never a stack trace for a user mistake).
 import { parseCommand, USAGE, type Command } from './cli.ts';
-import { describeError, isKnockgwError } from './errors.ts';
+import { describeError, isKnockgwError } from './core/errors.ts';
 import type { PortSpec } from './core/grant.ts';
 
 async function run(command: Command): Promise<number> {

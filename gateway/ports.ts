@@ -1,46 +1,16 @@
 // The narrow interfaces between the pure core, the services and the adapters.
 import type { Logger } from 'pino';
-import type { Family } from './core/ip.ts';
-import type { Grant, PortSpec, Proto } from './core/grant.ts';
+import type { Grant, PortSpec } from './core/grant.ts';
+import type { FirewallEntry, FirewallOp, KnockPacket } from './core/types.ts';
 
 export type { Logger };
 
 export interface Clock { now(): number }
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** TCP flag bits as on the wire. */
-export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
-
-export interface KnockPacket {
-  /** Unix milliseconds (capture time). */
-  readonly ts: number;
-  readonly src: string;
-  readonly dst: string;
-  readonly family: Family;
-  readonly proto: Proto;
-  readonly sport: number;
-  readonly dport: number;
-  /** TCP flag bits (0 for UDP). */
-  readonly flags: number;
-}
-
 export interface PacketSource extends AsyncIterable<KnockPacket> {
   close(): Promise<void>;
 }
-
-/** One (ip, port) pass-through in the host firewall. expiresAt null = no timeout. */
-export interface FirewallEntry {
-  readonly ip: string;
-  readonly family: Family;
-  readonly port: number;
-  readonly proto: Proto;
-  readonly expiresAt: number | null;
-}
-
-export type FirewallOp =
-  /** fresh: the planner saw no such entry, so a plain add will do (no timeout to refresh). */
-  | { readonly op: 'add'; readonly entry: FirewallEntry; readonly fresh?: boolean }
-  | { readonly op: 'remove'; readonly entry: FirewallEntry };
 
 export interface HostFirewall {
   readonly name: 'nftables' | 'iptables' | 'none';

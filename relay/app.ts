@@ -2,7 +2,7 @@
 // adapts it and injects how the client address is learned.
 import { Hono, type Context } from 'hono';
 import type { Clock, Logger, NonceStore } from '../gateway/ports.ts';
-import { isKnockgwError, kgwError, type KnockgwError } from '../gateway/errors.ts';
+import { isKnockgwError, kgwError, type KnockgwError } from '../gateway/core/errors.ts';
 import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_STATUS, verifyKnock, type RelayKeys } from './protocol.ts';
 import { DEFAULT_RATE_LIMIT, TokenBuckets, type RateLimitOptions } from './rate-limit.ts';
 import type { GrantRequestSink } from './requests.ts';

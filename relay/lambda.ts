@@ -4,7 +4,7 @@
 import type { Context, Hono } from 'hono';
 import { handle } from 'hono/aws-lambda';
 import { z } from 'zod';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
 import { buildRelayFromEnv } from './runtime.ts';
 

@@ -4,7 +4,7 @@
 import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { describeError, kgwError, type ErrorCode } from '../gateway/errors.ts';
+import { describeError, kgwError, type ErrorCode } from '../gateway/core/errors.ts';
 import { parseIp, refusalReason } from '../gateway/core/ip.ts';
 
 export const PROTOCOL_TAG = 'knockgw-v1';

@@ -9,7 +9,7 @@
 // the window's edge anyway, and the client simply knocks again.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { knockBodySchema, type KnockBody } from './protocol.ts';
 
 export const REQUESTS_STREAM = 'knockgw:requests';

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { createMemoryNonceStore } from '../gateway/adapters/nonce-memory.ts';
 import { createRedisNonceStore } from '../gateway/adapters/nonce-redis.ts';
 import { redactUrl, redisConnection } from '../gateway/adapters/redis-url.ts';
-import { describeError, kgwError } from '../gateway/errors.ts';
+import { describeError, kgwError } from '../gateway/core/errors.ts';
 import type { Clock, Logger } from '../gateway/ports.ts';
 import { createApp } from './app.ts';
 import { loadKeysFile, parseKeys, type RelayKeys } from './protocol.ts';

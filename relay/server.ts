@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
-import { describeError, kgwError } from '../gateway/errors.ts';
+import { describeError, kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
 
 export function nodeClientIp(trustedProxies = 0): (c: Context) => string {

@@ -1,7 +1,7 @@
 // `knockgw relay` and the Cloud Run container: the Node server until SIGTERM/SIGINT.
 import { createLogger } from '../gateway/log.ts';
 import { systemClock, type Clock, type Logger } from '../gateway/ports.ts';
-import { kgwError } from '../gateway/errors.ts';
+import { kgwError } from '../gateway/core/errors.ts';
 import { loadKeysFile, type RelayKeys } from './protocol.ts';
 import { buildRelay, loadKeysFromEnv } from './runtime.ts';
 import { nodeClientIp, startRelayServer } from './server.ts';

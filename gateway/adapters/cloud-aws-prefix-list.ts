@@ -10,7 +10,7 @@ import {
 import { z } from 'zod';
 import type { Family } from '../core/ip.ts';
 import type { AwsCloudConfig } from '../config/types.ts';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { CloudRule, Logger } from '../ports.ts';
 import { assertHostCidr, decodeMeta, encodeMeta, parseAnswer, providerCode, type HostGrant } from './cloud-common.ts';
 import type { AwsAction } from './cloud-aws.ts';

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { Family } from '../core/ip.ts';
 import type { Grant } from '../core/grant.ts';
 import type { AwsCloudConfig } from '../config/types.ts';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import {
   assertHostCidr, chunk, countedCall, decodeMeta, DEFAULT_RETRY, encodeMeta, expiryText, hostGrants, newCounters, parseAnswer, providerCode as awsCode, realSleep,

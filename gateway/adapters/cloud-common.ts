@@ -2,7 +2,7 @@
 // metadata a rule carries (grant id + expiry), and one bounded retry policy.
 import type { z } from 'zod';
 import { grantableIp, type Family } from '../core/ip.ts';
-import { isKnockgwError, kgwError } from '../errors.ts';
+import { isKnockgwError, kgwError } from '../core/errors.ts';
 import type { Grant, PortSpec } from '../core/grant.ts';
 
 /** A grant as the cloud adapters send it: the host range already checked. */

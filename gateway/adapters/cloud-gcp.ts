@@ -7,7 +7,7 @@ import { FirewallsClient, GlobalOperationsClient } from '@google-cloud/compute';
 import { PassThroughClient } from 'google-auth-library';
 import { z } from 'zod';
 import type { GcpCloudConfig } from '../config/types.ts';
-import { isKnockgwError, kgwError } from '../errors.ts';
+import { isKnockgwError, kgwError } from '../core/errors.ts';
 import type { CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import {
   assertHostCidr, countedCall, decodeMeta, DEFAULT_RETRY, encodeMeta, hostGrants, newCounters, parseAnswer, providerCode, realSleep,

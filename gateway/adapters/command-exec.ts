@@ -2,10 +2,10 @@
 // then substituted for %IP% in argv elements, and the program runs without a shell, so nothing
 // in a packet can become shell syntax or an extra option. Bounded in time and output.
 import { spawn } from 'node:child_process';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import { grantableIp, type Family } from '../core/ip.ts';
 import type { Logger } from '../ports.ts';
-import type { CommandSpec } from '../config/types.ts';
+import type { CommandSpec } from '../core/types.ts';
 import { IP_PLACEHOLDER, iptablesFamily } from '../config/command-intent.ts';
 
 export interface CommandResult { readonly code: number; readonly stdout: string; readonly stderr: string }

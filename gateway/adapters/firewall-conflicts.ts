@@ -2,7 +2,7 @@
 // knockgw's nft table is not final: a drop for the same port in another table, another hook or in
 // iptables still wins. Used by `doctor` and at start-up (a warning with the fix).
 import { z } from 'zod';
-import { isKnockgwError } from '../errors.ts';
+import { isKnockgwError } from '../core/errors.ts';
 import { formatPort, type PortSpec, type Proto } from '../core/grant.ts';
 import { NFT_FAMILY, NFT_TABLE } from '../core/nft-ruleset.ts';
 import { run, type Runner } from './run.ts';

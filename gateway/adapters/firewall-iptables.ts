@@ -1,11 +1,12 @@
 // HostFirewall on iptables/ip6tables: knockgw's own chain KNOCKGW, jumped from INPUT at position
 // 1, with the grants in ipsets knockgw4/knockgw6 (kernel timeouts: expiry holds without the
 // daemon). Without ipset, one commented rule per grant (then nothing expires without the daemon).
-import { kgwError, isKnockgwError } from '../errors.ts';
+import { kgwError, isKnockgwError } from '../core/errors.ts';
 import { parseIp, type Family } from '../core/ip.ts';
 import { entryKey } from '../core/plan.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
-import type { Clock, FirewallEntry, FirewallOp, HostFirewall, Logger } from '../ports.ts';
+import type { Clock, HostFirewall, Logger } from '../ports.ts';
+import type { FirewallEntry, FirewallOp } from '../core/types.ts';
 import { systemClock } from '../ports.ts';
 import { run, type Runner } from './run.ts';
 

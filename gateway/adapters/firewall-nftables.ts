@@ -1,12 +1,13 @@
 // HostFirewall on nftables: knockgw's own table `inet knockgw` (see core/nft-ruleset.ts), every
 // change one `nft -f -` transaction. Optionally also the in-kernel knock engine (core/nft-kernel.ts).
 import { z } from 'zod';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { renderBase, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
 import { ALLOWED_SETS, compileKernel, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
-import type { Clock, FirewallEntry, FirewallOp, HostFirewall, Logger } from '../ports.ts';
+import type { Clock, HostFirewall, Logger } from '../ports.ts';
+import type { FirewallEntry, FirewallOp } from '../core/types.ts';
 import { systemClock } from '../ports.ts';
 import { run, type Runner } from './run.ts';
 import { createNftSession } from './nft-session.ts';

@@ -5,7 +5,7 @@
 // of each batch is marked by a `describe` command (no netlink traffic, fixed output); errors come
 // on stderr before it.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { Logger } from '../ports.ts';
 
 const MARKER_COMMAND = 'describe tcp dport';

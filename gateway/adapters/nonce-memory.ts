@@ -1,7 +1,7 @@
 // Replay protection for a single node: nonces in memory until they expire. Bounded: when full of
 // live nonces it refuses (KGW_STORE_FULL) rather than forget one, because a forgotten nonce is a
 // replay window; the rate limits in front of it keep a legitimate load far below the cap.
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { Clock, NonceStore } from '../ports.ts';
 
 export interface MemoryNonceStoreOptions {

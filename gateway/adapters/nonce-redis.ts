@@ -2,7 +2,7 @@
 // exactly one of many concurrent claims of a nonce wins. Fails closed: if Redis cannot answer,
 // the claim throws KGW_STORE_UNAVAILABLE instead of accepting a possible replay.
 import type { Redis } from 'ioredis';
-import { describeError, kgwError } from '../errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import type { NonceStore } from '../ports.ts';
 
 export interface RedisNonceStoreOptions {

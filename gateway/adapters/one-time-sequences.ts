@@ -9,7 +9,7 @@ import { dirname, join, basename } from 'node:path';
 import type { PortSpec } from '../core/grant.ts';
 import type { OneTimeSequence } from '../core/knock-machine.ts';
 import { checkPortSpec, sameSequence } from '../config/schema.ts';
-import { kgwError, isKnockgwError } from '../errors.ts';
+import { kgwError, isKnockgwError } from '../core/errors.ts';
 
 export interface InvalidLine {
   /** 0-based, like OneTimeSequence.line. */

@@ -11,8 +11,8 @@ import type { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PortSpec } from '../core/grant.ts';
-import type { KnockSequence } from '../config/types.ts';
-import { kgwError, type KnockgwError } from '../errors.ts';
+import type { KnockSequence } from '../core/types.ts';
+import { kgwError, type KnockgwError } from '../core/errors.ts';
 import type { Logger, PacketSource } from '../ports.ts';
 import { createPcapParser, type CapturedPacket, type PcapStats } from './pcap-stream.ts';
 

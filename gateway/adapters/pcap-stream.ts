@@ -9,9 +9,9 @@
 // guess. The parser then stops for good and reports a KGW_PCAP_FORMAT error; the capture owner
 // restarts tcpdump, whose fresh stream starts with a fresh header. Buffering is bounded by one
 // record (<= 256 KiB + 16).
-import type { KnockPacket } from '../ports.ts';
+import type { KnockPacket } from '../core/types.ts';
 import { formatV6 } from '../core/ip.ts';
-import { kgwError, type KnockgwError } from '../errors.ts';
+import { kgwError, type KnockgwError } from '../core/errors.ts';
 
 export interface CapturedPacket extends KnockPacket {
   /** NFLOG records only: the rule's `log prefix`. */

@@ -1,7 +1,7 @@
 // One way to run the firewall tools: argv (never a shell), stdin for batches, a bounded time,
 // and failures turned into coded errors that carry the tool's own stderr.
 import { spawn } from 'node:child_process';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 
 export interface RunOptions {
   readonly input?: string;

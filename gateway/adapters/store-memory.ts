@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../core/grant.ts';
 import { grantableIp } from '../core/ip.ts';
-import { describeError, kgwError } from '../errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import type { Clock, GrantStore, Logger, StoreChange } from '../ports.ts';
 
 const PortSchema = z.object({ port: z.number().int().min(1).max(65535), proto: z.enum(['tcp', 'udp']) });

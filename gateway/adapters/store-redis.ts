@@ -25,7 +25,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../core/grant.ts';
-import { describeError, kgwError } from '../errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import type { Clock, GrantStore, Logger } from '../ports.ts';
 import { GrantCache, GrantSchema } from './store-memory.ts';
 import { redactUrl, redisConnection } from './redis-url.ts';

@@ -1,7 +1,7 @@
 // Creates a relay client identity: the private key file the client keeps, and the entry the
 // operator adds to the relay/gateway keys file.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import { ed25519RawPublic, keysFileSchema, type KeysEntry, type PrivateKeyFile } from '../../relay/protocol.ts';
 
 export interface KeygenOptions {

@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
 
 export interface KnockOptions {

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { describeError, kgwError, type ErrorCode } from '../errors.ts';
+import { describeError, kgwError, type ErrorCode } from '../core/errors.ts';
 import { isRelayErrorCode, parsePrivateKeyFile, signKnock } from '../../relay/protocol.ts';
 
 export interface RelayKnockOptions {

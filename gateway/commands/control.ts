@@ -1,6 +1,6 @@
 // `knockgw status` and `knockgw revoke IP`: clients of the daemon's control socket.
 import { controlRequest } from '../services/control-server.ts';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
 interface StatusGrant { ip: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }

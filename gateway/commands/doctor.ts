@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
-import { describeError } from '../errors.ts';
+import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
 import { planEngines } from '../daemon.ts';

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../log.ts';
-import { describeError } from '../errors.ts';
+import { describeError } from '../core/errors.ts';
 import { planEngines, hostFirewallFor } from '../daemon.ts';
 import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
 import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';

@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { relayKnock } from '../client/relay-knock.ts';
 import { keygen } from '../client/keygen.ts';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import { createLogger } from '../log.ts';
 import { systemClock } from '../ports.ts';
 import type { Command } from '../cli.ts';

@@ -6,7 +6,7 @@
 // the ACCEPT *after* the guide's own `-A INPUT -p tcp --dport 22 -j DROP`, so it never matches
 // (the guide only works on systems where that DROP happens to come later). A native grant sits
 // in knockgw's own table/chain ahead of the protected-port drop, so the intent actually works.
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { Family } from '../core/ip.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { splitWords } from './shell-words.ts';

@@ -4,12 +4,12 @@
 // directive without a value, `command` is an alias of `start_command`, and when a directive
 // repeats the last one wins. Defaults: seq_timeout 25 s, cmd_timeout 10 s, no tcpflags filter.
 // Unlike knockd, a bad port or timeout is an error instead of atoi()'s silent 0.
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { parseIp } from '../core/ip.ts';
 import { checkPortSpec, checkTcpFlags, MAX_SEQUENCE_LENGTH, sameSequence } from './schema.ts';
 import { commandIntent, compileCommand, type CommandIntent, type CompiledCommand } from './command-intent.ts';
-import type { CommandSpec, Door, KnockSequence, SequenceAction, TcpFlagMatch } from './types.ts';
+import type { CommandSpec, Door, KnockSequence, SequenceAction, TcpFlagMatch } from '../core/types.ts';
 
 export const KNOCKD_SEQ_TIMEOUT_S = 25;
 export const KNOCKD_CMD_TIMEOUT_S = 10;

@@ -5,11 +5,12 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import { isKnockgwError, kgwError } from '../errors.ts';
+import { isKnockgwError, kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { checkPortSpec, knownKeysAt, yamlConfigSchema } from './schema.ts';
 import { parseKnockdConf } from './knockd-conf.ts';
-import type { Config, Door, Engine, FirewallKind, KnockSequence } from './types.ts';
+import type { Config, Engine, FirewallKind } from './types.ts';
+import type { Door, KnockSequence } from '../core/types.ts';
 
 export const DEFAULTS = {
   /** knockd's default too. */

@@ -2,10 +2,10 @@
 // knockd.conf (port specs, tcpflags). Every object is strict: a misspelt key must be an error,
 // never a silently ignored line that leaves a door or a limit at its default.
 import { z } from 'zod';
-import { kgwError } from '../errors.ts';
+import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
-import { TCP } from '../ports.ts';
-import type { TcpFlagMatch } from './types.ts';
+import { TCP } from '../core/types.ts';
+import type { TcpFlagMatch } from '../core/types.ts';
 
 /** knockd's SEQ_MAX. */
 export const MAX_SEQUENCE_LENGTH = 32;

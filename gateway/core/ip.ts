@@ -1,6 +1,6 @@
 // Address parsing and the refusal rules: a grant must name exactly one routable host.
 // Pure: no node:net here, so the core stays importable anywhere.
-import { kgwError } from '../errors.ts';
+import { kgwError } from './errors.ts';
 
 export type Family = 4 | 6;
 export interface ParsedIp { readonly address: string; readonly family: Family }

@@ -20,11 +20,11 @@
 //
 // For speed the state is mutated in place: step() returns only the events. Keep one state per
 // listener and never share it between threads of control.
-import { kgwError } from '../errors.ts';
+import { kgwError } from './errors.ts';
 import type { PortSpec, Proto } from './grant.ts';
 import { parseIp, refusalReason, type Family } from './ip.ts';
 import { createRateLimiter, SlabLru, take, type RateLimit, type RateLimiter } from './rate-limit.ts';
-import type { KnockSequence, SequenceAction, TcpFlagMatch } from '../config/types.ts';
+import type { KnockSequence, SequenceAction, TcpFlagMatch } from './types.ts';
 
 /** What the machine reads from a packet (a KnockPacket from ports.ts fits). */
 export interface KnockInput {

@@ -15,7 +15,7 @@
 // headroom (DESIGN: 262144 entries held ~50k live entries under an 18k pps spoofed flood with 5 s
 // timeouts), and a source that is not in q<i>_start costs two lookups and a drop on any port but
 // the first. Evicting in-progress entries instead would let a flood cancel a legitimate knock.
-import type { Door, KnockSequence } from '../config/types.ts';
+import type { Door, KnockSequence } from './types.ts';
 import type { Family } from './ip.ts';
 import type { PortSpec, Proto } from './grant.ts';
 

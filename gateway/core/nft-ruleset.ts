@@ -1,6 +1,6 @@
 // The text of knockgw's own nftables table `inet knockgw`, and of element batches. Pure: the
 // adapter feeds these to `nft -f -`, one transaction each.
-import type { FirewallEntry, FirewallOp } from '../ports.ts';
+import type { FirewallEntry, FirewallOp } from './types.ts';
 import type { PortSpec, Proto } from './grant.ts';
 import { ALLOWED_SETS, type KernelProgram } from './nft-kernel.ts';
 

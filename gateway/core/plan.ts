@@ -1,6 +1,6 @@
 // Desired grants vs what the host firewall holds -> the ops that converge them. Pure.
 import type { Grant } from './grant.ts';
-import type { FirewallEntry, FirewallOp } from '../ports.ts';
+import type { FirewallEntry, FirewallOp } from './types.ts';
 
 /**
  * Expiries closer than this count as equal. nft reports `expires` in whole seconds (truncated),

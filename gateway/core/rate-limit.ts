@@ -4,7 +4,7 @@
 // Source addresses are attacker-controlled (spoofing is free), so nothing here grows with the
 // number of sources: the attempt table has a fixed capacity and evicts, the rate limiter is a
 // fixed-size sketch.
-import { kgwError } from '../errors.ts';
+import { kgwError } from './errors.ts';
 
 /**
  * A fixed-capacity LRU of string keys over preallocated slots, with several recency lists

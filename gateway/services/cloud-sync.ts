@@ -5,7 +5,7 @@
 // which covers a daemon that died with rules open.
 import { grantableIp, parseIp } from '../core/ip.ts';
 import { isLive, type Grant } from '../core/grant.ts';
-import { describeError, isKnockgwError } from '../errors.ts';
+import { describeError, isKnockgwError } from '../core/errors.ts';
 import type { Clock, CloudFirewall, CloudRule, Logger } from '../ports.ts';
 
 export interface SyncReport {

@@ -1,7 +1,7 @@
 // The local control endpoint: HTTP over a root-only unix socket (status, revoke, metrics).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
-import { kgwError, describeError, isKnockgwError } from '../errors.ts';
+import { kgwError, describeError, isKnockgwError } from '../core/errors.ts';
 import type { Logger } from '../ports.ts';
 
 export interface ControlHandlers {

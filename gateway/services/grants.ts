@@ -2,8 +2,8 @@
 // stored grant and logs grant.open / grant.extend / grant.close with the reason.
 import { grantId, makeGrant, formatPort, type Grant, type GrantSource, type PortSpec } from '../core/grant.ts';
 import { grantableIp } from '../core/ip.ts';
-import { kgwError } from '../errors.ts';
-import type { Door } from '../config/types.ts';
+import { kgwError } from '../core/errors.ts';
+import type { Door } from '../core/types.ts';
 import type { Clock, GrantStore, Logger } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 

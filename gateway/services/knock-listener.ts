@@ -2,9 +2,10 @@
 // daemon. Attacker-controlled outcomes (resets, denials) are counted always and logged within
 // a budget, so a flood cannot turn into a log flood.
 import { createKnockState, expire, knockCounters, step, type KnockEvent, type KnockMachineOptions } from '../core/knock-machine.ts';
-import { describeError } from '../errors.ts';
-import type { KnockSequence } from '../config/types.ts';
-import type { Clock, KnockPacket, Logger } from '../ports.ts';
+import { describeError } from '../core/errors.ts';
+import type { KnockSequence } from '../core/types.ts';
+import type { Clock, Logger } from '../ports.ts';
+import type { KnockPacket } from '../core/types.ts';
 import type { Metrics } from './metrics.ts';
 import { createLogLimiter } from './log-limiter.ts';
 

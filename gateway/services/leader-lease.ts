@@ -7,7 +7,7 @@
 // With the memory store there is one node: the lease is trivially always held.
 import type { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { describeError } from '../errors.ts';
+import { describeError } from '../core/errors.ts';
 import type { Clock, Logger } from '../ports.ts';
 import type { Store } from '../adapters/store.ts';
 

@@ -9,8 +9,9 @@
 // - cloud: its own queue, after changes settle — API calls never hold up the host firewall.
 import { desiredEntries, planFirewall } from '../core/plan.ts';
 import { formatPort, isLive, type Grant } from '../core/grant.ts';
-import { describeError } from '../errors.ts';
-import type { Clock, FirewallOp, GrantStore, HostFirewall, Logger, StoreChange } from '../ports.ts';
+import { describeError } from '../core/errors.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, StoreChange } from '../ports.ts';
+import type { FirewallOp } from '../core/types.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface CloudReconciler {

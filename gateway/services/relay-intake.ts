@@ -1,7 +1,7 @@
 // Gateway side of the relay: every queued grant request is verified again here with the same keys
 // file (signature, door, timestamp window, IP rule) and its nonce claimed in the gateway's own
 // scope, so a compromised relay — or anyone who can write to the queue — cannot mint grants.
-import { describeError, isKnockgwError } from '../errors.ts';
+import { describeError, isKnockgwError } from '../core/errors.ts';
 import { grantableIp } from '../core/ip.ts';
 import type { Clock, Logger, NonceStore } from '../ports.ts';
 import { NONCE_TTL_MS, verifyKnock, type RelayKeys } from '../../relay/protocol.ts';

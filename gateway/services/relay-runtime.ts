@@ -10,7 +10,7 @@ import { createMemoryRequestQueue, createRedisRequestSource, type GrantRequestSo
 import { nodeClientIp, startRelayServer } from '../../relay/server.ts';
 import { startRelayIntake } from './relay-intake.ts';
 import type { GrantService } from './grants.ts';
-import { describeError } from '../errors.ts';
+import { describeError } from '../core/errors.ts';
 
 export interface RelayRuntime {
   close(): Promise<void>;

@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startEc2Fake } from './ec2.ts';
 import { startGceFake } from './gce.ts';
-import { kgwError } from '../../gateway/errors.ts';
+import { kgwError } from '../../gateway/core/errors.ts';
 import type { FakesReady, FakesState } from '../helpers/cloud-fakes.ts';
 
 const USAGE = 'usage: node test/fakes/serve.ts --socket PATH [--project ID] [--security-group SG]… [--prefix-list ID:4|6]…';

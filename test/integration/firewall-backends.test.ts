@@ -9,7 +9,8 @@ import { tcpConnects, tcpSession } from '../helpers/tcp.ts';
 import { createHostFirewall } from '../../gateway/adapters/firewall.ts';
 import { detectConflicts } from '../../gateway/adapters/firewall-conflicts.ts';
 import { createLogger } from '../../gateway/log.ts';
-import type { FirewallEntry, HostFirewall } from '../../gateway/ports.ts';
+import type { HostFirewall } from '../../gateway/ports.ts';
+import type { FirewallEntry } from '../../gateway/core/types.ts';
 import type { Family } from '../../gateway/core/ip.ts';
 
 const logger = createLogger({ level: 'warn', format: 'json', destination: new Writable({ write: (_c, _e, done) => done() }) });

@@ -9,7 +9,7 @@ import { tcpConnects } from '../helpers/tcp.ts';
 import { createNftablesFirewall, type NftablesFirewall } from '../../gateway/adapters/firewall-nftables.ts';
 import { createLogger } from '../../gateway/log.ts';
 import type { Family } from '../../gateway/core/ip.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
 
 const logger = createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, done) => done() }) });
 const SSH = [{ port: 22, proto: 'tcp' as const }];

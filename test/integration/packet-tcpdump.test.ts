@@ -8,10 +8,10 @@ import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
 import { createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
 import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
 import { createLogger } from '../../gateway/log.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
-import { TCP } from '../../gateway/ports.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
+import { TCP } from '../../gateway/core/types.ts';
 import { createKnockState, knockCounters, step, trackedSources } from '../../gateway/core/knock-machine.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
 import { Writable } from 'node:stream';
 
 const logger = createLogger({ level: 'warn', format: 'json', destination: new Writable({ write(_c, _e, done) { done(); } }) });

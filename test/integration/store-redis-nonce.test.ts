@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock } from '../../gateway/ports.ts';
 import { createNonceStore, createStore } from '../../gateway/adapters/store.ts';
 import { redisConnection } from '../../gateway/adapters/redis-url.ts';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
 import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../../gateway/adapters/store-redis.ts';
 import { redisConnection } from '../../gateway/adapters/redis-url.ts';

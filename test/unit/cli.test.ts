@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCommand } from '../../gateway/cli.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
 import { sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
 import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { splitWords } from '../../gateway/config/shell-words.ts';
 import { commandIntent, compileCommand } from '../../gateway/config/command-intent.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 function words(text: string): readonly string[] {
   const r = splitWords(text);

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compileKnockd } from '../../gateway/config/load.ts';
-import { isKnockgwError, type ErrorCode } from '../../gateway/errors.ts';
-import { TCP } from '../../gateway/ports.ts';
-import type { Config, KnockSequence } from '../../gateway/config/types.ts';
+import { isKnockgwError, type ErrorCode } from '../../gateway/core/errors.ts';
+import { TCP } from '../../gateway/core/types.ts';
+import type { Config } from '../../gateway/config/types.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/config/${name}`, import.meta.url));
 const read = (name: string): string => readFileSync(fixture(name), 'utf8');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../gateway/config/load.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/config/${name}`, import.meta.url));
 

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compileYaml, DEFAULTS } from '../../gateway/config/load.ts';
 import { parseOpenSpec, parsePortSpec } from '../../gateway/config/schema.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
-import { TCP } from '../../gateway/ports.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
+import { TCP } from '../../gateway/core/types.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/config/${name}`, import.meta.url));
 const PATH = '/etc/knockgw/knockgw.yaml';

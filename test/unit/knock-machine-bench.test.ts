@@ -5,8 +5,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
 import { createKnockState, knockCounters, step, trackedSources, type KnockInput } from '../../gateway/core/knock-machine.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
-import { TCP } from '../../gateway/ports.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
+import { TCP } from '../../gateway/core/types.ts';
 
 const door: KnockSequence = {
   id: 'openSSH', door: 'openSSH', timeoutMs: 5000, origin: 'bench',

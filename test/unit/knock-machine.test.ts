@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createKnockState, expire, knockCounters, step, trackedSources, exhaustedSequences, type KnockEvent, type KnockInput, type KnockMachineOptions } from '../../gateway/core/knock-machine.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
 import type { PortSpec } from '../../gateway/core/grant.ts';
-import { TCP } from '../../gateway/ports.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { TCP } from '../../gateway/core/types.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 const SYN = TCP.SYN;
 const SYNACK = TCP.SYN | TCP.ACK;

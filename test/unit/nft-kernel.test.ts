@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileKernel, kernelUnsupportedReason, parseNflogPrefix } from '../../gateway/core/nft-kernel.ts';
-import type { Door, KnockSequence } from '../../gateway/config/types.ts';
+import type { Door, KnockSequence } from '../../gateway/core/types.ts';
 
 const tcp = (port: number) => ({ port, proto: 'tcp' as const });
 const doors: Door[] = [{ name: 'ssh', open: [tcp(22)], ttlMs: 3_600_000 }];

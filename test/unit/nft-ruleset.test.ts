@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderBase, renderOps } from '../../gateway/core/nft-ruleset.ts';
-import type { FirewallEntry } from '../../gateway/ports.ts';
+import type { FirewallEntry } from '../../gateway/core/types.ts';
 
 const NOW = 1_800_000_000_000;
 const e = (ip: string, expiresAt: number | null, proto: 'tcp' | 'udp' = 'tcp'): FirewallEntry => ({ ip, family: ip.includes(':') ? 6 : 4, port: 22, proto, expiresAt });

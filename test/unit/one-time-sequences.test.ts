@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, parseOneTimeSequences } from '../../gateway/adapters/one-time-sequences.ts';
 import { createKnockState, step } from '../../gateway/core/knock-machine.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 async function tmpFile(t: TestContext, text: string): Promise<{ dir: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), `kgw-ots-${process.pid}-`));

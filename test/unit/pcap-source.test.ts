@@ -8,8 +8,8 @@ import { Writable } from 'node:stream';
 import { captureFilter, createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
 import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
 import { createLogger } from '../../gateway/log.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
-import type { KnockSequence } from '../../gateway/config/types.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
+import type { KnockSequence } from '../../gateway/core/types.ts';
 
 const logLines: string[] = [];
 const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write(c: Buffer, _e, done) { logLines.push(c.toString()); done(); } }) });

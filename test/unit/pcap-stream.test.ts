@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPcapParser, LINKTYPE, MAX_RECORD_BYTES, type CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
-import { TCP } from '../../gateway/ports.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
+import { TCP } from '../../gateway/core/types.ts';
 
 // ---- byte builders (what tcpdump and the kernel put on the wire) ----
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { desiredEntries, planFirewall, REFRESH_TOLERANCE_MS } from '../../gateway/core/plan.ts';
 import { makeGrant } from '../../gateway/core/grant.ts';
-import type { FirewallEntry } from '../../gateway/ports.ts';
+import type { FirewallEntry } from '../../gateway/core/types.ts';
 
 const NOW = 1_800_000_000_000;
 const ssh = [{ port: 22, proto: 'tcp' as const }];

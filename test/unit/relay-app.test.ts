@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kgwError } from '../../gateway/errors.ts';
+import { kgwError } from '../../gateway/core/errors.ts';
 import { createApp, type RelayDeps } from '../../relay/app.ts';
 import { createMemoryRequestQueue, parseGrantRequest, type QueuedRequest } from '../../relay/requests.ts';
 import { fixedClock, identities, knock, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';

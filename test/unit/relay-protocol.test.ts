@@ -4,7 +4,7 @@ import { createHmac, createPublicKey, verify } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { keygen } from '../../gateway/client/keygen.ts';
 import { relayKnock } from '../../gateway/client/relay-knock.ts';
 import { createApp } from '../../relay/app.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { createMemoryNonceStore } from '../../gateway/adapters/nonce-memory.ts';
 
 void test('a nonce is accepted once per scope until it expires', async () => {

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
-import { isKnockgwError } from '../../gateway/errors.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
 import { createMemoryStore, readStateFile } from '../../gateway/adapters/store-memory.ts';
 import { captureLogger } from '../helpers/redis.ts';

@@ -1,7 +1,8 @@
 // Phase 4: HA propagation through a real redis-server: a grant put on node A, seen by node B's
 // watch() (the hint the reconciler acts on), sequentially, p50/p99.
 import { startRedis } from '../test/helpers/redis.ts';
-import { createRedisStore, type RedisStore } from '../gateway/adapters/store-redis.ts';
+import { openStore } from '../gateway/wiring/store.ts';
+import type { GrantStore } from '../gateway/ports.ts';
 import { makeGrant } from '../gateway/core/grant.ts';
 import { kgwError } from '../gateway/core/errors.ts';
 import { systemClock } from '../gateway/ports.ts';
@@ -24,10 +25,10 @@ export async function benchHa(count: number): Promise<HaResult> {
       after: (fn) => void afters.push(fn),
     });
     if (!redis) throw kgwError('KGW_TOOL_MISSING', 'bench HA phase needs redis-server');
-    const open = async (nodeId: string): Promise<RedisStore> => {
-      const s = await createRedisStore({ url: redis.url, nodeId, namespace: `bench${process.pid}`, clock: systemClock, logger: silentLogger, requireStoreAtStart: true });
-      afters.push(() => s.close());
-      return s;
+    const open = async (nodeId: string): Promise<GrantStore> => {
+      const backend = await openStore(redis.url, { nodeId, namespace: `bench${process.pid}`, clock: systemClock, logger: silentLogger, requireStoreAtStart: true });
+      afters.push(() => backend.close());
+      return backend.store;
     };
     const a = await open('gw-a');
     const b = await open('gw-b');

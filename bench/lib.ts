@@ -2,7 +2,7 @@
 // also runs on Ctrl-C, and a silent logger for the adapters the bench drives in-process.
 import { readdir, readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { createLogger } from '../gateway/log.ts';
+import { createLogger } from '../gateway/kit/log.ts';
 import { describeError } from '../gateway/core/errors.ts';
 import type { Logger } from '../gateway/ports.ts';
 

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { keygen } from '../gateway/client/keygen.ts';
 import { kgwError } from '../gateway/core/errors.ts';
 import { createApp } from '../relay/app.ts';
-import { loadKeysFile, parsePrivateKeyFile, signKnock } from '../relay/protocol.ts';
-import { createMemoryRequestQueue } from '../relay/requests.ts';
+import { loadKeysFile } from '../gateway/kit/keys-file.ts';
+import { parsePrivateKeyFile, signKnock } from '../gateway/protocol/relay-v1.ts';
+import { createMemoryRequestQueue } from '../gateway/kit/request-queue-memory.ts';
 import { nodeClientIp, startRelayServer } from '../relay/server.ts';
 
 export interface RelayBenchResult {

@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { kgwError } from './core/errors.ts';
 import { parseKnockArg } from './client/knock.ts';
 import type { PortSpec } from './core/grant.ts';
-import type { Engine, FirewallKind } from './config/types.ts';
+import type { Engine, FirewallKind } from './core/engines.ts';
 
 export const USAGE = `usage:
   knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]

@@ -1,7 +1,7 @@
 // The narrow interfaces between the pure core, the services and the adapters.
 import type { Logger } from 'pino';
 import type { Grant, PortSpec } from './core/grant.ts';
-import type { FirewallEntry, FirewallOp, KnockPacket } from './core/types.ts';
+import type { FirewallEntry, FirewallOp, KnockPacket, Proof } from './core/types.ts';
 
 export type { Logger };
 
@@ -9,7 +9,24 @@ export interface Clock { now(): number }
 export const systemClock: Clock = { now: () => Date.now() };
 
 export interface PacketSource extends AsyncIterable<KnockPacket> {
+  /** Resolves once packets sent from now on are seen; rejects if the source fails first. */
+  ready(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What a proof source gets from the gateway it feeds. */
+export interface SourceContext {
+  submit(proof: Proof): Promise<void>;
+  /** The source died on its own (its capture exited): the gateway stops, the daemon exits non-zero. */
+  fail(err: unknown): void;
+}
+
+/** Anything that proves clients: the pcap engine, the kernel engine's reports, relayed knocks… */
+export interface ProofSource {
+  readonly name: string;
+  /** Starts reading; resolves once a proof arriving from now on will be seen. */
+  start(ctx: SourceContext): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface HostFirewall {
@@ -20,6 +37,8 @@ export interface HostFirewall {
   list(): Promise<FirewallEntry[]>;
   /** Removes everything this backend created, and nothing else. */
   teardown(): Promise<void>;
+  /** Starts helper processes the first change would otherwise wait for (the daemon, not `base`). */
+  warm?(): Promise<void>;
   /** Releases helper processes (the rules stay). */
   close?(): void;
 }
@@ -60,4 +79,15 @@ export interface GrantStore {
 /** Shared replay protection (SPA, relay): true the first time a nonce is seen before it expires. */
 export interface NonceStore {
   claim(scope: string, nonce: string, ttlMs: number): Promise<boolean>;
+}
+
+export type LeaseEvent = 'gained' | 'lost';
+
+/** One node at a time does a job (the cloud changes): whoever holds the lease. */
+export interface LeaderLease {
+  isLeader(): boolean;
+  /** gained: this node may act; lost (with a reason): it must stop now. Returns an unsubscribe. */
+  on(event: LeaseEvent, listener: (reason: string) => void): () => void;
+  /** Stops renewing; releases the lease (default) so another node takes over at once. */
+  stop(opts?: { release?: boolean }): Promise<void>;
 }

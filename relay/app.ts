@@ -3,9 +3,30 @@
 import { Hono, type Context } from 'hono';
 import type { Clock, Logger, NonceStore } from '../gateway/ports.ts';
 import { isKnockgwError, kgwError, type KnockgwError } from '../gateway/core/errors.ts';
-import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_STATUS, verifyKnock, type RelayKeys } from './protocol.ts';
-import { DEFAULT_RATE_LIMIT, TokenBuckets, type RateLimitOptions } from './rate-limit.ts';
-import type { GrantRequestSink } from './requests.ts';
+import { parseIp, refusalReason } from '../gateway/core/ip.ts';
+import { ATTACKER_LOG_BUDGET, createLogBudget } from '../gateway/core/log-budget.ts';
+import { createRateLimiter, take } from '../gateway/core/rate-limit.ts';
+import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_STATUS, verifyKnock, type GrantRequestSink, type RelayKeys } from '../gateway/protocol/relay-v1.ts';
+
+export interface BucketSpec {
+  /** Tokens added per second. */
+  readonly perSecond: number;
+  /** Bucket size: how many requests may come at once. */
+  readonly burst: number;
+}
+
+export interface RateLimitOptions {
+  readonly perIp: BucketSpec;
+  readonly perKey: BucketSpec;
+  /** Keys tracked per limiter; beyond it the least recently seen is forgotten. */
+  readonly maxTracked: number;
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimitOptions = Object.freeze({
+  perIp: { perSecond: 2, burst: 20 },
+  perKey: { perSecond: 1, burst: 10 },
+  maxTracked: 100_000,
+});
 
 export interface RelayDeps {
   readonly keys: RelayKeys;
@@ -15,33 +36,39 @@ export interface RelayDeps {
   /** The caller's address from the platform's connection info, never from a client-set header. */
   readonly getClientIp: (c: Context) => string;
   readonly rateLimit?: RateLimitOptions;
-  /** What the 202 answer reports as expiry; the gateway's door TTL is authoritative. 0 = until closed. */
-  readonly ttlSecondsForDoor?: (door: string) => number;
+  /**
+   * The gateway's doors and their TTL in seconds (0 = until closed), when this relay knows them
+   * (served by the daemon itself): a knock for another door is refused as unknown.
+   */
+  readonly doors?: ReadonlyMap<string, number>;
+  /** A TTL the operator states for every door (a stand-alone relay). With neither, answers claim no expiry. */
+  readonly answerTtlSeconds?: number;
   readonly log?: Logger;
 }
 
-export const DEFAULT_ANSWER_TTL_S = 3600;
-
 type ErrorStatus = 400 | 401 | 403 | 409 | 413 | 422 | 429 | 500 | 503;
 
-function errorAnswer(c: Context, err: unknown): Response {
-  let code: string = 'KGW_INTERNAL';
-  let status: ErrorStatus = 500;
-  let message = 'internal error';
-  if (isKnockgwError(err)) {
-    code = err.code;
-    message = plainMessage(err);
-    if (isRelayErrorCode(err.code)) status = RELAY_STATUS[err.code];
-    else if (err.code.startsWith('KGW_STORE_')) status = 503;
-    else message = 'internal error';
+/** What a client is told: an unknown client and a bad signature look the same (no enumeration of client ids). */
+function answerFor(err: unknown): { status: ErrorStatus; code: string; message: string } {
+  if (!isKnockgwError(err)) return { status: 500, code: 'KGW_INTERNAL', message: 'internal error' };
+  if (err.code === 'KGW_RELAY_UNKNOWN_CLIENT' || err.code === 'KGW_RELAY_BAD_SIGNATURE') {
+    return { status: 401, code: 'KGW_RELAY_BAD_SIGNATURE', message: 'the signature does not verify for this client' };
   }
-  if (status === 429) c.header('Retry-After', '1');
-  return c.json({ error: { code, message } }, status);
+  if (isRelayErrorCode(err.code)) return { status: RELAY_STATUS[err.code], code: err.code, message: plainMessage(err) };
+  if (err.code.startsWith('KGW_STORE_')) return { status: 503, code: err.code, message: plainMessage(err) };
+  return { status: 500, code: err.code, message: 'internal error' };
 }
 
 function plainMessage(err: KnockgwError): string {
   const prefix = `${err.code}: `;
   return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+}
+
+/** A client that hangs up mid-request: routine on the internet, not an error of ours. */
+function isClientAbort(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return err.name === 'AbortError' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || /\baborted\b/i.test(err.message);
 }
 
 /** Reads at most MAX_BODY_BYTES, counting the bytes actually received (Content-Length may lie or be absent). */
@@ -91,13 +118,16 @@ function isJsonContentType(header: string | undefined): boolean {
 
 export function createApp(deps: RelayDeps): Hono {
   const limits = deps.rateLimit ?? DEFAULT_RATE_LIMIT;
-  const perIp = new TokenBuckets(limits.perIp, limits.maxTracked);
-  const perKey = new TokenBuckets(limits.perKey, limits.maxTracked);
-  const ttlFor = deps.ttlSecondsForDoor ?? (() => DEFAULT_ANSWER_TTL_S);
+  const seed = (Math.random() * 2 ** 32) >>> 0;
+  const perIp = createRateLimiter(limits.perIp, limits.maxTracked, seed, { sketch: false });
+  const perKey = createRateLimiter(limits.perKey, limits.maxTracked, seed, { sketch: false });
+  const now = (): number => deps.clock.now();
+  // Refusals are what a hostile client causes: within the gateway's budget, then counted.
+  const budget = deps.log ? createLogBudget(deps.log, { ...ATTACKER_LOG_BUDGET, now }) : undefined;
 
   const clientIp = (c: Context): string => {
     const ip = deps.getClientIp(c);
-    if (!perIp.take(ip, deps.clock.now())) throw kgwError('KGW_RELAY_RATE_LIMITED', `too many requests from ${ip}; retry in a second`, { ip });
+    if (take(perIp, ip, now()) !== 'ok') throw kgwError('KGW_RELAY_RATE_LIMITED', `too many requests from ${ip}; retry in a second`, { ip });
     return ip;
   };
 
@@ -123,26 +153,36 @@ export function createApp(deps: RelayDeps): Hono {
       throw kgwError('KGW_RELAY_MALFORMED', 'the body is not valid JSON');
     }
     const body = parseKnockBody(json);
-    const now = deps.clock.now();
-    const { client, ip } = verifyKnock(deps.keys, body, observedIp, now);
+    const at = now();
+    const { client, ip } = verifyKnock(deps.keys, body, observedIp, at);
+    // The gateway would drop a grant for these (loopback, unspecified, multicast…): say so now.
+    const parsed = parseIp(ip);
+    const refused = parsed ? refusalReason(parsed) : 'not an address';
+    if (refused) throw kgwError('KGW_RELAY_IP_FORBIDDEN', `${ip} cannot be granted: ${refused}`, { client: client.id, ip });
+    if (deps.doors && !deps.doors.has(body.door)) throw kgwError('KGW_RELAY_DOOR_UNKNOWN', `the gateway has no door "${body.door}"`, { client: client.id, door: body.door });
+    const ttl = deps.doors?.get(body.door) ?? deps.answerTtlSeconds;
     // Only after the signature verifies: otherwise anyone could drain a client's bucket by name.
-    if (!perKey.take(client.id, now)) throw kgwError('KGW_RELAY_RATE_LIMITED', `too many knocks for client "${client.id}"; retry later`, { client: client.id });
+    if (take(perKey, client.id, at) !== 'ok') throw kgwError('KGW_RELAY_RATE_LIMITED', `too many knocks for client "${client.id}"; retry later`, { client: client.id });
     if (!(await deps.nonces.claim(`relay:${client.id}`, body.nonce, NONCE_TTL_MS))) {
       throw kgwError('KGW_RELAY_REPLAY', `nonce ${body.nonce} of client "${client.id}" was already used`, { client: client.id });
     }
-    await deps.requests.submit({ ...body, observedIp, receivedAt: now });
-    const ttl = ttlFor(body.door);
+    await deps.requests.submit({ ...body, observedIp, receivedAt: at });
     deps.log?.info({ event: 'relay.accepted', client: client.id, door: body.door, ip }, 'relay knock accepted');
-    return c.json({ status: 'accepted', ip, door: body.door, expiresAt: ttl > 0 ? Math.floor(now / 1000) + ttl : null }, 202);
+    const expiry = ttl === undefined ? {} : { expiresAt: ttl > 0 ? Math.floor(at / 1000) + ttl : null };
+    return c.json({ status: 'accepted', ip, door: body.door, ...expiry }, 202);
   });
 
   app.onError((err, c) => {
-    if (isKnockgwError(err) && isRelayErrorCode(err.code)) {
-      deps.log?.info({ event: 'relay.denied', code: err.code, reason: plainMessage(err) }, 'relay request refused');
+    const a = answerFor(err);
+    if (isClientAbort(err)) {
+      deps.log?.debug({ event: 'relay.client_aborted', reason: err.message }, 'the client hung up mid-request');
+    } else if (isKnockgwError(err) && (isRelayErrorCode(err.code) || a.status < 500)) {
+      budget?.info('relay.denied', { code: err.code, reason: plainMessage(err), ...err.detail }, 'relay request refused');
     } else {
-      deps.log?.error({ event: 'relay.error', err }, 'relay request failed');
+      budget?.warn('relay.error', { code: a.code, err: err.message }, 'relay request failed');
     }
-    return errorAnswer(c, err);
+    if (a.status === 429) c.header('Retry-After', '1');
+    return c.json({ error: { code: a.code, message: a.message } }, a.status);
   });
 
   return app;

@@ -6,7 +6,10 @@ import { handle } from 'hono/aws-lambda';
 import { z } from 'zod';
 import { kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
-import { buildRelayFromEnv } from './runtime.ts';
+import { createLogger } from '../gateway/kit/log.ts';
+import { systemClock } from '../gateway/ports.ts';
+import { parseRelayEnv } from './env.ts';
+import { relayFromEnv } from './runtime.ts';
 
 const lambdaEnv = z.object({ requestContext: z.object({ http: z.object({ sourceIp: z.string() }) }) });
 
@@ -27,7 +30,12 @@ let built: Promise<LambdaHandler> | undefined;
 /** The function's handler: builds the relay from the environment once per cold start. */
 export const handler: LambdaHandler = async (event, context) => {
   if (!built) {
-    built = buildRelayFromEnv(process.env, lambdaClientIp).then((r) => createLambdaHandler(r.app));
+    built = (async () => {
+      const env = parseRelayEnv(process.env);
+      // Lambda ships stdout to CloudWatch Logs: one JSON event per accepted, refused or failed knock.
+      const logger = createLogger({ level: env.KNOCKGW_LOG_LEVEL, format: 'json' });
+      return createLambdaHandler((await relayFromEnv(env, process.env, lambdaClientIp, { logger, clock: systemClock })).app);
+    })();
     // A failed start (SSM or a bad keys file) is retried by the next invocation, not cached.
     built.catch(() => { built = undefined; });
   }

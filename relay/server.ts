@@ -1,12 +1,15 @@
-// Node runtime: @hono/node-server on ADDR:PORT. The client address is the socket's peer, or —
-// behind N trusted proxies — the Nth X-Forwarded-For entry from the right (each proxy appends the
-// address it saw; everything left of that is whatever the client chose to send).
+// Node runtime: @hono/node-server on ADDR:PORT, bounded against slow and greedy clients. The
+// client address is the socket's peer, or — behind N trusted proxies — the Nth X-Forwarded-For
+// entry from the right (each proxy appends the address it saw; everything left of that is
+// whatever the client chose to send).
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
-import type { AddressInfo } from 'node:net';
-import { describeError, kgwError } from '../gateway/core/errors.ts';
+import type { Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
+import type { Logger } from '../gateway/ports.ts';
 
 export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
   return (c) => {
@@ -26,6 +29,40 @@ export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
   };
 }
 
+export interface ServerLimits {
+  /** Headers must be complete this soon after the connection opens (slowloris). */
+  readonly headersTimeoutMs: number;
+  /** The whole request, body included. */
+  readonly requestTimeoutMs: number;
+  /** Open connections one peer address may hold; 0 = no cap (behind a proxy every peer is the proxy). */
+  readonly connectionsPerIp: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, connectionsPerIp: 32 };
+
+/** Applies the limits to a Node HTTP server: timeouts, and a per-peer connection cap enforced at accept. */
+export function limitServer(server: Server, limits: ServerLimits, onRefused?: (ip: string) => void): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  if (limits.connectionsPerIp <= 0) return;
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? '';
+    const n = (open.get(ip) ?? 0) + 1;
+    if (n > limits.connectionsPerIp) {
+      onRefused?.(ip);
+      socket.destroy();
+      return;
+    }
+    open.set(ip, n);
+    socket.once('close', () => {
+      const left = (open.get(ip) ?? 1) - 1;
+      if (left <= 0) open.delete(ip);
+      else open.set(ip, left);
+    });
+  });
+}
+
 export interface RelayServer {
   readonly url: string;
   close(): Promise<void>;
@@ -38,9 +75,10 @@ function parseListen(listen: string): { hostname: string; port: number } {
   return { hostname: m[1] ?? m[2] ?? '', port };
 }
 
-export async function startRelayServer(opts: { listen: string; app: Hono }): Promise<RelayServer> {
+export async function startRelayServer(opts: { listen: string; app: Hono; limits?: ServerLimits; logger?: Logger }): Promise<RelayServer> {
   const { hostname, port } = parseListen(opts.listen);
-  const server = serve({ fetch: opts.app.fetch, hostname, port });
+  const server = serve({ fetch: opts.app.fetch, hostname, port }) as Server;
+  limitServer(server, opts.limits ?? DEFAULT_LIMITS, (ip) => opts.logger?.debug({ event: 'relay.connection_refused', ip }, 'too many open connections from one address'));
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', (err: Error) => reject(kgwError('KGW_CLI_USAGE', `cannot listen on ${opts.listen}: ${err.message}`, { listen: opts.listen }, err)));
@@ -52,19 +90,7 @@ export async function startRelayServer(opts: { listen: string; app: Hono }): Pro
     close: () => new Promise<void>((resolve, reject) => {
       server.close((err) => (err ? reject(err) : resolve()));
       // Keep-alive clients must not hold shutdown open.
-      if ('closeAllConnections' in server) server.closeAllConnections();
+      server.closeAllConnections();
     }),
   };
-}
-
-// `node relay/server.ts` (the Cloud Run container) configures itself from the environment.
-// Not a top-level await: standalone.ts imports this module, which must finish evaluating first.
-if (import.meta.main) {
-  import('./standalone.ts')
-    .then((m) => m.runRelayFromEnv(process.env))
-    .then((code) => { process.exitCode = code; })
-    .catch((err: unknown) => {
-      process.stderr.write(`knockgw relay: ${describeError(err)}\n`);
-      process.exitCode = 1;
-    });
 }

@@ -3,7 +3,7 @@
 // Everything it creates is removed on exit, also on Ctrl-C.
 import { createLab, canUseNetns } from '../test/helpers/netns.ts';
 import { startDaemon, startSshLike, waitReady, canConnect, tempDir, GUIDE_KNOCKD_CONF, MAIN } from '../test/helpers/gateway.ts';
-import { prettyLine } from '../gateway/log.ts';
+import { prettyLine } from '../gateway/kit/log.ts';
 
 const firewall = process.argv.includes('--iptables') ? 'iptables' : 'nftables';
 const engine = process.argv.includes('--pcap') ? 'pcap' : 'auto';

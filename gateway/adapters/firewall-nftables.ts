@@ -128,8 +128,6 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
     async ensureBase(protectedPorts: readonly PortSpec[]): Promise<void> {
       const script = renderBase(protectedPorts, await existing(), kernelProgram);
       await nft(['-f', '-'], script);
-      // Start the long-lived nft now, so the first knock does not pay for it.
-      await session.run('');
       log.info({ event: 'firewall.base', table: `${NFT_FAMILY} ${NFT_TABLE}`, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`), kernelSequences: kernelProgram?.sequences.length ?? 0 }, 'nftables base ready');
       for (const s of kernelProgram?.skipped ?? []) {
         log.info({ event: 'kernel.fallback', sequence: s.id, reason: s.reason }, `sequence ${s.id} runs on the pcap engine: ${s.reason}`);
@@ -155,6 +153,11 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
         }
       }
       return out;
+    },
+
+    async warm() {
+      // Start the long-lived nft now, so the first knock does not pay for it.
+      await session.run('');
     },
 
     close() {

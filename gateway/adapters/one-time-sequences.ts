@@ -7,7 +7,7 @@
 import { chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import type { PortSpec } from '../core/grant.ts';
-import type { OneTimeSequence } from '../core/knock-machine.ts';
+import type { OneTimeSequence } from '../core/knock-state.ts';
 import { checkPortSpec, sameSequence } from '../config/schema.ts';
 import { kgwError, isKnockgwError } from '../core/errors.ts';
 

@@ -2,7 +2,7 @@
 // operator adds to the relay/gateway keys file.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { kgwError } from '../core/errors.ts';
-import { ed25519RawPublic, keysFileSchema, type KeysEntry, type PrivateKeyFile } from '../../relay/protocol.ts';
+import { ed25519RawPublic, keysFileSchema, type KeysEntry, type PrivateKeyFile } from '../protocol/relay-v1.ts';
 
 export interface KeygenOptions {
   readonly id: string;

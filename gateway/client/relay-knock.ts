@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { describeError, kgwError, type ErrorCode } from '../core/errors.ts';
-import { isRelayErrorCode, parsePrivateKeyFile, signKnock } from '../../relay/protocol.ts';
+import { isRelayErrorCode, parsePrivateKeyFile, signKnock } from '../protocol/relay-v1.ts';
 
 export interface RelayKnockOptions {
   /** Relay base URL, e.g. https://relay.example.net (the /v1/knock path is appended). */
@@ -24,10 +24,11 @@ export interface RelayAnswer {
   readonly status: 'accepted';
   readonly ip: string;
   readonly door: string;
-  readonly expiresAt: number | null;
+  /** Unix seconds, null = until closed; absent when the relay does not know the gateway's TTL. */
+  readonly expiresAt?: number | null | undefined;
 }
 
-const answerSchema = z.object({ status: z.literal('accepted'), ip: z.string(), door: z.string(), expiresAt: z.number().nullable() });
+const answerSchema = z.object({ status: z.literal('accepted'), ip: z.string(), door: z.string(), expiresAt: z.number().nullable().optional() });
 const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
 function endpoint(base: string, path: string): string {

@@ -9,7 +9,7 @@ import { loadConfig } from '../config/load.ts';
 import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
-import { planEngines } from '../daemon.ts';
+import { planEngines } from '../core/engines.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall-conflicts.ts';
 import type { Command } from '../cli.ts';

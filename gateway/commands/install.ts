@@ -9,9 +9,10 @@ import { hostname } from 'node:os';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
-import { createLogger } from '../log.ts';
+import { createLogger } from '../kit/log.ts';
 import { describeError } from '../core/errors.ts';
-import { planEngines, hostFirewallFor } from '../daemon.ts';
+import { planEngines } from '../core/engines.ts';
+import { hostFirewallFor } from '../wiring/firewall.ts';
 import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
 import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
 import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
@@ -94,7 +95,13 @@ const exists = (p: string): Promise<boolean> => access(p).then(() => true, () =>
 export async function runBase(command: Extract<Command, { cmd: 'base' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format });
-  await hostFirewallFor(config, planEngines(config), logger).ensureBase(config.protectedPorts);
+  const firewall = hostFirewallFor(config, planEngines(config), logger);
+  try {
+    await firewall.ensureBase(config.protectedPorts);
+  } finally {
+    // No helper process may outlive a oneshot: a boot would wait on it.
+    firewall.close?.();
+  }
   return 0;
 }
 

@@ -3,8 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { relayKnock } from '../client/relay-knock.ts';
 import { keygen } from '../client/keygen.ts';
 import { kgwError } from '../core/errors.ts';
-import { createLogger } from '../log.ts';
+import { createLogger } from '../kit/log.ts';
 import { systemClock } from '../ports.ts';
+import { loadKeysFile } from '../kit/keys-file.ts';
 import type { Command } from '../cli.ts';
 
 export async function runRelayCommand(command: Extract<Command, { cmd: 'relay-knock' | 'keygen' | 'relay' }>): Promise<number> {
@@ -27,9 +28,10 @@ export async function runRelayCommand(command: Extract<Command, { cmd: 'relay-kn
       return 0;
     }
     case 'relay': {
-      const { runStandaloneRelay } = await import('../../relay/standalone.ts');
+      const [{ buildRelay }, { serveUntilSignal }, { nodeClientIp }] = await Promise.all([import('../../relay/runtime.ts'), import('../../relay/serve.ts'), import('../../relay/server.ts')]);
       const logger = createLogger({ level: 'info', format: 'json' });
-      return runStandaloneRelay({ listen: command.listen, store: command.store, keysFile: command.keysFile, trustedProxies: command.trustedProxies, logger, clock: systemClock });
+      const relay = buildRelay({ keys: await loadKeysFile(command.keysFile), store: command.store, getClientIp: nodeClientIp(command.trustedProxies), clock: systemClock, logger });
+      return serveUntilSignal(relay, { listen: command.listen, trustedProxies: command.trustedProxies, logger });
     }
   }
 }

@@ -9,7 +9,8 @@ import { isKnockgwError, kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { checkPortSpec, knownKeysAt, yamlConfigSchema } from './schema.ts';
 import { parseKnockdConf } from './knockd-conf.ts';
-import type { Config, Engine, FirewallKind } from './types.ts';
+import type { Config } from './types.ts';
+import type { Engine, FirewallKind } from '../core/engines.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
 
 export const DEFAULTS = {

@@ -2,6 +2,7 @@
 // and knockd-conf.ts; both compile to this).
 import type { PortSpec } from '../core/grant.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
+import type { Engine, FirewallKind } from '../core/engines.ts';
 
 export interface AwsCloudConfig {
   readonly region: string;
@@ -22,8 +23,6 @@ export interface GcpCloudConfig {
   readonly endpoint?: string;
 }
 
-export type Engine = 'auto' | 'kernel' | 'pcap';
-export type FirewallKind = 'nftables' | 'iptables' | 'none';
 
 export interface Config {
   readonly source: { readonly kind: 'yaml' | 'knockd'; readonly path: string };

@@ -20,6 +20,8 @@ import type { Family } from './ip.ts';
 import type { PortSpec, Proto } from './grant.ts';
 
 export const KERNEL_SET_SIZE = 262144;
+/** The NFLOG group the kernel engine reports completed sequences on (the daemon reads it). */
+export const NFLOG_GROUP = 7213;
 /** The nft set of granted (source, proto, port) per family, shared with the firewall backend. */
 export const ALLOWED_SETS: Readonly<Record<Family, string>> = { 4: 'allowed4', 6: 'allowed6' };
 /** A rate-limit entry lives this long after the source's last knock packet. */

@@ -151,7 +151,7 @@ export interface RateLimiter {
   readonly burst: number;
   readonly bits: number;
   readonly seed: number;
-  /** Sketch cells: tokens left and time (ms) of the last refill. */
+  /** Sketch cells: tokens left and time (ms) of the last refill (none when bits is 0). */
   readonly cellTokens: Float64Array;
   readonly cellAt: Float64Array;
   /** Exact buckets by slot of `exact`: tokens, last refill, 1 while refusing. */
@@ -165,8 +165,13 @@ export interface RateLimiter {
 /** 'ok' = allowed; 'first-refusal' = refused after being allowed; 'refused' = still refused. */
 export type TakeResult = 'ok' | 'first-refusal' | 'refused';
 
-/** `sources`: how many concurrently active sources the limiter is sized for. */
-export function createRateLimiter(limit: RateLimit, sources: number, seed: number): RateLimiter {
+/**
+ * `sources`: how many concurrently active sources the limiter is sized for. `sketch: false`
+ * gives every key its exact bucket from the first request (the relay: a few thousand requests a
+ * second, where a key is a client id or an address and exactness is worth more than the sketch's
+ * speed).
+ */
+export function createRateLimiter(limit: RateLimit, sources: number, seed: number, opts: { sketch?: boolean } = {}): RateLimiter {
   if (!(limit.perSecond > 0) || !Number.isFinite(limit.perSecond)) {
     throw kgwError('KGW_CONFIG_INVALID', `knock rate limit perSecond must be a positive number, got ${limit.perSecond}`, { perSecond: limit.perSecond });
   }
@@ -176,8 +181,8 @@ export function createRateLimiter(limit: RateLimit, sources: number, seed: numbe
   if (!Number.isInteger(sources) || sources < 1) {
     throw kgwError('KGW_CONFIG_INVALID', `the rate limiter needs a positive source count, got ${sources}`, { sources });
   }
-  const bits = Math.min(24, Math.max(10, Math.ceil(Math.log2(sources * 4))));
-  const cells = 1 << bits;
+  const bits = opts.sketch === false ? 0 : Math.min(24, Math.max(10, Math.ceil(Math.log2(sources * 4))));
+  const cells = bits === 0 ? 0 : 1 << bits;
   return {
     perMs: limit.perSecond / 1000,
     burst: limit.burst,
@@ -215,6 +220,11 @@ function refill(tokens: Float64Array, at: Float64Array, i: number, now: number, 
 
 /** Spends one packet of `key` at time `now` (ms). Mutates `rl`. */
 export function take(rl: RateLimiter, key: string, now: number): TakeResult {
+  return rl.bits === 0 || sketchRefuses(rl, key, now) ? takeExact(rl, key, now) : 'ok';
+}
+
+/** Spends from the source's two sketch cells; true when both were empty. */
+function sketchRefuses(rl: RateLimiter, key: string, now: number): boolean {
   const h = hash(rl.seed, key);
   const mask = (1 << rl.bits) - 1;
   const a = h & mask;
@@ -224,8 +234,10 @@ export function take(rl: RateLimiter, key: string, now: number): TakeResult {
   const tb = refill(rl.cellTokens, rl.cellAt, b, now, rl);
   rl.cellTokens[a] = Math.max(0, ta - 1);
   rl.cellTokens[b] = Math.max(0, tb - 1);
-  if (ta >= 1 || tb >= 1) return 'ok';
+  return ta < 1 && tb < 1;
+}
 
+function takeExact(rl: RateLimiter, key: string, now: number): TakeResult {
   const x = rl.exact;
   let slot = x.find(key);
   if (slot < 0) {

@@ -73,3 +73,23 @@ export type FirewallOp =
   /** fresh: the planner saw no such entry, so a plain add will do (no timeout to refresh). */
   | { readonly op: 'add'; readonly entry: FirewallEntry; readonly fresh?: boolean }
   | { readonly op: 'remove'; readonly entry: FirewallEntry };
+
+/**
+ * What proves a client, from any source: the one input of the intake service, which turns it
+ * into a grant (or a close, or a knockd command).
+ */
+export type Proof =
+  /** A knock sequence completed, seen by the pcap engine or reported by the kernel engine. */
+  | {
+      readonly kind: 'knock';
+      readonly engine: 'pcap' | 'kernel';
+      readonly sequenceId: string;
+      readonly door: string;
+      readonly ip: string;
+      readonly family: Family;
+      readonly action: SequenceAction;
+      /** A kernel completion the daemon never heard of, found in the kernel's own record by the repair. */
+      readonly adopted?: { readonly completedAt: number };
+    }
+  /** A signed knock queued by a relay and verified again by this gateway. */
+  | { readonly kind: 'relay'; readonly door: string; readonly ip: string; readonly client: string; readonly requestId: string };

@@ -12,8 +12,10 @@ export type CloseReason = 'sequence' | 'ttl' | 'manual' | 'revoke';
 export interface GrantService {
   open(input: { door: string; ip: string; source: GrantSource; ports?: readonly PortSpec[]; ttlMs?: number }): Promise<Grant>;
   close(input: { door: string; ip: string; reason: CloseReason }): Promise<Grant | undefined>;
-  /** Closes every grant of one address (knockgw revoke IP). */
+  /** Closes every grant of one address (knockgw revoke IP), whatever their ids. */
   revokeIp(ip: string, reason: CloseReason): Promise<Grant[]>;
+  /** The door's TTL in ms (0 = until closed), or undefined for an unknown door. */
+  ttlFor(door: string): number | undefined;
 }
 
 function grantFields(g: Grant): Record<string, unknown> {
@@ -31,6 +33,15 @@ function grantFields(g: Grant): Record<string, unknown> {
 export function createGrantService(deps: { store: GrantStore; doors: readonly Door[]; clock: Clock; logger: Logger; nodeId: string; metrics: Metrics }): GrantService {
   const doors = new Map(deps.doors.map((d) => [d.name, d]));
   const log = deps.logger;
+
+  const closeById = async (id: string, reason: CloseReason): Promise<Grant | undefined> => {
+    const removed = await deps.store.remove(id);
+    if (removed) {
+      deps.metrics.inc('grants_closed_total', 1, { door: removed.door, reason });
+      log.info({ event: 'grant.close', reason, ...grantFields(removed) }, `closed ${removed.ports.map(formatPort).join(',')} for ${removed.ip} (${removed.door})`);
+    }
+    return removed;
+  };
 
   return {
     async open(input) {
@@ -54,25 +65,23 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
       return stored;
     },
 
-    async close(input) {
-      const ip = grantableIp(input.ip).address;
-      const removed = await deps.store.remove(grantId(input.door, ip));
-      if (removed) {
-        deps.metrics.inc('grants_closed_total', 1, { door: removed.door, reason: input.reason });
-        log.info({ event: 'grant.close', reason: input.reason, ...grantFields(removed) }, `closed ${removed.ports.map(formatPort).join(',')} for ${removed.ip} (${removed.door})`);
-      }
-      return removed;
+    close(input) {
+      return closeById(grantId(input.door, grantableIp(input.ip).address), input.reason);
     },
 
     async revokeIp(ipText, reason) {
       const ip = grantableIp(ipText).address;
       const closed: Grant[] = [];
+      // By the stored id: a grant restored from an older state file or written by another
+      // node may carry an id that is not door@ip, and it must be revocable all the same.
       for (const g of await deps.store.list()) {
         if (g.ip !== ip) continue;
-        const removed = await this.close({ door: g.door, ip, reason });
+        const removed = await closeById(g.id, reason);
         if (removed) closed.push(removed);
       }
       return closed;
     },
+
+    ttlFor: (door) => doors.get(door)?.ttlMs,
   };
 }

@@ -13,7 +13,7 @@ import { canConnect, connectsWithin, MAIN, startDaemon, startSshLike, tempDir, w
 import { requireRoot, sh, type Host } from '../helpers/netns.ts';
 import { createNatLab, type NatLab } from '../helpers/nat-lab.ts';
 
-const PROTOCOL = fileURLToPath(new URL('../../relay/protocol.ts', import.meta.url));
+const PROTOCOL = fileURLToPath(new URL('../../gateway/protocol/relay-v1.ts', import.meta.url));
 const RELAY_PORT = 8080;
 const SPOOFED = '203.0.113.66';
 

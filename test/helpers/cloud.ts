@@ -1,7 +1,7 @@
 // Shared set-up for the cloud tests: dummy AWS credentials that never leave this process, a
 // logger whose events the test reads as objects, and grants.
 import { Writable } from 'node:stream';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import { makeGrant, type Grant, type PortSpec } from '../../gateway/core/grant.ts';
 import type { Logger } from '../../gateway/ports.ts';
 

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import type { Logger } from '../../gateway/ports.ts';
 
 export interface RedisServerOptions {

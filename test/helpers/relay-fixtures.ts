@@ -1,11 +1,12 @@
 // Shared fixtures for the relay tests: a keys file with one client per kind, their signers, a
-// fixed clock and a tiny in-memory NonceStore (the real ones live in gateway/adapters).
+// fixed clock and a tiny in-memory NonceStore (the real ones live in gateway/kit).
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import type { Proof } from '../../gateway/core/types.ts';
 import { pino } from 'pino';
 import { keygen } from '../../gateway/client/keygen.ts';
-import type { Logger, NonceStore } from '../../gateway/ports.ts';
-import { compileKeys, parsePrivateKeyFile, signKnock, type ClientSigner, type KnockBody, type RelayKeys } from '../../relay/protocol.ts';
+import type { Logger, NonceStore, ProofSource } from '../../gateway/ports.ts';
+import { compileKeys, parsePrivateKeyFile, signKnock, type ClientSigner, type KnockBody, type RelayKeys } from '../../gateway/protocol/relay-v1.ts';
 
 export const NOW_MS = 1_790_000_000_000;
 
@@ -79,4 +80,20 @@ export function captureLog(): { log: Logger; events: Record<string, unknown>[] }
     },
   });
   return { log: pino({ level: 'debug' }, dest), events };
+}
+
+export interface OpenedDoor { readonly door: string; readonly ip: string; readonly source: 'relay' }
+
+/** Starts proof sources with an intake that records what each proof would open. */
+export async function collectOpens(sources: readonly ProofSource[], submit?: (p: Proof) => Promise<void>): Promise<{ opened: OpenedDoor[]; stop(): Promise<void> }> {
+  const opened: OpenedDoor[] = [];
+  const ctx = {
+    submit: async (p: Proof) => {
+      if (submit) await submit(p);
+      else if (p.kind === 'relay') opened.push({ door: p.door, ip: p.ip, source: 'relay' });
+    },
+    fail: (err: unknown) => { throw err; },
+  };
+  for (const s of sources) await s.start(ctx);
+  return { opened, stop: async () => { for (const s of sources) await s.stop(); } };
 }

@@ -2,21 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { systemClock } from '../../gateway/ports.ts';
-import { createStore, type Store } from '../../gateway/adapters/store.ts';
-import { createLeaderLease, type LeaderLease } from '../../gateway/services/leader-lease.ts';
+import { openStore, type StoreBackend } from '../../gateway/wiring/store.ts';
+import type { LeaderLease } from '../../gateway/ports.ts';
 import { captureLogger, startRedis } from '../helpers/redis.ts';
 
 const TTL = 600;
 type Ctx = { after(fn: () => Promise<void> | void): void };
 
-async function storeFor(t: Ctx, url: string, nodeId: string): Promise<Store> {
-  const store = await createStore(url, { nodeId, clock: systemClock, logger: captureLogger().logger, reconnectMaxMs: 200 });
-  t.after(() => store.close());
-  return store;
+async function storeFor(t: Ctx, url: string, nodeId: string): Promise<StoreBackend> {
+  const backend = await openStore(url, { nodeId, clock: systemClock, logger: captureLogger().logger, reconnectMaxMs: 200 });
+  t.after(() => backend.close());
+  return backend;
 }
 
-function lease(t: Ctx, store: Store, nodeId: string): LeaderLease & { events: string[] } {
-  const l = createLeaderLease({ store, key: 'cloud', nodeId, ttlMs: TTL, logger: captureLogger().logger });
+function lease(t: Ctx, backend: StoreBackend): LeaderLease & { events: string[] } {
+  const l = backend.lease('cloud', { ttlMs: TTL, logger: captureLogger().logger });
   t.after(() => l.stop());
   const events: string[] = [];
   l.on('gained', () => events.push('gained'));
@@ -36,8 +36,8 @@ async function until(what: string, cond: () => boolean, timeoutMs: number): Prom
 void test('of two nodes exactly one leads, and it keeps the lease while it renews', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = lease(t, await storeFor(t, redis.url, 'gw-a'), 'gw-a');
-  const b = lease(t, await storeFor(t, redis.url, 'gw-b'), 'gw-b');
+  const a = lease(t, await storeFor(t, redis.url, 'gw-a'));
+  const b = lease(t, await storeFor(t, redis.url, 'gw-b'));
   await until('a leader', () => a.isLeader() || b.isLeader(), 1000);
   const first = a.isLeader() ? a : b;
   for (let i = 0; i < 100; i++) {
@@ -55,9 +55,9 @@ void test('of two nodes exactly one leads, and it keeps the lease while it renew
 void test('when the leader stops renewing the other node takes over after the TTL; a release hands over at once', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = lease(t, await storeFor(t, redis.url, 'gw-a'), 'gw-a');
+  const a = lease(t, await storeFor(t, redis.url, 'gw-a'));
   await until('A leads', () => a.isLeader(), 1000);
-  const b = lease(t, await storeFor(t, redis.url, 'gw-b'), 'gw-b');
+  const b = lease(t, await storeFor(t, redis.url, 'gw-b'));
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(b.isLeader(), false);
   const stoppedAt = performance.now();
@@ -67,7 +67,7 @@ void test('when the leader stops renewing the other node takes over after the TT
   t.diagnostic(`failover without release: ${(performance.now() - stoppedAt).toFixed(0)} ms (TTL ${TTL} ms)`);
   assert.ok(failover >= TTL - 250, `B took over after ${failover} ms, before A's lease could expire`);
 
-  const c = lease(t, await storeFor(t, redis.url, 'gw-c'), 'gw-c');
+  const c = lease(t, await storeFor(t, redis.url, 'gw-c'));
   const releasedAt = performance.now();
   await b.stop();
   await until('C takes over', () => c.isLeader(), TTL / 3 + 300);
@@ -77,7 +77,7 @@ void test('when the leader stops renewing the other node takes over after the TT
 void test('a leader cut off from Redis stops leading once its lease could have expired', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const a = lease(t, await storeFor(t, redis.url, 'gw-a'), 'gw-a');
+  const a = lease(t, await storeFor(t, redis.url, 'gw-a'));
   await until('A leads', () => a.isLeader(), 1000);
   const cutAt = performance.now();
   await redis.stop('SIGKILL');
@@ -91,9 +91,9 @@ void test('a leader cut off from Redis stops leading once its lease could have e
 });
 
 void test('with the memory store the single node always leads', async (t) => {
-  const store = await createStore('memory', { nodeId: 'solo', clock: systemClock, logger: captureLogger().logger });
-  t.after(() => store.close());
-  const l = lease(t, store, 'solo');
+  const backend = await openStore('memory', { nodeId: 'solo', clock: systemClock, logger: captureLogger().logger });
+  t.after(() => backend.close());
+  const l = lease(t, backend);
   assert.equal(l.isLeader(), true);
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(l.events, ['gained']);

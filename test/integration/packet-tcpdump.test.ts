@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
 import { createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
 import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { TCP } from '../../gateway/core/types.ts';
-import { createKnockState, knockCounters, step, trackedSources } from '../../gateway/core/knock-machine.ts';
+import { step } from '../../gateway/core/knock-machine.ts';
+import { createKnockState, knockCounters, trackedSources } from '../../gateway/core/knock-state.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
 import { Writable } from 'node:stream';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LambdaEvent } from 'hono/aws-lambda';
 import { handler } from '../../relay/lambda.ts';
-import type { KnockBody } from '../../relay/protocol.ts';
+import type { KnockBody } from '../../gateway/protocol/relay-v1.ts';
 import { identities, knock } from '../helpers/relay-fixtures.ts';
 
 const ids = identities();

@@ -7,13 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { createMemoryNonceStore } from '../../gateway/adapters/nonce-memory.ts';
-import { startRelayIntake, type OpenDoorRequest } from '../../gateway/services/relay-intake.ts';
-import { createRedisRequestSource } from '../../relay/requests.ts';
+import { createMemoryNonceStore } from '../../gateway/kit/nonces-memory.ts';
+import { createRedisConnection } from '../../gateway/kit/redis/connection.ts';
+import { createRedisRequestSource } from '../../gateway/kit/redis/requests.ts';
+import { createRelaySource } from '../../gateway/services/source-relay.ts';
 import { requireRoot, sh } from '../helpers/netns.ts';
 import { startRedis } from '../helpers/redis.ts';
-import { captureLog, identities } from '../helpers/relay-fixtures.ts';
+import { captureLog, collectOpens, identities } from '../helpers/relay-fixtures.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NAT_PUBLIC = '198.18.0.1';
@@ -89,18 +89,17 @@ void test('a client behind NAT learns the NAT address from the relay, and its re
 
   // The gateway side, in this process: reads the stream through the unix socket (namespaces do
   // not separate the filesystem).
-  const redis = new Redis({ path: redisServer.socketPath });
-  redis.on('error', () => undefined); // the server goes first in clean-up
-  const opened: OpenDoorRequest[] = [];
+  const conn = createRedisConnection({ spec: redisServer.socketPath, failFast: false });
+  await conn.connect(2000);
   const { log, events } = captureLog();
-  const intake = startRelayIntake({
-    keys: ids.keys, nonces: createMemoryNonceStore({ clock: { now: () => Date.now() } }), clock: { now: () => Date.now() }, log,
-    source: createRedisRequestSource(redis, { blockMs: 500 }),
-    openDoor: (r) => { opened.push(r); return Promise.resolve(); },
-  });
-  t.after(async () => { await intake.stop(); redis.disconnect(); });
+  const gateway = await collectOpens([createRelaySource({
+    keys: ids.keys, nonces: createMemoryNonceStore({ clock: { now: () => Date.now() } }), clock: { now: () => Date.now() }, logger: log,
+    requests: createRedisRequestSource(conn, { blockMs: 500 }),
+  })]);
+  const { opened } = gateway;
+  t.after(async () => { await gateway.stop(); await conn.close(); });
 
-  const relay = spawn('ip', ['netns', 'exec', ns.server, process.execPath, join(ROOT, 'relay/server.ts')], {
+  const relay = spawn('ip', ['netns', 'exec', ns.server, process.execPath, join(ROOT, 'relay/main.ts')], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, KNOCKGW_LISTEN: `${RELAY}:8080`, KNOCKGW_KEYS_FILE: join(dir, 'keys.json'), KNOCKGW_STORE: redisServer.socketPath },
   });

@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { relayKnock } from '../../gateway/client/relay-knock.ts';
 import { createApp } from '../../relay/app.ts';
 import { nodeClientIp, startRelayServer } from '../../relay/server.ts';
-import { createMemoryRequestQueue, parseGrantRequest, type QueuedRequest } from '../../relay/requests.ts';
+import { createMemoryRequestQueue } from '../../gateway/kit/request-queue-memory.ts';
+import { parseGrantRequest, type QueuedRequest } from '../../gateway/protocol/relay-v1.ts';
 import { identities, knock, memoryNonces } from '../helpers/relay-fixtures.ts';
+import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 const ids = identities();
 
@@ -23,7 +25,7 @@ async function serveRelay(t: { after(fn: () => Promise<void>): void }, trustedPr
   return { url: server.url, received };
 }
 
-void test('the real Node server answers /v1/ip and accepts a signed knock sent with fetch', async (t) => {
+void test('the real Node server answers /v1/ip and takes a signed knock from relayKnock; a loopback caller is refused, not accepted', async (t) => {
   const { url, received } = await serveRelay(t);
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
   const ip = await fetch(`${url}/v1/ip`);
@@ -33,12 +35,18 @@ void test('the real Node server answers /v1/ip and accepts a signed knock sent w
   t.after(() => rm(dir, { recursive: true, force: true }));
   const keyFile = join(dir, 'alice.key');
   await writeFile(keyFile, ids.aliceKeyFile, { mode: 0o600 });
-  const answer = await relayKnock({ url, keyFile, door: 'openSSH' });
-  assert.equal(answer.ip, '127.0.0.1');
+  // The gateway would never grant 127.0.0.1: the relay says so instead of answering "accepted".
+  await assert.rejects(relayKnock({ url, keyFile, door: 'openSSH' }), (e: unknown) => isKnockgwError(e, 'KGW_RELAY_IP_FORBIDDEN') && e.detail.status === 403);
+  assert.equal(received.length, 0);
+
+  // The same client seen through a trusted proxy from a routable address is accepted and queued.
+  const proxied = await serveRelay(t, 1);
+  const answer = await relayKnock({ url: proxied.url, keyFile, door: 'openSSH', fetchImpl: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, 'x-forwarded-for': '203.0.113.44' } }) });
+  assert.equal(answer.ip, '203.0.113.44');
   assert.equal(answer.door, 'openSSH');
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal(received.length, 1);
-  assert.equal(parseGrantRequest(received[0]?.payload).observedIp, '127.0.0.1');
+  assert.equal(proxied.received.length, 1);
+  assert.equal(parseGrantRequest(proxied.received[0]?.payload).observedIp, '203.0.113.44');
 });
 
 void test('a spoofed X-Forwarded-For does not change the address without trusted proxies', async (t) => {

@@ -2,16 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock } from '../../gateway/ports.ts';
-import { createNonceStore, createStore } from '../../gateway/adapters/store.ts';
-import { redisConnection } from '../../gateway/adapters/redis-url.ts';
+import { openStore } from '../../gateway/wiring/store.ts';
+import { redisConnection } from '../../gateway/kit/redis/url.ts';
 import { captureLogger, startRedis } from '../helpers/redis.ts';
 
 void test('a nonce shared through Redis is claimed by exactly one of many concurrent claimers', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;
-  const stores = await Promise.all(['gw-a', 'gw-b', 'relay'].map((nodeId) => createStore(redis.url, { nodeId, clock: systemClock, logger: captureLogger().logger })));
-  t.after(() => Promise.all(stores.map((s) => s.close())).then(() => undefined));
-  const nonces = stores.map((s) => createNonceStore(s, { clock: systemClock }));
+  const backends = await Promise.all(['gw-a', 'gw-b', 'relay'].map((nodeId) => openStore(redis.url, { nodeId, clock: systemClock, logger: captureLogger().logger })));
+  t.after(() => Promise.all(backends.map((b) => b.close())).then(() => undefined));
+  const nonces = backends.map((b) => b.nonces);
   const results = await Promise.all(nonces.flatMap((n) => Array.from({ length: 10 }, () => n.claim('relay', 'bm9uY2U=', 500))));
   assert.equal(results.filter(Boolean).length, 1);
   // Scopes cannot collide through the separator.

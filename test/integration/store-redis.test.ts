@@ -5,8 +5,10 @@ import { Redis } from 'ioredis';
 import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../../gateway/adapters/store-redis.ts';
-import { redisConnection } from '../../gateway/adapters/redis-url.ts';
+import { openStore, type StoreOptions } from '../../gateway/wiring/store.ts';
+import { keyspace, type KeySpace } from '../../gateway/kit/redis/keys.ts';
+import type { RedisStore } from '../../gateway/adapters/store-redis/index.ts';
+import { redisConnection } from '../../gateway/kit/redis/url.ts';
 import { captureLogger, startRedis, type CapturedLog } from '../helpers/redis.ts';
 
 const grant = (ip: string, ttlMs: number, nodeId: string, door = 'openSSH'): Grant =>
@@ -16,12 +18,16 @@ const ipOf = (i: number): string => `10.1.${i >> 8}.${i & 255}`;
 
 type Ctx = { after(fn: () => Promise<void> | void): void };
 
-async function node(t: Ctx, url: string, nodeId: string, extra: Partial<RedisStoreOptions> = {}): Promise<RedisStore & { log: CapturedLog }> {
+type Node = RedisStore & { log: CapturedLog; key: KeySpace };
+
+async function node(t: Ctx, url: string, nodeId: string, extra: Partial<StoreOptions> = {}): Promise<Node> {
   const log = captureLogger();
-  const store = await createRedisStore({ url, nodeId, clock: systemClock, logger: log.logger, fullReconcileMs: 1000, reconnectMaxMs: 200, ...extra });
-  t.after(() => store.close());
-  return Object.assign(store, { log });
+  const backend = await openStore(url, { nodeId, clock: systemClock, logger: log.logger, fullReconcileMs: 1000, reconnectMaxMs: 200, ...extra });
+  t.after(() => backend.close());
+  return Object.assign(backend.store as RedisStore, { log, key: keyspace(extra.namespace) });
 }
+
+const openOnly = (url: string, extra: Partial<StoreOptions> = {}) => openStore(url, { nodeId: 'gw-a', clock: systemClock, logger: captureLogger().logger, ...extra });
 
 function raw(t: Ctx, url: string): Redis {
   const r = new Redis({ ...redisConnection(url), lazyConnect: false, maxRetriesPerRequest: 1 });
@@ -153,7 +159,7 @@ void test('Redis stopped during puts and restarted: no grant lost, both nodes co
   ids.delete(grant(ipOf(0), 1, 'gw-a').id);
   await redis.start();
   const back = Date.now();
-  const same = async (s: RedisStore): Promise<boolean> => {
+  const same = async (s: Node): Promise<boolean> => {
     const got = (await s.list()).map((g) => g.id).sort();
     return got.length === ids.size && got.every((id) => ids.has(id));
   };
@@ -201,7 +207,7 @@ void test('a wrong or missing password fails the start with KGW_STORE_AUTH', asy
   if (!redis) return;
   for (const url of [`redis://:wrong@127.0.0.1:${redis.port}`, `redis://127.0.0.1:${redis.port}`]) {
     const started = Date.now();
-    await assert.rejects(createRedisStore({ url, nodeId: 'gw-a', clock: systemClock, logger: captureLogger().logger }), (err: unknown) => {
+    await assert.rejects(openOnly(url), (err: unknown) => {
       assert.ok(isKnockgwError(err, 'KGW_STORE_AUTH'), String(err));
       assert.doesNotMatch(err.message, /wrong/);
       return true;
@@ -239,7 +245,7 @@ void test('unreachable at start: degraded with local grants (or KGW_STORE_UNAVAI
   if (!redis) return;
   await redis.stop();
   await assert.rejects(
-    createRedisStore({ url: redis.url, nodeId: 'gw-a', clock: systemClock, logger: captureLogger().logger, requireStoreAtStart: true, connectTimeoutMs: 300 }),
+    openOnly(redis.url, { requireStoreAtStart: true, connectTimeoutMs: 300 }),
     (err: unknown) => isKnockgwError(err, 'KGW_STORE_UNAVAILABLE'),
   );
   const a = await node(t, redis.url, 'gw-a', { connectTimeoutMs: 300 });

@@ -12,7 +12,7 @@ import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
 import { sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
 import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import { MAIN, GUIDE_KNOCKD_CONF } from '../helpers/gateway.ts';
 
 const execFileP = promisify(execFile);

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { runCommand } from '../../gateway/adapters/command-exec.ts';
 import { compileCommand } from '../../gateway/config/command-intent.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import type { CommandSpec } from '../../gateway/core/types.ts';
 
 function capture(): { logger: ReturnType<typeof createLogger>; events: () => Record<string, unknown>[] } {

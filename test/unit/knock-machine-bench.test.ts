@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
-import { createKnockState, knockCounters, step, trackedSources, type KnockInput } from '../../gateway/core/knock-machine.ts';
+import { step } from '../../gateway/core/knock-machine.ts';
+import { createKnockState, knockCounters, trackedSources, type KnockInput } from '../../gateway/core/knock-state.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
 import { TCP } from '../../gateway/core/types.ts';
 

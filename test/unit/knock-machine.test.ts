@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createKnockState, expire, knockCounters, step, trackedSources, exhaustedSequences, type KnockEvent, type KnockInput, type KnockMachineOptions } from '../../gateway/core/knock-machine.ts';
+import { expire, step } from '../../gateway/core/knock-machine.ts';
+import { createKnockState, knockCounters, trackedSources, exhaustedSequences, type KnockEvent, type KnockInput, type KnockMachineOptions } from '../../gateway/core/knock-state.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
 import type { PortSpec } from '../../gateway/core/grant.ts';
 import { TCP } from '../../gateway/core/types.ts';

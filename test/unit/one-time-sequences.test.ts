@@ -4,7 +4,8 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, parseOneTimeSequences } from '../../gateway/adapters/one-time-sequences.ts';
-import { createKnockState, step } from '../../gateway/core/knock-machine.ts';
+import { step } from '../../gateway/core/knock-machine.ts';
+import { createKnockState } from '../../gateway/core/knock-state.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { captureFilter, createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
 import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
-import { createLogger } from '../../gateway/log.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
 

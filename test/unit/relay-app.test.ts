@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kgwError } from '../../gateway/core/errors.ts';
 import { createApp, type RelayDeps } from '../../relay/app.ts';
-import { createMemoryRequestQueue, parseGrantRequest, type QueuedRequest } from '../../relay/requests.ts';
-import { fixedClock, identities, knock, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
+import { createMemoryRequestQueue } from '../../gateway/kit/request-queue-memory.ts';
+import { parseGrantRequest, type QueuedRequest } from '../../gateway/protocol/relay-v1.ts';
+import { captureLog, fixedClock, identities, knock, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
 
 const ids = identities();
 const CLIENT_IP = '203.0.113.7';
@@ -44,7 +45,7 @@ void test('GET /v1/ip answers the caller address as a text line, or JSON when as
 
 for (const who of ['alice', 'bob'] as const) {
   void test(`a signed knock (${who === 'alice' ? 'HMAC-SHA256' : 'Ed25519'}) is accepted and queued with the observed IP`, async (t) => {
-    const s = setup({ ttlSecondsForDoor: () => 600 });
+    const s = setup({ doors: new Map([['openSSH', 600]]) });
     t.after(s.stop);
     const body = knock(ids[who]);
     const res = await s.post(body);
@@ -97,11 +98,15 @@ void test('a wrong signature is refused with 401 and nothing is queued', async (
   assert.equal(s.received.length, 0);
 });
 
-void test('an unknown client is refused with 401', async (t) => {
-  const s = setup();
+void test('an unknown client gets the same 401 as a bad signature (no enumeration); the log tells them apart', async (t) => {
+  const { log, events } = captureLog();
+  const s = setup({ log });
   t.after(s.stop);
-  const e = await errorOf(await s.post({ ...knock(ids.bob), client: 'mallory' }));
-  assert.deepEqual([e.status, e.code], [401, 'KGW_RELAY_UNKNOWN_CLIENT']);
+  const unknown = await errorOf(await s.post({ ...knock(ids.bob), client: 'mallory' }));
+  const forged = await errorOf(await s.post({ ...knock(ids.bob), sig: knock(ids.alice).sig }));
+  assert.deepEqual(unknown, forged);
+  assert.deepEqual([unknown.status, unknown.code], [401, 'KGW_RELAY_BAD_SIGNATURE']);
+  assert.deepEqual(events.filter((e) => e.event === 'relay.denied').map((e) => e.code), ['KGW_RELAY_UNKNOWN_CLIENT', 'KGW_RELAY_BAD_SIGNATURE']);
 });
 
 void test('a door the client may not open is refused with 403', async (t) => {

@@ -1,31 +1,32 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApp } from '../../relay/app.ts';
-import { createMemoryRequestQueue, type GrantRequest, type GrantRequestSink } from '../../relay/requests.ts';
-import { handleGrantRequest, startRelayIntake, type OpenDoorRequest } from '../../gateway/services/relay-intake.ts';
-import { captureLog, fixedClock, identities, knock, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
+import { createMemoryRequestQueue } from '../../gateway/kit/request-queue-memory.ts';
+import type { GrantRequest, GrantRequestSink } from '../../gateway/protocol/relay-v1.ts';
+import { checkGrantRequest, createRelaySource } from '../../gateway/services/source-relay.ts';
+import { createIntake } from '../../gateway/services/intake.ts';
+import { createMetrics } from '../../gateway/services/metrics.ts';
+import type { GrantService } from '../../gateway/services/grants.ts';
+import { createLogBudget } from '../../gateway/core/log-budget.ts';
+import { captureLog, collectOpens, fixedClock, identities, knock, memoryNonces, NOW_MS, type OpenedDoor } from '../helpers/relay-fixtures.ts';
 
 const ids = identities();
 const OBSERVED = '203.0.113.7';
 
-/** relay app -> (optionally tampering) queue -> intake, all in memory. */
-function pipeline(tamper?: (r: GrantRequest) => GrantRequest) {
+/** relay app -> (optionally tampering) queue -> the gateway's relay source, all in memory. */
+async function pipeline(tamper?: (r: GrantRequest) => GrantRequest) {
   const queue = createMemoryRequestQueue();
   const sink: GrantRequestSink = { submit: (r) => queue.submit(tamper ? tamper(r) : r) };
   const app = createApp({ keys: ids.keys, nonces: memoryNonces(), requests: sink, clock: fixedClock(), getClientIp: () => OBSERVED });
-  const opened: OpenDoorRequest[] = [];
   const { log, events } = captureLog();
-  const intake = startRelayIntake({
-    keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), log, source: queue.source(),
-    openDoor: (r) => { opened.push(r); return Promise.resolve(); },
-  });
+  const gateway = await collectOpens([createRelaySource({ keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log, requests: queue.source() })]);
   const post = (body: unknown) => app.request('/v1/knock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const settle = () => new Promise((r) => setTimeout(r, 10));
-  return { queue, app, post, opened, events, intake, settle };
+  return { queue, app, post, opened: gateway.opened, events, intake: gateway, settle };
 }
 
 void test('a knock accepted by the relay opens the door at the gateway for the observed IP', async (t) => {
-  const p = pipeline();
+  const p = await pipeline();
   t.after(() => p.intake.stop());
   for (const who of ['alice', 'bob'] as const) assert.equal((await p.post(knock(ids[who]))).status, 202);
   await p.settle();
@@ -33,7 +34,7 @@ void test('a knock accepted by the relay opens the door at the gateway for the o
 });
 
 void test('a request whose signed fields were changed after the relay accepted it is dropped at the gateway', async (t) => {
-  const p = pipeline((r) => ({ ...r, ip: '198.51.100.66' }));
+  const p = await pipeline((r) => ({ ...r, ip: '198.51.100.66' }));
   t.after(() => p.intake.stop());
   assert.equal((await p.post(knock(ids.carol, { ip: '198.51.100.9' }))).status, 202);
   await p.settle();
@@ -46,8 +47,14 @@ void test('a request whose signed fields were changed after the relay accepted i
 
 void test('the gateway drops what a compromised relay writes on its own', async () => {
   const { log, events } = captureLog();
-  const opened: OpenDoorRequest[] = [];
-  const deps = { keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), log, openDoor: (r: OpenDoorRequest) => { opened.push(r); return Promise.resolve(); } };
+  const opened: OpenedDoor[] = [];
+  const deps = { keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log };
+  const budget = createLogBudget(log, { perWindow: 100, windowMs: 10_000, now: () => NOW_MS });
+  const handle = async (id: string, payload: unknown) => {
+    const v = await checkGrantRequest(deps, budget, id, payload);
+    if (v.ok) opened.push({ door: v.proof.door, ip: v.proof.ip, source: 'relay' });
+    return v;
+  };
   const legit = { ...knock(ids.bob), observedIp: OBSERVED, receivedAt: NOW_MS };
   const cases: [unknown, string][] = [
     [{ ...knock(ids.bob), sig: knock(ids.alice).sig, observedIp: OBSERVED, receivedAt: NOW_MS }, 'KGW_RELAY_BAD_SIGNATURE'],
@@ -60,31 +67,30 @@ void test('the gateway drops what a compromised relay writes on its own', async 
     [undefined, 'KGW_RELAY_MALFORMED'],
   ];
   for (const [payload, code] of cases) {
-    const out = await handleGrantRequest(deps, 'x', payload);
+    const out = await handle('x', payload);
     assert.deepEqual([out.ok, out.ok ? '' : out.code], [false, code]);
   }
   assert.deepEqual(opened, []);
   assert.equal(events.filter((e) => e.event === 'knock.denied').length, cases.length);
   // A valid request twice (two gateway nodes, or a replay written into the queue) opens once.
-  assert.equal((await handleGrantRequest(deps, 'y', legit)).ok, true);
-  const again = await handleGrantRequest(deps, 'z', legit);
+  assert.equal((await handle('y', legit)).ok, true);
+  const again = await handle('z', legit);
   assert.deepEqual(again.ok ? '' : again.code, 'KGW_RELAY_REPLAY');
   assert.equal(opened.length, 1);
 });
 
-void test('a failing openDoor is logged and the intake keeps consuming', async (t) => {
+void test('a grant that fails to open is logged and the intake keeps consuming', async (t) => {
   const queue = createMemoryRequestQueue();
   const { log, events } = captureLog();
   let calls = 0;
-  const intake = startRelayIntake({
-    keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), log, source: queue.source(),
-    openDoor: () => (++calls === 1 ? Promise.reject(new Error('firewall busy')) : Promise.resolve()),
-  });
-  t.after(() => intake.stop());
+  const grants = { open: () => (++calls === 1 ? Promise.reject(new Error('firewall busy')) : Promise.resolve()) } as unknown as GrantService;
+  const intake = createIntake({ grants, clock: fixedClock(), logger: log, metrics: createMetrics() });
+  const gateway = await collectOpens([createRelaySource({ keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log, requests: queue.source() })], (p) => intake.submit(p));
+  t.after(() => gateway.stop());
   await queue.submit({ ...knock(ids.bob), observedIp: OBSERVED, receivedAt: NOW_MS });
   await queue.submit({ ...knock(ids.alice), observedIp: OBSERVED, receivedAt: NOW_MS });
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(calls, 2);
   assert.equal(events.filter((e) => e.event === 'relay.granted').length, 1);
-  assert.match(String(events.find((e) => e.event === 'knock.denied')?.reason), /firewall busy/);
+  assert.match(String(events.find((e) => e.event === 'knock.error')?.err), /firewall busy/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
-import { createMemoryNonceStore } from '../../gateway/adapters/nonce-memory.ts';
+import { createMemoryNonceStore } from '../../gateway/kit/nonces-memory.ts';
 
 void test('a nonce is accepted once per scope until it expires', async () => {
   let now = 1_000;

@@ -1,11 +1,12 @@
-// Picks the HostFirewall backend named in the config.
-import type { FirewallKind } from '../config/types.ts';
+// The HostFirewall backend named in the config, with the kernel engine compiled in where it runs.
+import type { EnginePlan, FirewallKind } from '../core/engines.ts';
+import type { Config } from '../config/types.ts';
 import type { Clock, HostFirewall, Logger } from '../ports.ts';
-import type { KernelCompileInput } from '../core/nft-kernel.ts';
-import { createNftablesFirewall } from './firewall-nftables.ts';
-import { createIptablesFirewall } from './firewall-iptables.ts';
-import { createNoneFirewall } from './firewall-none.ts';
-import type { Runner } from './run.ts';
+import { NFLOG_GROUP, type KernelCompileInput } from '../core/nft-kernel.ts';
+import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
+import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
+import { createNoneFirewall } from '../adapters/firewall-none.ts';
+import type { Runner } from '../adapters/run.ts';
 
 export interface HostFirewallOptions {
   readonly logger: Logger;
@@ -34,4 +35,15 @@ export function createHostFirewall(kind: FirewallKind, opts: HostFirewallOptions
     case 'none':
       return createNoneFirewall();
   }
+}
+
+/** The host firewall for this config; the kernel engine's program is compiled into nftables when any sequence runs on it. */
+export function hostFirewallFor(config: Config, engines: EnginePlan, logger: Logger): HostFirewall {
+  return createHostFirewall(config.firewall, {
+    logger,
+    ...(engines.kernel.length > 0
+      ? // The whole list: NFLOG prefixes carry an index into it; the compiler skips what it cannot run.
+        { kernel: { sequences: config.sequences, doors: config.doors, nflogGroup: NFLOG_GROUP, rateLimit: config.knockRateLimit } }
+      : {}),
+  });
 }

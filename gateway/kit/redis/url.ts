@@ -1,6 +1,6 @@
 // Store specs → ioredis connection options, and the redacted form used in logs and errors.
 import type { RedisOptions } from 'ioredis';
-import { kgwError } from '../core/errors.ts';
+import { kgwError } from '../../core/errors.ts';
 
 /** The store URL for logs and errors: never the password. */
 export function redactUrl(spec: string): string {

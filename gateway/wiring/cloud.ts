@@ -3,13 +3,11 @@
 // is harmless).
 import { createAwsCloudFirewall } from '../adapters/cloud-aws.ts';
 import { createGcpCloudFirewall } from '../adapters/cloud-gcp.ts';
-import type { Store } from '../adapters/store.ts';
 import type { Config } from '../config/types.ts';
-import type { CloudFirewall, Clock, Logger } from '../ports.ts';
+import type { CloudFirewall, Clock, LeaderLease, Logger } from '../ports.ts';
 import type { Grant } from '../core/grant.ts';
-import { createCloudSync } from './cloud-sync.ts';
-import { createLeaderLease } from './leader-lease.ts';
-import type { Metrics } from './metrics.ts';
+import { createCloudSync } from '../services/cloud-sync.ts';
+import type { Metrics } from '../services/metrics.ts';
 
 export interface CloudRuntime {
   reconcile(desired: readonly Grant[]): Promise<unknown>;
@@ -19,14 +17,14 @@ export interface CloudRuntime {
 const SWEEP_INTERVAL_MS = 60_000;
 const LEASE_TTL_MS = 15_000;
 
-export function startCloud(deps: { config: Config; store: Store; clock: Clock; logger: Logger; metrics: Metrics }): CloudRuntime | undefined {
+export function startCloud(deps: { config: Config; lease: (job: string, opts: { ttlMs: number; logger: Logger }) => LeaderLease; clock: Clock; logger: Logger; metrics: Metrics }): CloudRuntime | undefined {
   const { aws, gcp } = deps.config.cloud;
   const firewalls: (CloudFirewall & { close(): unknown })[] = [];
   if (aws) firewalls.push(createAwsCloudFirewall({ config: aws, logger: deps.logger }));
   if (gcp) firewalls.push(createGcpCloudFirewall({ config: gcp, logger: deps.logger }));
   if (firewalls.length === 0) return undefined;
 
-  const lease = createLeaderLease({ store: deps.store, key: 'cloud', nodeId: deps.config.nodeId, ttlMs: LEASE_TTL_MS, logger: deps.logger });
+  const lease = deps.lease('cloud', { ttlMs: LEASE_TTL_MS, logger: deps.logger });
   const sync = createCloudSync({ firewalls, logger: deps.logger, clock: deps.clock, isLeader: () => lease.isLeader() });
   sync.start(SWEEP_INTERVAL_MS);
   deps.logger.info({ event: 'cloud.ready', providers: firewalls.map((f) => f.name) }, `cloud firewalls: ${firewalls.map((f) => f.name).join(', ')}`);

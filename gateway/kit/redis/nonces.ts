@@ -1,23 +1,24 @@
 // Replay protection shared by every node and relay: `SET key 1 NX PX ttl` is the claim, so
 // exactly one of many concurrent claims of a nonce wins. Fails closed: if Redis cannot answer,
 // the claim throws KGW_STORE_UNAVAILABLE instead of accepting a possible replay.
-import type { Redis } from 'ioredis';
-import { describeError, kgwError } from '../core/errors.ts';
-import type { NonceStore } from '../ports.ts';
+import { describeError, kgwError } from '../../core/errors.ts';
+import type { NonceStore } from '../../ports.ts';
+import type { RedisConnection } from './connection.ts';
+import { keyspace, type KeySpace } from './keys.ts';
 
 export interface RedisNonceStoreOptions {
-  readonly client: Redis;
-  /** Namespaced key for a suffix (a RedisStore's `key`). */
-  readonly key: (suffix: string) => string;
+  readonly conn: RedisConnection;
+  readonly keys?: KeySpace;
 }
 
 export function createRedisNonceStore(opts: RedisNonceStoreOptions): NonceStore {
+  const key = opts.keys ?? keyspace();
   return {
     async claim(scope, nonce, ttlMs) {
       // Encoded so that scope "a:b" + nonce "c" and scope "a" + nonce "b:c" stay distinct.
-      const k = opts.key(`nonce:${encodeURIComponent(scope)}:${encodeURIComponent(nonce)}`);
+      const k = key(`nonce:${encodeURIComponent(scope)}:${encodeURIComponent(nonce)}`);
       try {
-        return (await opts.client.set(k, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+        return (await opts.conn.client.set(k, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
       } catch (err) {
         throw kgwError('KGW_STORE_UNAVAILABLE', `cannot check the nonce in Redis (${describeError(err)}); refusing rather than risking a replay`, { scope }, err);
       }

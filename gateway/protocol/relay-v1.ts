@@ -1,11 +1,11 @@
 // Relay protocol v1: the contract between third-party clients, the relay and the gateway.
-// Keys file, request body, the canonical signed string and the verification steps live here so
-// the relay and the gateway cannot drift apart.
+// Keys file, request body, the canonical signed string, the verification steps and the queued
+// grant request live here, so the relay and the gateway cannot drift apart. No I/O: both sides
+// read their files and queues through gateway/kit and pass the text or values in.
 import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { describeError, kgwError, type ErrorCode } from '../gateway/core/errors.ts';
-import { parseIp, refusalReason } from '../gateway/core/ip.ts';
+import { describeError, kgwError, type ErrorCode } from '../core/errors.ts';
+import { parseIp, refusalReason } from '../core/ip.ts';
 
 export const PROTOCOL_TAG = 'knockgw-v1';
 export const MAX_BODY_BYTES = 4096;
@@ -20,6 +20,7 @@ export const RELAY_STATUS = {
   KGW_RELAY_BAD_SIGNATURE: 401,
   KGW_RELAY_UNKNOWN_CLIENT: 401,
   KGW_RELAY_DOOR_FORBIDDEN: 403,
+  KGW_RELAY_DOOR_UNKNOWN: 403,
   KGW_RELAY_IP_FORBIDDEN: 403,
   KGW_RELAY_REPLAY: 409,
   KGW_RELAY_TOO_LARGE: 413,
@@ -138,16 +139,6 @@ export function parseKeys(text: string, origin: string): RelayKeys {
   return compileKeys(parsed.data);
 }
 
-export async function loadKeysFile(path: string): Promise<RelayKeys> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw kgwError('KGW_CONFIG_READ', `cannot read relay keys file ${path}: ${describeError(err)}`, { path }, err);
-  }
-  return parseKeys(text, path);
-}
-
 /** Signs with a client's private key material: HMAC secret key or Ed25519 private key. */
 export function signFields(alg: KeysEntry['alg'], key: KeyObject, f: SignedFields): string {
   const msg = Buffer.from(canonicalString(f), 'utf8');
@@ -246,4 +237,43 @@ export function parsePrivateKeyFile(text: string, origin: string): ClientSigner 
 export function signKnock(signer: ClientSigner, req: { door: string; ip?: string; ts: number; nonce: string }): KnockBody {
   const fields: SignedFields = { client: signer.id, door: req.door, ts: req.ts, nonce: req.nonce, ...(req.ip === undefined ? {} : { ip: req.ip }) };
   return { v: 1, ...fields, sig: signFields(signer.alg, signer.key, fields) };
+}
+
+// ---------------------------------------------------------------- relay → gateway
+
+/** What the relay queues for the gateways: the client's signed body plus what the relay observed. */
+export type GrantRequest = KnockBody & {
+  /** The address the relay saw the request come from (platform connection info). */
+  readonly observedIp: string;
+  /** Relay clock, unix milliseconds. */
+  readonly receivedAt: number;
+};
+
+export const grantRequestSchema = knockBodySchema.extend({
+  observedIp: z.string().max(64),
+  receivedAt: z.number(),
+});
+
+/** Parses a queued payload (the queue may hold anything a compromised relay wrote). */
+export function parseGrantRequest(payload: unknown): GrantRequest {
+  const parsed = grantRequestSchema.safeParse(payload);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ');
+  throw kgwError('KGW_RELAY_MALFORMED', `invalid queued grant request: ${issues}`);
+}
+
+/** Where the relay puts grant requests (Redis stream, or in process). */
+export interface GrantRequestSink {
+  submit(req: GrantRequest): Promise<void>;
+}
+
+/** One entry as read from the queue: its id and the still-untrusted payload. */
+export interface QueuedRequest {
+  readonly id: string;
+  readonly payload: unknown;
+}
+
+export interface GrantRequestSource extends AsyncIterable<QueuedRequest> {
+  /** Ends the iteration (a pending read returns done). */
+  close(): Promise<void>;
 }

@@ -1,0 +1,51 @@
+// The change stream as this node reads it: another node's put or remove is applied to the local
+// cache at once (which wakes the reconciler), our own entries are skipped, and an entry we cannot
+// read is reported and turned into a bare hint (the reconciler then re-reads the whole set).
+// The stream is only a hint: the periodic full read repairs anything missed or trimmed.
+import { isLive } from '../../core/grant.ts';
+import type { LogBudget } from '../../core/log-budget.ts';
+import type { Clock } from '../../ports.ts';
+import type { GrantCache } from '../grant-cache.ts';
+import { decodeGrant } from './codec.ts';
+import type { Outbox } from './outbox.ts';
+
+export interface ChangeFeedDeps {
+  readonly nodeId: string;
+  readonly stream: string;
+  readonly cache: GrantCache;
+  /** Our own queued changes win over what the stream says of the same grant. */
+  readonly outbox: Outbox;
+  readonly clock: Clock;
+  /** Redis's clock minus ours: turns a stream id (Redis ms) into our time. */
+  readonly offsetMs: () => number;
+  readonly budget: LogBudget;
+}
+
+export function changeFeed(deps: ChangeFeedDeps): (id: string, fields: readonly string[]) => void {
+  const { cache, outbox, clock } = deps;
+  return (entryId, fields) => {
+    const f = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] ?? '', fields[i + 1] ?? '');
+    if (f.get('node') === deps.nodeId) return;
+    const id = f.get('id');
+    const op = f.get('op');
+    if (id && outbox.has(id)) return;
+    if (id && op === 'remove') {
+      cache.delete(id);
+      return;
+    }
+    if (id && op === 'put') {
+      // The TTL left when the entry was written, minus the entry's age.
+      const writtenAt = Number(entryId.split('-')[0]) - deps.offsetMs();
+      const at = Number.isFinite(writtenAt) ? Math.min(writtenAt, clock.now()) : clock.now();
+      const decoded = decodeGrant(id, f.get('grant') ?? '', Number(f.get('pttl') ?? -1), at);
+      if ('grant' in decoded) {
+        if (isLive(decoded.grant, clock.now())) cache.set(decoded.grant);
+        else cache.delete(id);
+        return;
+      }
+    }
+    deps.budget.warn('store.bad_change', { stream: deps.stream, entry: entryId }, `ignoring an unreadable change ${entryId} in ${deps.stream}`);
+    cache.emit(undefined);
+  };
+}

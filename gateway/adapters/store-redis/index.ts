@@ -1,0 +1,288 @@
+// The HA grant store: every node writes grants to one Redis and converges on the same set.
+//
+// Layout (see kit/redis/keys.ts for the namespace):
+//   grant:<id>  the grant as JSON, PX = its remaining TTL (no TTL = until closed)
+//   grants      sorted set of ids by expiry (Redis time; +inf = until closed)
+//   changes     stream of changes (XADD MAXLEN ~ 10000): a hint, never the truth
+// Merges and lists are Lua scripts (kit/redis/lua.ts), lifetimes follow Redis's clock
+// (codec.ts), changes of other nodes arrive through the stream (feed.ts), and while Redis is
+// away put/remove work on the local cache and wait in the outbox (outbox.ts).
+//
+// Start-up: a refused password fails at once (KGW_STORE_AUTH). An unreachable Redis starts the
+// store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
+// KGW_STORE_UNAVAILABLE. Not for Redis Cluster (single endpoint, Sentinel, unix socket, TLS).
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
+import { describeError, kgwError } from '../../core/errors.ts';
+import { createLogBudget } from '../../core/log-budget.ts';
+import type { Clock, GrantStore, Logger } from '../../ports.ts';
+import type { RedisConnection } from '../../kit/redis/connection.ts';
+import { keyspace } from '../../kit/redis/keys.ts';
+import { GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
+import { startStreamReader } from '../../kit/redis/stream-reader.ts';
+import { GrantCache } from '../grant-cache.ts';
+import { decodeGrant, encodeGrant } from './codec.ts';
+import { changeFeed } from './feed.ts';
+import { createOutbox, type QueuedOp } from './outbox.ts';
+
+export interface RedisStoreOptions {
+  /** The command connection (fail-fast); shared with the lease and the nonce store, owned by the caller. */
+  readonly conn: RedisConnection;
+  readonly nodeId: string;
+  readonly namespace?: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Period of the full re-read that repairs missed hints (default 30 s). */
+  readonly fullReconcileMs?: number;
+  /** Fail with KGW_STORE_UNAVAILABLE when Redis is not reachable at start (default: start degraded). */
+  readonly requireStoreAtStart?: boolean;
+  /** How long start-up waits for Redis (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /** Approximate length kept in the change stream (default 10000). */
+  readonly streamMaxLen?: number;
+}
+
+export interface RedisStore extends GrantStore {
+  readonly kind: 'redis';
+  /** True while the command connection is up. */
+  connected(): boolean;
+}
+
+const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
+const ListReply = z.array(z.union([z.string(), z.number()]));
+const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
+  const { conn, clock, nodeId, logger } = opts;
+  const key = keyspace(opts.namespace);
+  const grantPrefix = key('grant:');
+  const indexKey = key('grants');
+  const streamKey = key('changes');
+  const maxLen = String(opts.streamMaxLen ?? 10_000);
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+  const target = conn.target;
+  // One line per kind and minute: these are about Redis or its data, and repeat until fixed.
+  const budget = createLogBudget(logger, { perWindow: 1, windowMs: 60_000, now: () => clock.now() });
+  const cache = new GrantCache({ clock, logger });
+  const outbox = createOutbox();
+  const up = (): boolean => conn.status() === 'ready';
+  let closed = false;
+  let downSince: number | undefined;
+  let epoch: string | undefined;
+  // Redis's clock minus ours, learnt on each full read.
+  let offsetMs = 0;
+
+  const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
+    const r = decodeGrant(id, json, pttl, localNow);
+    if ('grant' in r) return r.grant;
+    budget.warn('store.bad_grant', { key: grantPrefix + id, why: r.why }, `ignoring the unreadable grant key ${grantPrefix + id} (${r.why})`);
+    return undefined;
+  };
+
+  const remotePut = async (grant: Grant): Promise<Grant> => {
+    const now = clock.now();
+    if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
+    const e = encodeGrant(grant, now);
+    const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
+    const [json, mode, pttl] = reply;
+    const stored = decode(grant.id, json, pttl, now);
+    if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
+    // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
+    return mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored;
+  };
+
+  const remoteRemove = async (id: string): Promise<Grant | undefined> => {
+    const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
+    if (typeof reply !== 'string' || reply === '') return undefined;
+    return decode(id, reply, undefined, clock.now());
+  };
+
+  const remoteList = async (): Promise<Grant[]> => {
+    const before = clock.now();
+    const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix]));
+    const after = clock.now();
+    offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
+    const grants: Grant[] = [];
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      // PTTL was read between before and after: counting from before never stretches a grant.
+      const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
+      if (g && isLive(g, after)) grants.push(g);
+    }
+    return grants;
+  };
+
+  const sendQueued = async (op: QueuedOp): Promise<void> => {
+    if (op.op === 'remove') {
+      await remoteRemove(op.id);
+      return;
+    }
+    const stored = await remotePut(op.grant);
+    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now())) cache.set(stored);
+  };
+  const flush = (): Promise<number> =>
+    outbox.flush(sendQueued, up, (op, err) =>
+      budget.warn('store.flush_failed', { id: op.op === 'put' ? op.grant.id : op.id, err: describeError(err), queued: outbox.size }, 'cannot replay a queued change yet'),
+    );
+
+  /** Flush, then read the authoritative set into the cache (silently: list() callers read it). */
+  const refresh = async (): Promise<Grant[]> => {
+    await outbox.idle();
+    if (outbox.size > 0) await flush();
+    const merged = new Map((await remoteList()).map((g) => [g.id, g]));
+    // Changes still queued (Redis refused them) stay visible locally.
+    for (const op of outbox.pending()) {
+      if (op.op === 'put') merged.set(op.grant.id, op.grant);
+      else merged.delete(op.id);
+    }
+    cache.replaceAll(merged.values());
+    return [...merged.values()];
+  };
+
+  const local = {
+    put(grant: Grant): Grant {
+      const merged = mergeGrant(cache.get(grant.id), grant);
+      if (isLive(merged, clock.now())) {
+        cache.set(merged);
+        outbox.add({ op: 'put', grant: merged });
+      }
+      return merged;
+    },
+    remove(id: string): Grant | undefined {
+      outbox.add({ op: 'remove', id });
+      return cache.delete(id);
+    },
+  };
+
+  const readerConn = conn.duplicate(`knockgw-watch-${nodeId}`);
+  const reader = startStreamReader({
+    conn: readerConn,
+    stream: streamKey,
+    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => offsetMs, budget }),
+    onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
+  });
+
+  // A Redis that comes back empty (restart without persistence, a fresh replacement) lost
+  // everyone's grants. An epoch key, created by whoever sees it first, tells: a node that finds a
+  // different epoch than last time re-seeds its own live grants (each node re-seeds its own).
+  const checkEpoch = async (): Promise<void> => {
+    await conn.client.set(key('epoch'), randomUUID(), 'NX');
+    const current = await conn.client.get(key('epoch'));
+    const lost = epoch !== undefined && current !== epoch;
+    epoch = current ?? undefined;
+    if (!lost) return;
+    let reseeded = 0;
+    for (const g of cache.peek()) {
+      if (g.nodeId !== nodeId || outbox.has(g.id)) continue;
+      outbox.add({ op: 'put', grant: g });
+      reseeded++;
+    }
+    logger.warn({ event: 'store.reseeded', target, grants: reseeded }, `Redis at ${target} came back empty: re-seeding ${reseeded} local grants`);
+  };
+
+  const onReady = async (): Promise<void> => {
+    const queued = outbox.size;
+    try {
+      await checkEpoch();
+      const flushed = await flush();
+      // The cursor starts at the stream's end *before* the full read, so nothing falls in between.
+      const last = XRangeReply.parse(await conn.client.xrevrange(streamKey, '+', '-', 'COUNT', 1))[0]?.[0];
+      reader.seek(last ?? '0-0');
+      await refresh();
+      if (downSince !== undefined) {
+        logger.info({ event: 'store.reconnected', target, queued, flushed, downMs: clock.now() - downSince, grants: cache.size }, `Redis at ${target} is back: replayed ${flushed} of ${queued} queued changes`);
+      }
+      downSince = undefined;
+      cache.emit(undefined);
+    } catch (err) {
+      budget.warn('store.resync_failed', { target, err: describeError(err) }, `cannot resynchronise with Redis at ${target}`);
+    }
+  };
+
+  conn.client.on('error', (err: Error) => budget.warn('store.error', { target, err: err.message }, `Redis at ${target}: ${err.message}`));
+  const first = await conn.connect(connectTimeoutMs + 100);
+  if (first !== 'ready' && (first !== 'timeout' || opts.requireStoreAtStart)) {
+    await reader.close();
+    await readerConn.close();
+    throw first === 'timeout' ? kgwError('KGW_STORE_UNAVAILABLE', `Redis at ${target} is not reachable; start it or drop requireStoreAtStart to start degraded`, { target }) : first;
+  }
+  if (first === 'timeout') {
+    downSince = clock.now();
+    logger.error({ event: 'store.degraded', target }, `Redis at ${target} is not reachable: starting DEGRADED with no shared grants; local grants are queued until it answers`);
+  } else {
+    await onReady();
+    // Watch from the first put on: a peer's change must not wait for the reader's handshake.
+    await readerConn.connect(connectTimeoutMs);
+  }
+  const offReady = conn.on('ready', () => void onReady());
+  const offDown = conn.on('down', () => {
+    downSince = clock.now();
+    logger.warn({ event: 'store.disconnected', target, queued: outbox.size, grants: cache.size }, `lost Redis at ${target}: serving ${cache.size} cached grants, queueing changes`);
+  });
+  if (first === 'timeout') void readerConn.connect(0);
+
+  const periodic = setInterval(() => {
+    if (!up()) return;
+    refresh()
+      .then(() => cache.emit(undefined))
+      .catch((err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `periodic full read from Redis at ${target} failed`));
+  }, opts.fullReconcileMs ?? 30_000);
+  periodic.unref();
+
+  /** Writes through when Redis takes it, else locally and queued (in order behind anything queued). */
+  const write = async <T>(remote: () => Promise<T>, fallback: () => T): Promise<T> => {
+    if (closed) throw kgwError('KGW_STORE_UNAVAILABLE', 'the store is closed');
+    if (!up() || outbox.size > 0) {
+      const r = fallback();
+      if (up()) void flush();
+      return r;
+    }
+    try {
+      return await remote();
+    } catch (err) {
+      budget.warn('store.write_failed', { target, err: describeError(err) }, `cannot write to Redis at ${target}; queueing locally`);
+      return fallback();
+    }
+  };
+
+  return {
+    kind: 'redis',
+    connected: up,
+    put: (grant) =>
+      write(async () => {
+        const stored = await remotePut(grant);
+        if (isLive(stored, clock.now())) cache.set(stored);
+        return stored;
+      }, () => local.put(grant)),
+    remove: (id) =>
+      write(async () => {
+        const old = await remoteRemove(id);
+        return cache.delete(id) ?? old;
+      }, () => local.remove(id)),
+    async list() {
+      if (!up()) return cache.live();
+      try {
+        return await refresh();
+      } catch (err) {
+        budget.warn('store.read_failed', { target, err: describeError(err) }, `cannot read from Redis at ${target}; serving cached grants`);
+        return cache.live();
+      }
+    },
+    watch: (onChange) => cache.watch(onChange),
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(periodic);
+      offReady();
+      offDown();
+      if (up() && outbox.size > 0) await Promise.race([flush(), sleep(1000)]);
+      if (outbox.size > 0) logger.warn({ event: 'store.unflushed', target, queued: outbox.size }, `closing with ${outbox.size} changes not written to Redis`);
+      await reader.close();
+      await readerConn.close();
+      budget.flush();
+      cache.close();
+    },
+  };
+}

@@ -1,0 +1,13 @@
+// Timer arithmetic shared by everything that waits for an expiry. Pure.
+
+/**
+ * setTimeout() stores its delay in a signed 32-bit integer: anything longer fires at once (a
+ * 30-day TTL would close a grant milliseconds after it opened). Waits are capped here and
+ * re-armed when they fire early.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay setTimeout() can hold: at least `minMs`, at most MAX_TIMER_MS. */
+export function timerDelay(ms: number, minMs = 0): number {
+  return Math.min(MAX_TIMER_MS, Math.max(minMs, Math.ceil(ms)));
+}

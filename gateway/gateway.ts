@@ -1,0 +1,197 @@
+// The gateway as one object built from its dependencies, the way the relay is `createApp(deps)`:
+// proof sources feed the intake, the intake writes grants to the store, the reconciler makes the
+// host firewall and the clouds follow the store. It owns the order things start and stop in;
+// wiring/ builds the real adapters from a Config, and tests build it with in-memory ones.
+import { formatPort, type Grant, type PortSpec } from './core/grant.ts';
+import { describeError, kgwError } from './core/errors.ts';
+import type { Door } from './core/types.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, ProofSource } from './ports.ts';
+import { createGrantService } from './services/grants.ts';
+import { createIntake, type CommandRunner, type Intake } from './services/intake.ts';
+import { createMetrics, type Metrics } from './services/metrics.ts';
+import { createReconciler, type CloudReconciler } from './services/reconciler.ts';
+
+/** Something served alongside the gateway (the in-process relay), started once the sources read. */
+export interface Endpoint {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ForeignRule { readonly source: string; readonly where: string; readonly rule: string; readonly explanation: string }
+
+export interface GatewayDeps {
+  readonly nodeId: string;
+  readonly doors: readonly Door[];
+  readonly protectedPorts: readonly PortSpec[];
+  /** sequence id → the engine that runs it (status and logs). */
+  readonly engines: Readonly<Record<string, string>>;
+  readonly store: GrantStore;
+  readonly storeKind: 'memory' | 'redis';
+  readonly firewall: HostFirewall;
+  readonly cloud?: CloudReconciler & { close(): Promise<void> };
+  readonly sources: readonly ProofSource[];
+  readonly endpoints?: readonly Endpoint[];
+  readonly runCommand?: CommandRunner;
+  /** Rules of other tools that would override knockgw's (warned about at start). */
+  readonly conflicts?: () => Promise<readonly ForeignRule[]>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Full repair interval (default 30 s). */
+  readonly repairMs?: number;
+  /** The cloud follows changes after this quiet time (default 1 s). */
+  readonly cloudSettleMs?: number;
+}
+
+export interface GatewayStatus {
+  readonly nodeId: string;
+  readonly firewall: string;
+  readonly store: 'memory' | 'redis';
+  readonly engines: Readonly<Record<string, string>>;
+  readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { ports: string[]; expiresAt: string | null })[];
+}
+
+export interface Gateway {
+  /**
+   * Starts in order — proof sources (so nothing completed in the kernel goes unheard), the base
+   * rules, the reconciler with every unexpired grant re-applied (TC4), endpoints — and resolves
+   * when all of it holds. On failure it stops what it started and rejects.
+   */
+  start(): Promise<void>;
+  stop(opts?: { teardown?: boolean }): Promise<void>;
+  status(): Promise<GatewayStatus>;
+  /** Closes every grant of an address; the firewall follows before this resolves. */
+  revoke(ip: string): Promise<Grant[]>;
+  /** Resolves with the error when a source dies on its own (the daemon stops and exits 1). */
+  readonly failed: Promise<unknown>;
+  readonly intake: Intake;
+  readonly metrics: Metrics;
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { store, firewall, clock } = deps;
+  const log = deps.logger;
+  const metrics = deps.metrics ?? createMetrics();
+  const grants = createGrantService({ store, doors: deps.doors, clock, logger: log, nodeId: deps.nodeId, metrics });
+  const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics });
+  const reconciler = createReconciler({
+    store,
+    firewall,
+    ...(deps.cloud ? { cloud: deps.cloud } : {}),
+    clock,
+    logger: log.child({ component: 'reconciler' }),
+    metrics,
+    periodicMs: deps.repairMs ?? 30_000,
+    ...(deps.cloudSettleMs !== undefined ? { settleMs: deps.cloudSettleMs } : {}),
+  });
+  const sources: ProofSource[] = [];
+  const endpoints: Endpoint[] = [];
+  let reconciling = false;
+  let reportFailure: (err: unknown) => void = () => undefined;
+  const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));
+  let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  let starting: Promise<void> | undefined;
+
+  const ctx = {
+    submit: (p: Parameters<Intake['submit']>[0]) => intake.submit(p),
+    fail: (err: unknown) => {
+      log.error({ event: 'source.failed', err: describeError(err) }, `a proof source failed: ${describeError(err)}`);
+      reportFailure(err);
+    },
+  };
+
+  const quietly = (what: () => Promise<void> | void): Promise<void> =>
+    Promise.resolve()
+      .then(what)
+      .catch((err: unknown) => log.warn({ event: 'daemon.close_error', err: describeError(err) }, 'closing a component failed'));
+
+  /** Stops whatever started, outside in: endpoints, sources, reconciler, cloud, helper processes. */
+  let stoppedAll = false;
+  const stopAll = async (): Promise<void> => {
+    if (stoppedAll) return;
+    stoppedAll = true;
+    intake.close();
+    for (const e of endpoints.splice(0).reverse()) await quietly(() => e.stop());
+    for (const src of sources.splice(0).reverse()) await quietly(() => src.stop());
+    if (reconciling) await quietly(() => reconciler.stop());
+    reconciling = false;
+    if (deps.cloud) await quietly(() => deps.cloud?.close());
+    await quietly(() => firewall.close?.());
+  };
+
+  const checkConflicts = async (): Promise<void> => {
+    if (!deps.conflicts) return;
+    const found = await deps.conflicts().catch((err: unknown) => {
+      log.warn({ event: 'firewall.conflict_check_failed', err: describeError(err) }, 'could not inspect other firewall rules');
+      return [];
+    });
+    for (const c of found) log.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
+  };
+
+  async function startInOrder(): Promise<void> {
+    try {
+      for (const src of deps.sources) {
+        // Registered first: a source whose start fails half-way is still stopped (no orphan capture).
+        sources.push(src);
+        await src.start(ctx);
+      }
+      // The protected ports close here; a kernel engine's sequences go live with them.
+      await firewall.ensureBase(deps.protectedPorts);
+      await firewall.warm?.();
+      await checkConflicts();
+      reconciler.start();
+      reconciling = true;
+      await reconciler.reconcileNow();
+      for (const e of deps.endpoints ?? []) {
+        endpoints.push(e);
+        await e.start();
+      }
+      if (state === 'starting') state = 'running';
+    } catch (err) {
+      await stopAll();
+      state = 'stopped';
+      throw err;
+    }
+  }
+
+  return {
+    intake,
+    metrics,
+    failed,
+
+    start() {
+      if (state !== 'new') return Promise.reject(kgwError('KGW_INTERNAL', `the gateway was already ${state}`));
+      state = 'starting';
+      starting = startInOrder();
+      return starting;
+    },
+
+    async stop(opts = {}) {
+      if (state === 'stopped') return;
+      state = 'stopped';
+      // A stop during the start (a signal, a source that died) lets the start settle first.
+      await starting?.catch(() => undefined);
+      await stopAll();
+      if (opts.teardown) {
+        await firewall.teardown();
+        log.info({ event: 'firewall.teardown', firewall: firewall.name }, 'removed every rule knockgw created');
+      }
+    },
+
+    async status() {
+      return {
+        nodeId: deps.nodeId,
+        firewall: firewall.name,
+        store: deps.storeKind,
+        engines: deps.engines,
+        grants: (await store.list()).map((g) => ({ ...g, ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
+      };
+    },
+
+    async revoke(ip) {
+      const closed = await grants.revokeIp(ip, 'revoke');
+      await reconciler.reconcileNow();
+      return closed;
+    },
+  };
+}

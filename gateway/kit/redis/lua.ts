@@ -1,0 +1,133 @@
+// Every Lua script knockgw runs in Redis, and the one way to run them (EVALSHA, falling back to
+// EVAL once after a Redis restart or failover flushed the script cache). Scripts are how the
+// grant store merges atomically and how the leader lease compares before it renews or releases.
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { describeError } from '../../core/errors.ts';
+
+export interface Script { readonly lua: string; readonly sha: string }
+
+export function defineScript(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+export async function runScript(client: Redis, s: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  try {
+    return await client.evalsha(s.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    if (!describeError(err).startsWith('NOSCRIPT')) throw err;
+    return client.eval(s.lua, keys.length, ...keys, ...args);
+  }
+}
+
+// ---------------------------------------------------------------- grant store (see adapters/store-redis/)
+
+// Keys: 1 grant, 2 index, 3 stream. Args: id, JSON head (every field but the two below, without
+// its closing brace), createdAt, expiresAt ('null' = until closed), px ('' = until closed),
+// stream maxlen, node id. Merge rule (= mergeGrant): first createdAt, the longer remaining TTL.
+const GRANT_PUT_LUA = `
+local function kind(k) return redis.call('TYPE', k).ok end
+if kind(KEYS[2]) ~= 'zset' and kind(KEYS[2]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[2] .. ' is not a sorted set') end
+if kind(KEYS[3]) ~= 'stream' and kind(KEYS[3]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local created, expires, px = ARGV[3], ARGV[4], ARGV[5]
+local mode = 'new'
+if px == '' then mode = 'unlimited' end
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'table' then
+  redis.call('DEL', KEYS[1])
+elseif cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' and type(old.createdAt) == 'number' then
+    created = string.format('%.0f', old.createdAt)
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl == -1 then
+      mode = 'unlimited'
+    elseif mode == 'new' and pttl > tonumber(px) and type(old.expiresAt) == 'number' then
+      mode = 'kept'
+      expires = string.format('%.0f', old.expiresAt)
+    end
+  end
+end
+if mode == 'unlimited' then expires = 'null' end
+local value = ARGV[2] .. ',"createdAt":' .. created .. ',"expiresAt":' .. expires .. '}'
+local pttl, score
+if mode == 'unlimited' then
+  redis.call('SET', KEYS[1], value)
+  pttl, score = -1, '+inf'
+elseif mode == 'kept' then
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+  pttl = redis.call('PTTL', KEYS[1])
+  score = now + pttl
+else
+  redis.call('SET', KEYS[1], value, 'PX', px)
+  pttl = tonumber(px)
+  score = now + pttl
+end
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[1], 'node', ARGV[7], 'grant', value, 'pttl', string.format('%d', pttl))
+return {value, mode, pttl}
+`;
+
+// Keys: 1 grant, 2 index, 3 stream. Args: id, node id, stream maxlen. Returns the old JSON or ''.
+const GRANT_REMOVE_LUA = `
+local cur = redis.pcall('GET', KEYS[1])
+local n = redis.call('DEL', KEYS[1])
+if redis.call('TYPE', KEYS[2]).ok == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if n == 0 then return false end
+if redis.call('TYPE', KEYS[3]).ok ~= 'stream' and redis.call('TYPE', KEYS[3]).ok ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'remove', 'id', ARGV[1], 'node', ARGV[2])
+if type(cur) ~= 'string' then return '' end
+return cur
+`;
+
+// Keys: 1 index. Args: grant key prefix. Returns {redis now ms, id, json ('' = not a string), pttl, …};
+// prunes index entries whose key is gone (expired by PX).
+const GRANT_LIST_LUA = `
+local k = redis.call('TYPE', KEYS[1]).ok
+local t = redis.call('TIME')
+local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+if k == 'none' then return out end
+if k ~= 'zset' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[1] .. ' is not a sorted set') end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. id
+  local v = redis.pcall('GET', key)
+  if not v then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    if type(v) ~= 'string' then v = '' end
+    out[#out + 1] = id
+    out[#out + 1] = v
+    out[#out + 1] = redis.call('PTTL', key)
+  end
+end
+return out
+`;
+
+export const GRANT_PUT = defineScript(GRANT_PUT_LUA);
+export const GRANT_REMOVE = defineScript(GRANT_REMOVE_LUA);
+export const GRANT_LIST = defineScript(GRANT_LIST_LUA);
+
+// ---------------------------------------------------------------- leader lease (see adapters/lease-redis.ts)
+
+// Acquire or renew: take a free lease, or extend our own; never touch another node's.
+const LEASE_ACQUIRE_LUA = `
+local v = redis.call('GET', KEYS[1])
+if v == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+const LEASE_RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+export const LEASE_ACQUIRE = defineScript(LEASE_ACQUIRE_LUA);
+export const LEASE_RELEASE = defineScript(LEASE_RELEASE_LUA);

@@ -1,0 +1,58 @@
+// The composition root of the gateway: builds every adapter a Config asks for — host firewall
+// (with the kernel engine compiled in), store backend, cloud firewalls, knock and relay sources —
+// and hands them to createGateway(). The daemon, `base`, `doctor` and `install` come here, never
+// to each other.
+import { planEngines, type EnginePlan } from '../core/engines.ts';
+import type { Config } from '../config/types.ts';
+import type { Clock, Logger } from '../ports.ts';
+import { detectConflicts } from '../adapters/firewall-conflicts.ts';
+import { runCommand } from '../adapters/command-exec.ts';
+import { createGateway, type Gateway } from '../gateway.ts';
+import { createMetrics } from '../services/metrics.ts';
+import { hostFirewallFor } from './firewall.ts';
+import { openStore } from './store.ts';
+import { wireRelay } from './relay.ts';
+import { knockSources } from './sources.ts';
+
+export interface Assembly {
+  readonly gateway: Gateway;
+  readonly engines: EnginePlan;
+  /** Releases what the gateway does not own (the store backend); call after gateway.stop(). */
+  readonly release: () => Promise<void>;
+}
+
+export async function assembleGateway(config: Config, opts: { clock: Clock; logger: Logger }): Promise<Assembly> {
+  const { clock, logger } = opts;
+  const engines = planEngines(config);
+  const metrics = createMetrics();
+  const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
+  try {
+    const relay = await wireRelay(config, backend, { clock, logger: logger.child({ component: 'relay' }) });
+    const knocks = await knockSources(config, engines, { clock, logger, metrics });
+    // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
+    const cloud = config.cloud.aws || config.cloud.gcp
+      ? (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })
+      : undefined;
+    const gateway = createGateway({
+      nodeId: config.nodeId,
+      doors: config.doors,
+      protectedPorts: config.protectedPorts,
+      engines: engines.describe,
+      store: backend.store,
+      storeKind: backend.kind,
+      firewall: hostFirewallFor(config, engines, logger.child({ component: 'firewall' })),
+      ...(cloud ? { cloud } : {}),
+      sources: [...knocks, ...relay.sources],
+      endpoints: relay.endpoints,
+      runCommand: async (spec, ip, family) => (await runCommand(spec, ip, family, { timeoutMs: 30_000, logger })).code,
+      ...(config.firewall !== 'none' ? { conflicts: () => detectConflicts(config.protectedPorts) } : {}),
+      clock,
+      logger,
+      metrics,
+    });
+    return { gateway, engines, release: () => backend.close() };
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+}

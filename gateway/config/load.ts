@@ -340,6 +340,8 @@ export async function loadConfig(input: LoadInput): Promise<Config> {
   if (accessPath !== undefined) {
     const conf = confPath === undefined ? undefined : { text: await readText(confPath), path: confPath };
     addSpa(cfg, compileFwknop({ text: await readText(accessPath), path: accessPath }, conf));
+    // Alone, fwknopd's files say where it listened, as knockd.conf's Interface does.
+    if (cfg.source.kind === 'fwknop' && cfg.spa?.interface) cfg.interfaces = [cfg.spa.interface];
   }
   if (input.overrides) applyOverrides(cfg, input.overrides);
   const frozen = finish(cfg);

@@ -51,6 +51,8 @@ void test('a YAML spa: section alone compiles to SPA doors whose ports are the p
   assert.deepEqual([s.name, s.origin, s.ttlMs, s.maxTtlMs, s.requireSourceAddress, s.keys.hmacDigest], ['laptop', '/etc/knockgw.yaml:5', 45_000, 300_000, true, 'sha512']);
   assert.deepEqual(s.source === 'any' ? 'any' : s.source.map((c) => c.text), ['203.0.113.0/24', '2001:db8::/32']);
   assert.ok(Object.isFrozen(s.keys), 'the config is frozen, keys included');
+  const defaults = compileYaml(spaYaml().replace(/ {6}source: .*\n/, '').replace(/ {6}(ttl|requireSourceAddress|hmacDigest): .*\n/g, ''), 'k.yaml', 'gw').spa?.access[0];
+  assert.deepEqual(defaults && [defaults.source, defaults.ttlMs, defaults.maxTtlMs, defaults.requireSourceAddress, defaults.keys.hmacDigest], ['any', 30_000, 300_000, false, 'sha256']);
 });
 
 void test('YAML spa: mistakes name the line and say what is right', () => {
@@ -75,6 +77,11 @@ void test('--fwknop-access alone: SPA doors and no knock doors; OPEN_PORTS are p
   const c = await loadConfig({ hostname: 'gw', fwknopAccessPath: withPorts });
   assert.deepEqual(c.protectedPorts, [{ port: 2222, proto: 'tcp' }]);
   assert.equal(c.spa?.port, 62201, "fwknopd's defaults without fwknopd.conf");
+  const fwknopdConf = await tempFile(t, 'fwknopd.conf', 'PCAP_INTF ens5;\n');
+  const intf = await loadConfig({ hostname: 'gw', fwknopAccessPath: ACCESS, fwknopConfigPath: fwknopdConf });
+  assert.deepEqual(intf.interfaces, ['ens5'], 'PCAP_INTF is the interface, as knockd.conf\'s Interface is');
+  const overridden = await loadConfig({ hostname: 'gw', fwknopAccessPath: ACCESS, fwknopConfigPath: fwknopdConf, overrides: { interface: 'eth9' } });
+  assert.deepEqual(overridden.interfaces, ['eth9']);
 });
 
 void test('--fwknop-access next to a knock config adds SPA doors and their ports', async (t) => {

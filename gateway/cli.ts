@@ -98,8 +98,9 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   const fwknopAccessPath = values['fwknop-access'];
   const fwknopConfigPath = values['fwknop-config'];
   if (fwknopConfigPath !== undefined && fwknopAccessPath === undefined) usage('--fwknop-config needs --fwknop-access FILE');
-  if (fwknopAccessPath === undefined ? (yamlPath === undefined) === (knockdPath === undefined) : yamlPath !== undefined && knockdPath !== undefined) {
-    usage(`give exactly one of --config FILE.yaml or --knockd-config FILE${fwknopAccessPath === undefined ? '' : ' (or neither) with --fwknop-access'}`);
+  if (yamlPath !== undefined && knockdPath !== undefined) usage('give one of --config FILE.yaml or --knockd-config FILE, not both');
+  if (yamlPath === undefined && knockdPath === undefined && fwknopAccessPath === undefined) {
+    usage('give exactly one of --config FILE.yaml or --knockd-config FILE (and/or --fwknop-access FILE)');
   }
   const overrides: DaemonOverrides = {};
   if (values.interface !== undefined) overrides.interface = values.interface;

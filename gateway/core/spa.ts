@@ -1,8 +1,10 @@
 // Single Packet Authorization (fwknop 2.x) once a packet has authenticated: which stanza, which
 // address, which ports, for how long. fwknopd 2.6.10's rules (server/incoming_spa.c,
-// server/access.c) with three deliberate differences, each safer: command and NAT messages are
-// refused outright, an address that must never be granted (core/ip.ts) is refused, and
-// FW_ACCESS_TIMEOUT is capped by MAX_FW_TIMEOUT as fwknopd's own start-up warning claims it is.
+// server/access.c) with deliberate differences, each safer: command and NAT messages are refused
+// outright, an address that must never be granted (core/ip.ts) is refused, and FW_ACCESS_TIMEOUT
+// is capped by MAX_FW_TIMEOUT as fwknopd's own start-up warning claims it is. One addition:
+// IPv6 senders, SOURCE ranges and allow IPs (fwknopd 2.6 is IPv4 only; "0.0.0.0" still means
+// "my source address", whatever the family, as in fwknop's unreleased ipv6 branch).
 // Pure: the decoder (gateway/protocol/fwknop.ts) is passed in.
 import type { PortSpec } from './grant.ts';
 import { cidrContains, type Cidr } from './cidr.ts';

@@ -8,6 +8,7 @@ import type { Engine, FirewallKind } from './core/engines.ts';
 
 export const USAGE = `usage:
   knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
+                 [--fwknop-access /etc/fwknop/access.conf [--fwknop-config /etc/fwknop/fwknopd.conf]]
                  [--engine auto|kernel|pcap] [--firewall nftables|iptables|none] [--ports 22,...]
                  [--store memory|redis://…|rediss://…|/path/redis.sock] [--node-id ID]
                  [--state FILE] [--control SOCKET] [--log-format json|pretty] [--teardown]
@@ -15,14 +16,20 @@ export const USAGE = `usage:
   knockgw knock --relay URL --key FILE DOOR [--ip IP]
   knockgw status [--json] [--control SOCKET]
   knockgw revoke IP [--control SOCKET]
-  knockgw doctor (--config FILE | --knockd-config FILE) [--firewall …]
-  knockgw install (--config FILE | --knockd-config FILE) [--firewall …] [--root DIR]
+  knockgw doctor (--config FILE | --knockd-config FILE) [--fwknop-access FILE …] [--firewall …]
+  knockgw install (--config FILE | --knockd-config FILE) [--fwknop-access FILE …] [--firewall …] [--root DIR]
   knockgw uninstall [--root DIR]      (removes the units and every rule knockgw created)
-  knockgw base (--config FILE | --knockd-config FILE)   (boot: base rules only, then exit)
+  knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
+  (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
   knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
   knockgw keygen --id ID [--alg ed25519|hmac-sha256] [--door DOOR]… [--out FILE]`;
 
-export interface ConfigSource { readonly yamlPath?: string; readonly knockdPath?: string }
+export interface ConfigSource {
+  readonly yamlPath?: string;
+  readonly knockdPath?: string;
+  readonly fwknopAccessPath?: string;
+  readonly fwknopConfigPath?: string;
+}
 export interface DaemonOverrides {
   interface?: string;
   engine?: Engine;
@@ -54,6 +61,8 @@ export const DEFAULT_CONTROL = '/run/knockgw.sock';
 const daemonOptions = {
   config: { type: 'string' },
   'knockd-config': { type: 'string' },
+  'fwknop-access': { type: 'string' },
+  'fwknop-config': { type: 'string' },
   interface: { type: 'string', short: 'i' },
   engine: { type: 'string' },
   firewall: { type: 'string' },
@@ -86,7 +95,13 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
 function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undefined }): { source: ConfigSource; overrides: DaemonOverrides } {
   const yamlPath = values.config;
   const knockdPath = values['knockd-config'];
-  if ((yamlPath === undefined) === (knockdPath === undefined)) usage('give exactly one of --config FILE.yaml or --knockd-config FILE');
+  const fwknopAccessPath = values['fwknop-access'];
+  const fwknopConfigPath = values['fwknop-config'];
+  if (fwknopConfigPath !== undefined && fwknopAccessPath === undefined) usage('--fwknop-config needs --fwknop-access FILE');
+  if (yamlPath !== undefined && knockdPath !== undefined) usage('give one of --config FILE.yaml or --knockd-config FILE, not both');
+  if (yamlPath === undefined && knockdPath === undefined && fwknopAccessPath === undefined) {
+    usage('give exactly one of --config FILE.yaml or --knockd-config FILE (and/or --fwknop-access FILE)');
+  }
   const overrides: DaemonOverrides = {};
   if (values.interface !== undefined) overrides.interface = values.interface;
   const engine = oneOf<Engine>('engine', values.engine, ['auto', 'kernel', 'pcap']);
@@ -105,7 +120,11 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
       return parseKnockArg(`${port}:${proto}`, 'tcp');
     });
   }
-  const source: ConfigSource = yamlPath !== undefined ? { yamlPath } : knockdPath !== undefined ? { knockdPath } : {};
+  const source: ConfigSource = {
+    ...(yamlPath !== undefined ? { yamlPath } : knockdPath !== undefined ? { knockdPath } : {}),
+    ...(fwknopAccessPath !== undefined ? { fwknopAccessPath } : {}),
+    ...(fwknopConfigPath !== undefined ? { fwknopConfigPath } : {}),
+  };
   return { source, overrides };
 }
 

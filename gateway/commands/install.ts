@@ -23,7 +23,11 @@ export const UNIT_DIR = '/etc/systemd/system';
 export const UNITS = ['knockgw-base.service', 'knockgw.service'] as const;
 
 function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] {
-  const args = source.yamlPath ? ['--config', resolve(source.yamlPath)] : ['--knockd-config', resolve(source.knockdPath ?? '/etc/knockd.conf')];
+  const args: string[] = [];
+  if (source.yamlPath) args.push('--config', resolve(source.yamlPath));
+  else if (source.knockdPath || !source.fwknopAccessPath) args.push('--knockd-config', resolve(source.knockdPath ?? '/etc/knockd.conf'));
+  if (source.fwknopAccessPath) args.push('--fwknop-access', resolve(source.fwknopAccessPath));
+  if (source.fwknopConfigPath) args.push('--fwknop-config', resolve(source.fwknopConfigPath));
   if (overrides.firewall) args.push('--firewall', overrides.firewall);
   if (overrides.engine) args.push('--engine', overrides.engine);
   if (overrides.interface) args.push('--interface', overrides.interface);

@@ -9,6 +9,8 @@ import { isKnockgwError, kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { checkPortSpec, knownKeysAt, yamlConfigSchema } from './schema.ts';
 import { parseKnockdConf } from './knockd-conf.ts';
+import { compileFwknop } from './fwknop-conf.ts';
+import { addSpa, compileYamlSpa } from './spa-config.ts';
 import type { Config } from './types.ts';
 import type { Engine, FirewallKind } from '../core/engines.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
@@ -46,6 +48,10 @@ export interface ConfigOverrides {
 export interface LoadInput {
   readonly yamlPath?: string;
   readonly knockdPath?: string;
+  /** fwknopd's access.conf (SPA doors), alone or next to one of the above. */
+  readonly fwknopAccessPath?: string;
+  /** fwknopd.conf (port, packet age); only with fwknopAccessPath. */
+  readonly fwknopConfigPath?: string;
   readonly overrides?: ConfigOverrides;
   readonly hostname: string;
 }
@@ -203,7 +209,7 @@ function fromYaml(text: string, path: string, hostname: string): Mutable<Config>
   };
   const doors: Door[] = [];
   const sequences: KnockSequence[] = [];
-  y.doors.forEach((d, i) => {
+  (y.doors ?? []).forEach((d, i) => {
     doors.push({ name: d.name, open: uniquePorts(d.open), ttlMs: d.ttl * 1000 });
     const common = { door: d.name, timeoutMs: d.seqTimeout * 1000, tcpFlags: d.tcpFlags };
     sequences.push({ ...common, id: d.name, ports: d.sequence, action: { kind: 'open' }, origin: y.origins(['doors', i, 'sequence']) });
@@ -214,6 +220,7 @@ function fromYaml(text: string, path: string, hostname: string): Mutable<Config>
   cfg.doors = doors;
   cfg.sequences = sequences;
   cfg.protectedPorts = uniquePorts(doors.flatMap((d) => d.open));
+  if (y.spa) addSpa(cfg, compileYamlSpa(y.spa, path, y.origins));
   return cfg;
 }
 
@@ -320,13 +327,23 @@ async function checkOneTimeSequences(cfg: Config): Promise<void> {
 }
 
 export async function loadConfig(input: LoadInput): Promise<Config> {
-  const { yamlPath, knockdPath } = input;
-  if ((yamlPath === undefined) === (knockdPath === undefined)) {
-    throw kgwError('KGW_CLI_USAGE', 'give exactly one of --config FILE.yaml or --knockd-config /etc/knockd.conf');
+  const { yamlPath, knockdPath, fwknopAccessPath: accessPath, fwknopConfigPath: confPath } = input;
+  if (confPath !== undefined && accessPath === undefined) throw kgwError('KGW_CLI_USAGE', '--fwknop-config needs --fwknop-access /etc/fwknop/access.conf');
+  if (yamlPath !== undefined && knockdPath !== undefined) throw kgwError('KGW_CLI_USAGE', 'give one of --config FILE.yaml or --knockd-config /etc/knockd.conf, not both');
+  if (yamlPath === undefined && knockdPath === undefined && accessPath === undefined) {
+    throw kgwError('KGW_CLI_USAGE', 'give exactly one of --config FILE.yaml or --knockd-config /etc/knockd.conf (and/or --fwknop-access /etc/fwknop/access.conf)');
   }
   const cfg = yamlPath !== undefined
     ? fromYaml(await readText(yamlPath), yamlPath, input.hostname)
-    : fromKnockd(await readText(knockdPath ?? ''), knockdPath ?? '', input.hostname);
+    : knockdPath !== undefined
+      ? fromKnockd(await readText(knockdPath), knockdPath, input.hostname)
+      : base({ kind: 'fwknop', path: accessPath ?? '' }, input.hostname);
+  if (accessPath !== undefined) {
+    const conf = confPath === undefined ? undefined : { text: await readText(confPath), path: confPath };
+    addSpa(cfg, compileFwknop({ text: await readText(accessPath), path: accessPath }, conf));
+    // Alone, fwknopd's files say where it listened, as knockd.conf's Interface does.
+    if (cfg.source.kind === 'fwknop' && cfg.spa?.interface) cfg.interfaces = [cfg.spa.interface];
+  }
   if (input.overrides) applyOverrides(cfg, input.overrides);
   const frozen = finish(cfg);
   await checkOneTimeSequences(frozen);

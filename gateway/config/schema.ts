@@ -6,6 +6,7 @@ import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { TCP } from '../core/types.ts';
 import type { TcpFlagMatch } from '../core/types.ts';
+import { spaAccessSchema, spaSchema } from './schema-spa.ts';
 
 /** knockd's SEQ_MAX. */
 export const MAX_SEQUENCE_LENGTH = 32;
@@ -194,7 +195,8 @@ export const yamlConfigSchema = z
     store: storeSchema.optional(),
     stateFile: absolutePath.optional(),
     nodeId: nameSchema('nodeId').optional(),
-    doors: z.array(doorSchema).min(1, 'define at least one door'),
+    /** Optional when spa: defines SPA doors. */
+    doors: z.array(doorSchema).min(1, 'define at least one door').optional(),
     cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
     relay: z
       .strictObject({
@@ -215,11 +217,19 @@ export const yamlConfigSchema = z
       .optional(),
     knockRateLimit: z.strictObject({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(1_000_000) }).optional(),
     maxTrackedSources: z.number().int().min(16).max(16_777_216).optional(),
+    spa: spaSchema(spaAccessSchema(openPort, nameSchema('an SPA door name'))).optional(),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.doors === undefined && cfg.spa === undefined) ctx.addIssue({ code: 'custom', path: ['doors'], message: 'define at least one door (doors:) or SPA door (spa.access:)' });
     const seen = new Map<string, number>();
     const sequences: { where: string; path: (string | number)[]; ports: readonly PortSpec[] }[] = [];
-    cfg.doors.forEach((d, i) => {
+    cfg.spa?.access.forEach((a, i) => {
+      // Grants are keyed by door name: an SPA door and a knock door must not share one.
+      if (cfg.doors?.some((d) => d.name === a.name) || cfg.spa?.access.slice(0, i).some((o) => o.name === a.name)) {
+        ctx.addIssue({ code: 'custom', path: ['spa', 'access', i, 'name'], message: `door name "${a.name}" is already used` });
+      }
+    });
+    cfg.doors?.forEach((d, i) => {
       const first = seen.get(d.name);
       if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['doors', i, 'name'], message: `door name "${d.name}" is already used by doors[${first}]` });
       else seen.set(d.name, i);

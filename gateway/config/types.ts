@@ -3,6 +3,7 @@
 import type { PortSpec } from '../core/grant.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
 import type { Engine, FirewallKind } from '../core/engines.ts';
+import type { SpaStanza } from '../core/spa.ts';
 
 export interface AwsCloudConfig {
   readonly region: string;
@@ -23,9 +24,22 @@ export interface GcpCloudConfig {
   readonly endpoint?: string;
 }
 
+/** SPA doors (fwknop 2.x wire format), from the YAML spa: section or fwknopd's own files. */
+export interface SpaConfig {
+  /** UDP port the packets arrive on. */
+  readonly port: number;
+  /** MAX_SPA_PACKET_AGE: a message timestamp further from now, either way, is refused. */
+  readonly maxPacketAgeMs: number;
+  /** Stanzas in file order (the first that authenticates and allows a request wins). */
+  readonly access: readonly SpaStanza[];
+  readonly source: { readonly kind: 'yaml'; readonly path: string } | { readonly kind: 'fwknop'; readonly accessPath: string; readonly configPath?: string };
+  /** fwknopd.conf PCAP_INTF: where fwknopd listened (knockgw's nftables rule takes SPA on every interface). */
+  readonly interface?: string;
+}
 
 export interface Config {
-  readonly source: { readonly kind: 'yaml' | 'knockd'; readonly path: string };
+  /** The main file: --config, --knockd-config, or --fwknop-access when SPA doors are all there is. */
+  readonly source: { readonly kind: 'yaml' | 'knockd' | 'fwknop'; readonly path: string };
   readonly interfaces: readonly string[];
   readonly engine: Engine;
   readonly firewall: FirewallKind;
@@ -35,7 +49,7 @@ export interface Config {
   readonly nodeId: string;
   readonly control: string;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error'; readonly format: 'json' | 'pretty'; readonly file?: string };
-  /** Union of every door's ports: dropped by the base rules unless granted. */
+  /** Union of every door's ports and every SPA stanza's OPEN_PORTS: dropped by the base rules unless granted. */
   readonly protectedPorts: readonly PortSpec[];
   readonly doors: readonly Door[];
   readonly sequences: readonly KnockSequence[];
@@ -49,4 +63,5 @@ export interface Config {
   readonly knockRateLimit: { readonly perSecond: number; readonly burst: number };
   /** Per-door cap on in-progress knock states (LRU beyond it). */
   readonly maxTrackedSources: number;
+  readonly spa?: SpaConfig;
 }

@@ -67,6 +67,12 @@ export function parseIp(text: string): ParsedIp | undefined {
   return { address: formatV6(groups), family: 6 };
 }
 
+/** The address as a number (32 or 128 bits), for prefix matching. */
+export function ipValue(ip: ParsedIp): bigint {
+  const [parts, width] = ip.family === 4 ? [ip.address.split('.').map(Number), 8n] : [v6Groups(ip.address) ?? [], 16n];
+  return parts.reduce((acc, part) => (acc << width) | BigInt(part), 0n);
+}
+
 /** Why an address must never be granted, or undefined when it is a single routable host. */
 export function refusalReason(ip: ParsedIp): string | undefined {
   if (ip.family === 4) {

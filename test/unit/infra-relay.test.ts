@@ -144,7 +144,7 @@ void test('the Cloud Run service runs the relay container as its own service acc
   assert.deepEqual(spec.volumes.map((v) => v.secret.secretName), ['knockgw-relay-keys']);
 
   const docker = await read('relay/Dockerfile');
-  assert.match(docker, /^CMD \["node", "relay\/server\.ts"\]$/m);
+  assert.match(docker, /^CMD \["node", "relay\/main\.ts"\]$/m);
   assert.match(docker, /KNOCKGW_TRUSTED_PROXIES=1/);
   assert.match(docker, /^USER node$/m);
 });

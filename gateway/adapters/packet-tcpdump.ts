@@ -14,7 +14,8 @@ import type { PortSpec } from '../core/grant.ts';
 import type { KnockSequence } from '../core/types.ts';
 import { kgwError, type KnockgwError } from '../core/errors.ts';
 import type { Logger, PacketSource } from '../ports.ts';
-import { createPcapParser, type CapturedPacket, type PcapStats } from './pcap-stream.ts';
+import { createPcapParser, type PcapStats } from './pcap-stream.ts';
+import type { CapturedPacket } from './pcap-frames.ts';
 
 export interface CaptureOptions {
   readonly logger: Logger;

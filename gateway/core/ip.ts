@@ -86,6 +86,9 @@ export function refusalReason(ip: ParsedIp): string | undefined {
   }
   const groups = v6Groups(ip.address) ?? [];
   if (groups.every((g) => g === 0)) return 'unspecified address';
+  // On the wire an IPv6 source of ::ffff:a.b.c.d is a spoof the kernel drops (it would pass for
+  // an IPv4 host); a dual-stack socket's mapped address is parsed as IPv4 before it gets here.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return 'IPv4-mapped address';
   if (groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1) return 'loopback address';
   if (((groups[0] ?? 0) & 0xff00) === 0xff00) return 'multicast address';
   return undefined;

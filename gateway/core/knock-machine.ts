@@ -35,8 +35,10 @@ export function flagsMatch(m: TcpFlagMatch, flags: number): boolean {
 /**
  * refusalReason() for the hot path: every refused IPv4 range is decided by the first octet
  * (0/8, 127/8, 224/4 multicast, 240/4 incl. broadcast), so most packets cost a few charCodeAt.
+ * A source equal to one of this host's own addresses is a spoof the kernel would drop too.
  */
-function badSource(p: KnockInput): string | undefined {
+function badSource(state: KnockState, p: KnockInput): string | undefined {
+  if (state.own.has(p.src)) return "one of this host's own addresses";
   if (p.family === 4) {
     let octet = 0;
     for (let i = 0; i < 4; i++) {
@@ -164,7 +166,7 @@ export function step(state: KnockState, p: KnockInput, now: number): readonly Kn
     c.ignoredPort++;
     return NO_EVENTS;
   }
-  const bad = badSource(p);
+  const bad = badSource(state, p);
   if (bad !== undefined) {
     c.deniedBadSource++;
     return [{ type: 'denied', ip: p.src, family: p.family, reason: 'bad-source', detail: bad }];

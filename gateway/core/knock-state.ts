@@ -37,6 +37,8 @@ export interface KnockMachineOptions {
   readonly hashSeed?: number;
   /** For sequences without `target`: only knocks sent to one of these count (knockd: the interface's addresses). Absent = any. */
   readonly localAddresses?: readonly string[];
+  /** This host's own addresses: a knock "from" one of them is a spoof the kernel would drop. */
+  readonly ownAddresses?: readonly string[];
   /** Required for every sequence with `oneTimeSequencesFile`, unused entries in file order. The first is the live one (knockd). */
   readonly oneTimeSequences?: ReadonlyMap<string, readonly OneTimeSequence[]>;
 }
@@ -97,6 +99,7 @@ export interface KnockState {
   index: Map<number, SequenceState[]>;
   readonly cap: number;
   readonly local: ReadonlySet<string> | undefined;
+  readonly own: ReadonlySet<string>;
   readonly limiter: RateLimiter | undefined;
   readonly counters: KnockCounters;
 }
@@ -156,11 +159,13 @@ export function createKnockState(sequences: readonly KnockSequence[], opts: Knoc
     };
   });
   const local = opts.localAddresses ? new Set(opts.localAddresses.map((a) => canonical(a, 'local address'))) : undefined;
+  const own = new Set((opts.ownAddresses ?? []).map((a) => canonical(a, 'own address')));
   return {
     sequences: states,
     index: buildIndex(states),
     cap: opts.maxTrackedSources,
     local,
+    own,
     limiter: opts.rateLimit ? createRateLimiter(opts.rateLimit, opts.rateLimitSources ?? opts.maxTrackedSources, opts.hashSeed ?? Math.random() * 2 ** 32) : undefined,
     counters: {
       packets: 0, ignoredPort: 0, ignoredFlags: 0, ignoredTarget: 0, progress: 0, duplicates: 0, resetWrongPort: 0,

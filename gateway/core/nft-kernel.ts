@@ -210,6 +210,11 @@ export function compileKernel(input: KernelCompileInput): KernelProgram {
       rules: [
         // Traffic routed through this host to the same port is not a knock.
         'fib daddr type != local return',
+        // Sources the kernel drops after this hook (martians, spoofs of our own addresses) and
+        // knockgw never grants: they must not advance a sequence or reach the daemon either.
+        'fib saddr type { local, broadcast, multicast } counter drop',
+        'ip saddr { 0.0.0.0/8, 240.0.0.0/4 } counter drop',
+        'ip6 saddr { ::/128, ::ffff:0:0/96 } counter drop',
         `meta nfproto ipv4 update @knock_rate4 { ip saddr ${limit} } counter drop`,
         `meta nfproto ipv6 update @knock_rate6 { ip6 saddr & ffff:ffff:ffff:ffff:: ${limit} } counter drop`,
         ...slot.chains.map((c) => `jump ${c}`),

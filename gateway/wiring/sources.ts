@@ -1,6 +1,7 @@
 // The knock engines' proof sources for a Config: the pcap engine (a tcpdump capture per
 // interface, knockd's one_time_sequences files) and the kernel engine's NFLOG reader. Nothing is
 // spawned until the gateway starts them.
+import { networkInterfaces } from 'node:os';
 import { kgwError } from '../core/errors.ts';
 import type { EnginePlan } from '../core/engines.ts';
 import type { OneTimeSequence } from '../core/knock-state.ts';
@@ -41,6 +42,11 @@ export async function loadOneTimeBook(sequences: readonly KnockSequence[], logge
   };
 }
 
+/** Every address of this host, on every interface: a knock "from" one of them is a spoof. */
+function hostAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
+}
+
 export async function knockSources(config: Config, engines: EnginePlan, deps: { clock: Clock; logger: Logger; metrics: Metrics }): Promise<ProofSource[]> {
   const { clock, logger, metrics } = deps;
   const sources: ProofSource[] = [];
@@ -53,7 +59,7 @@ export async function knockSources(config: Config, engines: EnginePlan, deps: { 
             createTcpdumpSource({ interface: iface, sequences: engines.pcap, ports: oneTime?.ports ?? [], logger: logger.child({ component: 'capture', interface: iface }) }),
           ),
         sequences: engines.pcap,
-        machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit },
+        machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit, ownAddresses: hostAddresses() },
         ...(oneTime ? { oneTime } : {}),
         clock,
         logger,

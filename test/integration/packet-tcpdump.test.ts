@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
 import { createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
-import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
+import type { CapturedPacket } from '../../gateway/adapters/pcap-frames.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { TCP } from '../../gateway/core/types.ts';

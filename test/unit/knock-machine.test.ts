@@ -199,6 +199,17 @@ void test('bad sources are denied, never tracked', () => {
   }
 });
 
+void test('spoofs the kernel would drop are denied early: IPv4-mapped IPv6 sources and this host\'s own addresses', () => {
+  // The parser writes IPv6 sources in RFC 5952 text: ::ffff:127.0.0.1 arrives as ::ffff:7f00:1.
+  for (const src of ['::ffff:7f00:1', '::ffff:cb00:7107', SERVER, 'fd00:198:18::1']) {
+    const { events, state } = run([open3], [[0, src, '7000'], [1, src, '8000'], [2, src, '9000']], { ownAddresses: [SERVER, 'fd00:198:18::1'] });
+    assert.ok(events.every((e) => e.type === 'denied' && e.reason === 'bad-source'), src);
+    assert.deepEqual(trackedSources(state), { openSSH: 0 });
+  }
+  // A neighbour of the host's own address is a legitimate knocker.
+  assert.deepEqual(completions(run([open3], [[0, '198.18.0.2', '7000'], [1, '198.18.0.2', '8000'], [2, '198.18.0.2', '9000']], { ownAddresses: [SERVER] }).events), ['openSSH:198.18.0.2']);
+});
+
 void test('rate limit: a source beyond its burst is denied once, counted always, and recovers', () => {
   const rows: Row[] = [];
   for (let i = 0; i < 10; i++) rows.push([i, A, '7000']);

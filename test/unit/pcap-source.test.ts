@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { captureFilter, createNflogSource, createTcpdumpSource, type CaptureSource } from '../../gateway/adapters/packet-tcpdump.ts';
-import type { CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
+import type { CapturedPacket } from '../../gateway/adapters/pcap-frames.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';
+import { withChecksum } from '../helpers/frames.ts';
 
 const logLines: string[] = [];
 const logger = createLogger({ level: 'debug', format: 'json', destination: new Writable({ write(c: Buffer, _e, done) { logLines.push(c.toString()); done(); } }) });
@@ -21,7 +22,8 @@ const le32 = (n: number): number[] => [n & 255, (n >>> 8) & 255, (n >>> 16) & 25
 function pcap(dports: readonly number[]): Buffer {
   const bytes = [...le32(0xa1b2c3d4), 2, 0, 4, 0, ...le32(0), ...le32(0), ...le32(1024), ...le32(1)];
   for (const [i, dport] of dports.entries()) {
-    const frame = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45, 0, ...be16(40), 0, 1, 0, 0, 64, 6, 0, 0, 203, 0, 113, 7, 198, 18, 0, 1, ...be16(40000 + i), ...be16(dport), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0];
+    const ip = [0x45, 0, ...be16(40), 0, 1, 0, 0, 64, 6, 0, 0, 203, 0, 113, 7, 198, 18, 0, 1, ...be16(40000 + i), ...be16(dport), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0];
+    const frame = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, ...withChecksum(ip)];
     bytes.push(...le32(1_700_000_000 + i), ...le32(0), ...le32(frame.length), ...le32(frame.length), ...frame);
   }
   return Buffer.from(bytes);

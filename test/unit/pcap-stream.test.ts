@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPcapParser, LINKTYPE, MAX_RECORD_BYTES, type CapturedPacket } from '../../gateway/adapters/pcap-stream.ts';
+import { createPcapParser, MAX_RECORD_BYTES } from '../../gateway/adapters/pcap-stream.ts';
+import { LINKTYPE, type CapturedPacket } from '../../gateway/adapters/pcap-frames.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { TCP } from '../../gateway/core/types.ts';
+import { withChecksum, withPartialChecksum } from '../helpers/frames.ts';
 
 // ---- byte builders (what tcpdump and the kernel put on the wire) ----
 
@@ -28,14 +30,14 @@ const udp = (dport: number, sport = 40000): number[] => [...be16(sport), ...be16
 
 function ipv4(l4: readonly number[], { proto = 6, src = [203, 0, 113, 7], dst = [198, 18, 0, 1], options = [] as number[], frag = 0 } = {}): number[] {
   const ihl = 5 + options.length / 4;
-  return [0x40 | ihl, 0, ...be16(ihl * 4 + l4.length), 0, 1, ...be16(frag), 64, proto, 0, 0, ...src, ...dst, ...options, ...l4];
+  return withChecksum([0x40 | ihl, 0, ...be16(ihl * 4 + l4.length), 0, 1, ...be16(frag), 64, proto, 0, 0, ...src, ...dst, ...options, ...l4]);
 }
 
 const V6_SRC = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
 const V6_DST = [0xfd, 0x00, 0x01, 0x98, 0x00, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 function ipv6(l4: readonly number[], next: number, ext: readonly number[] = []): number[] {
-  return [0x60, 0, 0, 0, ...be16(ext.length + l4.length), next, 64, ...V6_SRC, ...V6_DST, ...ext, ...l4];
+  return withChecksum([0x60, 0, 0, 0, ...be16(ext.length + l4.length), next, 64, ...V6_SRC, ...V6_DST, ...ext, ...l4]);
 }
 
 const MACS = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
@@ -175,8 +177,23 @@ void test('non-IP, non-TCP/UDP and truncated frames are counted and skipped', ()
   const good = eth(0x0800, ipv4(tcp(7000, TCP.SYN)));
   const { packets, parser } = parseAll([...globalHeader(), ...[arp, icmp, shortTcp, badIhl, good].flatMap((f) => record(f))]);
   assert.deepEqual(packets, [SYN_7000_V4]);
-  assert.deepEqual(parser.stats.skipped, { 'truncated': 1, 'not-ip': 1, 'not-tcp-udp': 1, 'fragment': 0, 'bad-ip-header': 1, 'nflog-malformed': 0, 'nflog-no-payload': 0 });
+  assert.deepEqual(parser.stats.skipped, { 'truncated': 1, 'not-ip': 1, 'not-tcp-udp': 1, 'fragment': 0, 'bad-ip-header': 1, 'bad-checksum': 0, 'nflog-malformed': 0, 'nflog-no-payload': 0 });
   assert.equal(parser.stats.records, 5);
+});
+
+void test('a TCP or UDP checksum that does not verify is dropped, as the kernel would; a local offload sum is not', () => {
+  const flip = (frame: number[], at: number): number[] => frame.map((x, i) => (i === at ? x ^ 1 : x));
+  const syn4 = ipv4(tcp(7000, TCP.SYN));
+  const udp6 = ipv6(udp(9000), 17);
+  const badSyn = eth(0x0800, flip(syn4, 20 + 16)); // TCP checksum field
+  const badPort = eth(0x0800, flip(syn4, 20 + 3)); // a knock port changed on the way
+  const badUdp6 = eth(0x86dd, flip(udp6, 40 + 7));
+  const zeroUdp6 = eth(0x86dd, udp6.map((x, i) => (i === 40 + 6 || i === 40 + 7 ? 0 : x))); // IPv6 requires a UDP checksum
+  const zeroUdp4 = eth(0x0800, ipv4(udp(9000), { proto: 17 }).map((x, i) => (i === 20 + 6 || i === 20 + 7 ? 0 : x))); // IPv4 allows none
+  const offloaded = eth(0x0800, withPartialChecksum(syn4)); // a veth peer on this host
+  const { packets, parser } = parseAll([...globalHeader(), ...[badSyn, badPort, badUdp6, zeroUdp6, zeroUdp4, offloaded].flatMap((f) => record(f))]);
+  assert.equal(parser.stats.skipped['bad-checksum'], 4);
+  assert.deepEqual(packets.map((p) => `${p.proto}/${p.dport}`), ['udp/9000', 'tcp/7000']);
 });
 
 void test('a trailing partial record is counted as truncated at end()', () => {

@@ -42,7 +42,7 @@ interface Target { readonly fw: CloudFirewall; calls(): number; close(): Promise
 async function target(mode: CloudMode): Promise<Target> {
   if (mode === 'gcp') {
     const fake = await startGceFake({ operationMs: 5 });
-    const fw = createGcpCloudFirewall({ config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, endpoint: fake.endpoint }, logger: silentLogger, retry: FAST });
+    const fw = createGcpCloudFirewall({ config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, mode: 'per-grant', endpoint: fake.endpoint }, logger: silentLogger, protectedPorts: [{ port: 22, proto: 'tcp' }], retry: FAST });
     return { fw, calls: () => fake.totalCalls(), close: async () => { await fw.close(); await fake.close(); } };
   }
   useDummyAwsCredentials();
@@ -51,7 +51,9 @@ async function target(mode: CloudMode): Promise<Target> {
   const fw = createAwsCloudFirewall({
     config: { region: 'eu-west-1', securityGroupIds: GROUPS, mode: mode === 'aws-prefix' ? 'prefix-list' : 'rules', prefixListId: PL, endpoint: fake.endpoint },
     logger: silentLogger,
+    protectedPorts: [{ port: 22, proto: 'tcp' }],
     retry: FAST,
+    settlePollMs: 50,
   });
   return { fw, calls: () => fake.totalCalls(), close: async () => { fw.close(); await fake.close(); } };
 }

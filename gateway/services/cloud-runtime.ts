@@ -22,8 +22,8 @@ const LEASE_TTL_MS = 15_000;
 export function startCloud(deps: { config: Config; store: Store; clock: Clock; logger: Logger; metrics: Metrics }): CloudRuntime | undefined {
   const { aws, gcp } = deps.config.cloud;
   const firewalls: (CloudFirewall & { close(): unknown })[] = [];
-  if (aws) firewalls.push(createAwsCloudFirewall({ config: aws, logger: deps.logger }));
-  if (gcp) firewalls.push(createGcpCloudFirewall({ config: gcp, logger: deps.logger }));
+  if (aws) firewalls.push(createAwsCloudFirewall({ config: aws, logger: deps.logger, protectedPorts: deps.config.protectedPorts }));
+  if (gcp) firewalls.push(createGcpCloudFirewall({ config: gcp, logger: deps.logger, protectedPorts: deps.config.protectedPorts }));
   if (firewalls.length === 0) return undefined;
 
   const lease = createLeaderLease({ store: deps.store, key: 'cloud', nodeId: deps.config.nodeId, ttlMs: LEASE_TTL_MS, logger: deps.logger });

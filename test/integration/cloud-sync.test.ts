@@ -21,7 +21,7 @@ async function lab(t: { after(fn: () => Promise<void> | void): void }, mode: 'ru
     fake,
     log,
     adapter: () => {
-      const fw = createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode, prefixListId: PL, endpoint: fake.endpoint }, logger: log.logger, retry: FAST });
+      const fw = createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode, prefixListId: PL, endpoint: fake.endpoint }, logger: log.logger, protectedPorts: [{ port: 22, proto: 'tcp' }], retry: FAST, settlePollMs: 20 });
       made.push(fw);
       return fw;
     },

@@ -27,7 +27,7 @@ import { each, RULE_PREFIX, type Firewall, type GcpApi, type GcpModeOps } from '
 export const GCE_MAX_SOURCE_RANGES = 5000;
 /** Rules per door, port set and family: 16 × 5,000 addresses before knockgw refuses more. */
 const MAX_SLOTS = 16;
-const NAME = /^knockgw-([0-9a-f]{12})-(\d{1,2})-v([46])$/;
+const NAME = /^knockgw-[0-9a-f]{12}-\d{1,2}-v[46]$/;
 
 /** Rules of one door, port set and family share a hash: ports never change under a rule. */
 function groupHash(door: string, ports: readonly PortSpec[]): string {
@@ -42,8 +42,6 @@ export function aggregatedRuleName(door: string, ports: readonly PortSpec[], fam
 /** What knockgw knows a rule holds (from the last listing and its own writes since). */
 interface RuleState {
   readonly name: string;
-  readonly group: string;
-  readonly slot: number;
   readonly door: string;
   ranges: Set<string>;
   /** The latest expiry among its ranges (what the sweeper can know when every daemon died). */
@@ -66,10 +64,9 @@ export function createAggregatedOps(api: GcpApi, opts: { logger: Logger; maxRang
   };
 
   function stateOf(fw: Firewall): RuleState | undefined {
-    const m = NAME.exec(fw.name);
     const meta = decodeDoorMeta(fw.description ?? undefined);
-    if (!m?.[1] || !meta) return undefined;
-    return { name: fw.name, group: m[1], slot: Number(m[2]), door: meta.door, ranges: new Set(fw.sourceRanges ?? []), expiresAt: meta.expiresAt };
+    if (!NAME.test(fw.name) || !meta) return undefined;
+    return { name: fw.name, door: meta.door, ranges: new Set(fw.sourceRanges ?? []), expiresAt: meta.expiresAt };
   }
 
   async function load(): Promise<Map<string, RuleState>> {
@@ -136,7 +133,6 @@ export function createAggregatedOps(api: GcpApi, opts: { logger: Logger; maxRang
     const placed: CloudRule[] = [];
     for (const hg of hgs) {
       const { door, ports } = hg.grant;
-      const group = groupHash(door, ports);
       const family = hg.family;
       const current = (name: string): RuleState | undefined => changed.get(name)?.next ?? state.get(name);
       const slots = Array.from({ length: MAX_SLOTS }, (_, slot) => aggregatedRuleName(door, ports, family, slot));
@@ -148,7 +144,7 @@ export function createAggregatedOps(api: GcpApi, opts: { logger: Logger; maxRang
           throw kgwError('KGW_CLOUD_QUOTA', `door ${door} already holds ${MAX_SLOTS} × ${limit} IPv${family} addresses in GCP: refusing ${hg.grant.ip}`, { door, family, ip: hg.grant.ip });
         }
         const base = current(name);
-        const next = base ? (changed.get(name)?.next ?? copy(base)) : { name, group, slot: slots.indexOf(name), door, ranges: new Set<string>(), expiresAt: hg.grant.expiresAt };
+        const next = base ? (changed.get(name)?.next ?? copy(base)) : { name, door, ranges: new Set<string>(), expiresAt: hg.grant.expiresAt };
         next.ranges.add(hg.cidr);
         next.expiresAt = laterExpiry(next.expiresAt, hg.grant.expiresAt);
         changed.set(name, { next, ports });

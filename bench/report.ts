@@ -59,7 +59,8 @@ export function renderTables(r: BenchResults): string {
   if (r.ha) out.push('', `HA propagation (put on A → watch on B, real redis-server): p50 ${r.ha.p50Ms} ms, p99 ${r.ha.p99Ms} ms, max ${r.ha.maxMs} ms over ${r.ha.samples}`);
   if (r.cloud?.length) {
     out.push('', `cloud API calls per grant (${r.cloud[0]?.grants ?? 0} grants, real SDKs against the wire-protocol fakes)`);
-    out.push(table(['provider', 'burst grant', 'burst revoke', 'one reconcile per grant', 'burst ms'], r.cloud.map((c) => [c.mode, fmt(c.burstGrantPerGrant), fmt(c.burstRevokePerGrant), fmt(c.tricklePerGrant), fmt(c.burstMs)])));
+    out.push(table(['provider', 'burst grant', 'burst revoke', 'trickle (a knock alone)', 'trickle start-up calls', 'burst ms'],
+      r.cloud.map((c) => [c.mode, fmt(c.burstGrantPerGrant), fmt(c.burstRevokePerGrant), fmt(c.tricklePerGrant), fmt(c.trickleWarmupCalls), fmt(c.burstMs)])));
   }
   if (r.relay?.length) {
     out.push('', 'relay: signed knocks against the Node server (one process pinned to one core)');
@@ -102,7 +103,7 @@ export function metricLines(r: BenchResults): string[] {
   }
   if (r.ha) m.push(['ha_propagation_p50_ms', r.ha.p50Ms], ['ha_propagation_p99_ms', r.ha.p99Ms]);
   for (const c of r.cloud ?? []) {
-    const k = c.mode.replace('-', '_');
+    const k = c.mode.replace(/-/g, '_');
     m.push([`cloud_calls_per_grant_${k}`, c.burstGrantPerGrant], [`cloud_revoke_calls_per_grant_${k}`, c.burstRevokePerGrant], [`cloud_calls_per_grant_${k}_trickle`, c.tricklePerGrant]);
   }
   for (const x of r.relay ?? []) {
@@ -139,7 +140,11 @@ export function verdicts(r: BenchResults): string[] {
     check(`${big.n} grants: remove < 1 ms each`, round(big.removeUsPerElem / 1000, 4), (v) => v < 1, ' ms');
   }
   check('HA propagation p99 ≤ 20 ms', r.ha?.p99Ms, (v) => v <= 20, ' ms');
-  for (const c of r.cloud ?? []) check(`cloud ${c.mode}: ≤ 0.2 calls/grant batched`, c.burstGrantPerGrant, (v) => v <= 0.2);
+  for (const c of r.cloud ?? []) {
+    // per-grant GCP is the audit-log option: one rule (insert + wait) per grant by design.
+    if (c.mode !== 'gcp-per-grant') check(`cloud ${c.mode}: ≤ 0.2 calls/grant batched`, c.burstGrantPerGrant, (v) => v <= 0.2);
+    check(`cloud ${c.mode}: ≤ 2 calls for a knock alone`, c.tricklePerGrant, (v) => v <= 2);
+  }
   for (const x of r.relay ?? []) check(`relay (${x.alg}) ≥ 5k req/s`, x.reqPerSec, (v) => v >= 5000, ' req/s');
   return out;
 }

@@ -87,7 +87,7 @@ async function runPhases(results: BenchResults): Promise<void> {
     results.ha = await benchHa(settings.haSamples);
   });
   await phase('cloud', async () => {
-    log(`cloud calls per grant: ${settings.cloudGrants} grants, AWS prefix-list, AWS rules, GCP…`);
+    log(`cloud calls per grant: ${settings.cloudGrants} grants, AWS prefix-list, AWS rules, GCP aggregated, GCP per-grant…`);
     results.cloud = await benchCloud(settings.cloudGrants);
   });
   await phase('relay', async () => {

@@ -51,14 +51,39 @@ export interface CloudRule {
   readonly expiresAt: number | null;
 }
 
+/** A rule outside knockgw that opens a protected port to the whole Internet: knocking is pointless there. */
+export interface WorldOpenRule {
+  readonly provider: string;
+  /** The provider's name for the rule: a security-group rule id, a VPC firewall rule name. */
+  readonly rule: string;
+  /** Where it applies: the security group, or the VPC network and its targets. */
+  readonly where: string;
+  /** 0.0.0.0/0 or ::/0. */
+  readonly source: string;
+  /** The protected ports it opens, e.g. ["22/tcp"]. */
+  readonly ports: readonly string[];
+  /** The exact command that removes it. */
+  readonly removeCommand: string;
+}
+
 export interface CloudFirewall {
   readonly name: string;
   /** 'ip' when the provider keeps one entry per address (AWS prefix lists), shared by every grant of that IP. Default 'grant'. */
   readonly keyedBy?: 'grant' | 'ip';
-  grant(grants: readonly Grant[]): Promise<void>;
-  revoke(grants: readonly Grant[]): Promise<void>;
+  /**
+   * Resolves with the entries it created when the provider says which (with their handles), so a
+   * caller can keep what the cloud holds without listing it again.
+   */
+  grant(grants: readonly Grant[]): Promise<readonly CloudRule[] | void>;
+  /**
+   * `rules`: the entries list() or grant() reported for these grants, when the caller has them;
+   * they spare the adapter a lookup of its own.
+   */
+  revoke(grants: readonly Grant[], rules?: readonly CloudRule[]): Promise<void>;
   /** Only the rules knockgw owns (found by tag / name prefix). */
   list(): Promise<CloudRule[]>;
+  /** Rules outside knockgw that open a protected port to 0.0.0.0/0 or ::/0 where this adapter acts. */
+  worldOpen?(): Promise<WorldOpenRule[]>;
   /** API calls made so far, per provider action (metrics, and the bench's calls per grant). */
   apiCalls?(): Readonly<Record<string, number>>;
 }

@@ -3,7 +3,8 @@
 import type { z } from 'zod';
 import { grantableIp, type Family } from '../core/ip.ts';
 import { isKnockgwError, kgwError } from '../core/errors.ts';
-import type { Grant, PortSpec } from '../core/grant.ts';
+import { formatPort, type Grant, type PortSpec } from '../core/grant.ts';
+import type { Logger } from '../ports.ts';
 
 /** A grant as the cloud adapters send it: the host range already checked. */
 export interface HostGrant {
@@ -82,21 +83,45 @@ function decodeId(text: string): string {
   return text.replace(/\$([0-9a-f]{1,6});/g, (_m, h: string) => String.fromCodePoint(parseInt(h, 16)));
 }
 
-const META = /^knockgw exp=(never|\d{1,12}) grant=(\S+)$/;
+const META = /^knockgw exp=(never|\d{1,12}) (grant|door)=(\S+)$/;
 const MAX_DESCRIPTION = 255;
 
-/** The description a rule / prefix-list entry carries: the exact grant id and its expiry. */
-export function encodeMeta(grantId: string, expiresAt: number | null): string {
-  const text = `knockgw exp=${expiryText(expiresAt)} grant=${encodeId(grantId)}`;
-  if (text.length > MAX_DESCRIPTION) throw kgwError('KGW_CLOUD_REFUSED', `grant id "${grantId}" is too long for a cloud rule description`, { grant: grantId });
+function encodeTagged(kind: 'grant' | 'door', value: string, expiresAt: number | null): string {
+  const text = `knockgw exp=${expiryText(expiresAt)} ${kind}=${encodeId(value)}`;
+  if (text.length > MAX_DESCRIPTION) throw kgwError('KGW_CLOUD_REFUSED', `${kind} "${value}" is too long for a cloud rule description`, { [kind]: value });
   return text;
 }
 
-export function decodeMeta(text: string | undefined): { grantId: string; expiresAt: number | null } | undefined {
+function decodeTagged(kind: 'grant' | 'door', text: string | undefined): { value: string; expiresAt: number | null } | undefined {
   const m = META.exec(text ?? '');
   const expiresAt = parseExpiry(m?.[1]);
-  if (!m?.[2] || expiresAt === undefined) return undefined;
-  return { grantId: decodeId(m[2]), expiresAt };
+  if (m?.[2] !== kind || !m[3] || expiresAt === undefined) return undefined;
+  return { value: decodeId(m[3]), expiresAt };
+}
+
+/** The description a rule / prefix-list entry carries: the exact grant id and its expiry. */
+export function encodeMeta(grantId: string, expiresAt: number | null): string {
+  return encodeTagged('grant', grantId, expiresAt);
+}
+
+export function decodeMeta(text: string | undefined): { grantId: string; expiresAt: number | null } | undefined {
+  const m = decodeTagged('grant', text);
+  return m && { grantId: m.value, expiresAt: m.expiresAt };
+}
+
+/** The description of a rule shared by a door's grants: the door, and the latest expiry among them. */
+export function encodeDoorMeta(door: string, expiresAt: number | null): string {
+  return encodeTagged('door', door, expiresAt);
+}
+
+export function decodeDoorMeta(text: string | undefined): { door: string; expiresAt: number | null } | undefined {
+  const m = decodeTagged('door', text);
+  return m && { door: m.value, expiresAt: m.expiresAt };
+}
+
+/** The later of two expiries (null = never expires, which outlasts any time). */
+export function laterExpiry(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : Math.max(a, b);
 }
 
 export interface RetryPolicy {
@@ -133,24 +158,30 @@ export async function withRetry<T>(
   }
 }
 
+/** How an adapter calls its provider: `call` counts, classifies and retries; `counters` says how often. */
+export interface Caller<N extends string> {
+  readonly call: <T>(name: N, send: () => Promise<T>) => Promise<T>;
+  readonly counters: CloudCounters;
+  readonly sleep: (ms: number) => Promise<void>;
+}
+
 /**
  * One provider API call as both adapters make it: counted per action, the provider's error
- * turned into a coded one by `classify`, retried by `policy` while that error is retryable.
+ * turned into a coded one by `classify`, retried by the policy while that error is retryable,
+ * each retry logged at debug.
  */
-export function countedCall<N extends string, T>(
-  name: N,
-  send: () => Promise<T>,
-  opts: {
-    counters: CloudCounters;
-    policy: RetryPolicy;
-    sleep: (ms: number) => Promise<void>;
-    classify: (name: N, err: unknown) => Error;
-    isThrottle: (err: unknown) => boolean;
-    onRetry: (err: unknown, attempt: number, delayMs: number) => void;
-  },
-): Promise<T> {
-  const { counters } = opts;
-  return withRetry(
+export function createCaller<N extends string>(opts: {
+  provider: string;
+  logger: Logger;
+  retry?: Partial<RetryPolicy> | undefined;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
+  classify: (name: N, err: unknown) => Error;
+  isThrottle: (err: unknown) => boolean;
+}): Caller<N> {
+  const counters = newCounters();
+  const policy: RetryPolicy = { ...DEFAULT_RETRY, ...opts.retry };
+  const sleep = opts.sleep ?? realSleep;
+  const call = <T>(name: N, send: () => Promise<T>): Promise<T> => withRetry(
     async () => {
       counters.calls[name] = (counters.calls[name] ?? 0) + 1;
       try {
@@ -160,16 +191,17 @@ export function countedCall<N extends string, T>(
       }
     },
     {
-      policy: opts.policy,
-      sleep: opts.sleep,
+      policy,
+      sleep,
       retryable: (err) => isKnockgwError(err, 'KGW_CLOUD_API') && err.detail.retryable === true,
       onRetry: (err, attempt, delayMs) => {
         counters.retries++;
         if (opts.isThrottle(err)) counters.throttled++;
-        opts.onRetry(err, attempt, delayMs);
+        opts.logger.debug({ event: 'cloud.retry', provider: opts.provider, call: name, attempt, delayMs, code: providerCode(err) }, `retrying ${opts.provider} ${name}`);
       },
     },
   );
+  return { call, counters, sleep };
 }
 
 /** API call accounting shared by both adapters (metrics, and the bench's calls per grant). */
@@ -199,4 +231,22 @@ export function parseAnswer<T>(schema: z.ZodType<T>, what: string, value: unknow
 /** The provider's own error code (`InvalidPermission.Duplicate`, `alreadyExists`, …) behind a failed call. */
 export function providerCode(err: unknown): string | undefined {
   return isKnockgwError(err) && typeof err.detail.providerCode === 'string' ? err.detail.providerCode : undefined;
+}
+
+/** Sources that mean "the whole Internet" to both providers. */
+export const WORLD_RANGES: readonly string[] = ['0.0.0.0/0', '::/0'];
+
+const PROTOCOLS: Readonly<Record<string, PortSpec['proto']>> = { tcp: 'tcp', '6': 'tcp', udp: 'udp', '17': 'udp' };
+
+/**
+ * The protected ports a provider rule opens: `protocol` as the provider writes it (a name, an IP
+ * protocol number, or every protocol: AWS "-1", GCP "all"), `ranges` its port ranges
+ * (none = every port of that protocol).
+ */
+export function openedPorts(protectedPorts: readonly PortSpec[], protocol: string, ranges?: readonly { from: number; to: number }[]): string[] {
+  const p = protocol.toLowerCase();
+  const every = p === '-1' || p === 'all';
+  return protectedPorts
+    .filter((spec) => (every || PROTOCOLS[p] === spec.proto) && (every || !ranges?.length || ranges.some((r) => spec.port >= r.from && spec.port <= r.to)))
+    .map(formatPort);
 }

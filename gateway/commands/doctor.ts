@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { loadConfig } from '../config/load.ts';
 import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
@@ -64,6 +65,19 @@ export function toolFindings(firewall: Config['firewall'], path: string, found: 
   return out;
 }
 
+/** Cloud rules outside knockgw that open a protected port to the whole Internet, each with its removal command. */
+export async function cloudFindings(config: Config): Promise<Finding[]> {
+  // The cloud SDKs take seconds to load: only when a cloud is configured.
+  const { checkWorldOpen } = await import('../wiring/cloud-firewalls.ts');
+  const { worldOpenText } = await import('../services/cloud-world-open.ts');
+  const { findings, failures } = await checkWorldOpen(config, pino({ level: 'silent' }));
+  return [
+    ...findings.map((f): Finding => ({ level: 'warn', text: `KGW_CLOUD_WORLD_OPEN: ${worldOpenText(f)}` })),
+    ...failures.map((f): Finding => ({ level: 'warn', text: `could not inspect the ${f.provider} firewall for world-open rules: ${f.error}` })),
+    ...(findings.length === 0 && failures.length === 0 ? [{ level: 'ok' as const, text: 'no cloud firewall rule opens a protected port to 0.0.0.0/0 or ::/0' }] : []),
+  ];
+}
+
 export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }>): Promise<Finding[]> {
   const findings: Finding[] = [];
   const add = (level: Level, text: string): void => void findings.push({ level, text });
@@ -101,6 +115,8 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
       add('warn', `could not inspect the existing firewall: ${describeError(err)}`);
     }
   }
+
+  if (config.cloud.aws || config.cloud.gcp) findings.push(...(await cloudFindings(config)));
 
   const ssh = sshSessionFinding(process.env.SSH_CONNECTION, config);
   if (ssh) findings.push(ssh);

@@ -205,7 +205,7 @@ function fromYaml(text: string, path: string, hostname: string): Mutable<Config>
   const { aws, gcp } = y.cloud ?? {};
   cfg.cloud = {
     ...(aws ? { aws: { region: aws.region, securityGroupIds: aws.securityGroupIds, mode: aws.mode, ...(aws.prefixListId ? { prefixListId: aws.prefixListId } : {}), ...(aws.prefixListIdV6 ? { prefixListIdV6: aws.prefixListIdV6 } : {}), ...(aws.endpoint ? { endpoint: aws.endpoint } : {}) } } : {}),
-    ...(gcp ? { gcp: { project: gcp.project, network: gcp.network, targetTags: gcp.targetTags, targetServiceAccounts: gcp.targetServiceAccounts, priority: gcp.priority, ...(gcp.endpoint ? { endpoint: gcp.endpoint } : {}) } } : {}),
+    ...(gcp ? { gcp: { project: gcp.project, network: gcp.network, targetTags: gcp.targetTags, targetServiceAccounts: gcp.targetServiceAccounts, priority: gcp.priority, mode: gcp.mode, ...(gcp.endpoint ? { endpoint: gcp.endpoint } : {}) } } : {}),
   };
   const doors: Door[] = [];
   const sequences: KnockSequence[] = [];

@@ -171,6 +171,8 @@ const gcpSchema = z
     targetServiceAccounts: z.array(z.email()).default([]),
     /** Lower wins in GCP; below the usual 1000 so a typical "deny ssh" rule at 1000 does not shadow grants. */
     priority: z.number().int().min(0).max(65535).default(900),
+    /** aggregated keeps the project's firewall-rule quota for everyone else; per-grant names each person. */
+    mode: z.enum(['aggregated', 'per-grant']).default('aggregated'),
     endpoint: httpUrl.optional(),
   })
   .superRefine((v, ctx) => {

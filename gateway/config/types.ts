@@ -21,6 +21,11 @@ export interface GcpCloudConfig {
   readonly targetTags: readonly string[];
   readonly targetServiceAccounts: readonly string[];
   readonly priority: number;
+  /**
+   * aggregated: a few knockgw rules per door and family, each holding many source ranges (patched);
+   * per-grant: one rule per grant and family (one rule per person in the audit log).
+   */
+  readonly mode: 'aggregated' | 'per-grant';
   readonly endpoint?: string;
 }
 

@@ -1,12 +1,19 @@
-// Converges every cloud firewall on the set of live grants, level-triggered: list what the cloud
-// holds, grant what is missing, revoke what no live grant wants. Passes never overlap, never
-// throw (a failed cloud call is logged as cloud.error, counted, and repaired by the next pass),
-// and only the leader touches the cloud. The sweeper removes knockgw rules whose expiry passed,
-// which covers a daemon that died with rules open.
+// Converges every cloud firewall on the set of live grants, level-triggered. Passes never
+// overlap, never throw (a failed cloud call is logged as cloud.error, counted, and repaired by a
+// later pass), and only the leader touches the cloud.
+// - reconcile (on every change): compares the desired grants with what the cloud held after the
+//   last listing and the writes since — no listing per knock — and writes the difference. A
+//   failed write, or a change of leader, forgets that knowledge: the next pass lists again.
+// - sweep (periodic, and at start-up): lists every provider, removes rules whose expiry passed
+//   (the daemon may have died with rules open), puts back what the last desired set wants but
+//   the cloud lost (a rule deleted by hand), and reports rules outside knockgw that open a
+//   protected port to the whole Internet.
 import { grantableIp, parseIp } from '../core/ip.ts';
 import { isLive, type Grant } from '../core/grant.ts';
 import { describeError, isKnockgwError } from '../core/errors.ts';
 import type { Clock, CloudFirewall, CloudRule, Logger } from '../ports.ts';
+import type { Metrics } from './metrics.ts';
+import { reportWorldOpen } from './cloud-world-open.ts';
 
 export interface SyncReport {
   readonly kind: 'reconcile' | 'sweep';
@@ -15,6 +22,8 @@ export interface SyncReport {
   readonly granted: number;
   readonly revoked: number;
   readonly errors: number;
+  /** Sweeps: rules outside knockgw found opening a protected port to the world. */
+  readonly worldOpen: number;
   /** Provider API calls made during this pass. */
   readonly apiCalls: number;
   readonly durationMs: number;
@@ -26,7 +35,11 @@ export interface CloudSyncCounters {
   readonly granted: number;
   readonly revoked: number;
   readonly swept: number;
+  /** Grants a sweep had to put back (the cloud had lost them: drift). */
+  readonly repaired: number;
   readonly errors: number;
+  /** World-open rules found by the last sweep. */
+  readonly worldOpen: number;
   /** Per provider, per API action: what the bench divides by grants for "API calls per grant". */
   readonly apiCalls: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
@@ -46,9 +59,13 @@ export interface CloudSyncDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly isLeader?: () => boolean;
+  /** Gauges and counters (cloud_*) set after every pass. */
+  readonly metrics?: Metrics;
 }
 
 const SAMPLE = 20;
+type Outcome = { granted: number; revoked: number; errors: number; worldOpen: number };
+const none = (): Outcome => ({ granted: 0, revoked: 0, errors: 0, worldOpen: 0 });
 
 /** A revocation handle for a rule whose grant is gone (the adapters revoke by id / address). */
 function ruleGrant(rule: CloudRule): Grant {
@@ -67,11 +84,14 @@ function unique<T>(items: readonly T[], key: (t: T) => string): T[] {
 export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   const { firewalls, logger, clock } = deps;
   const isLeader = deps.isLeader ?? (() => true);
-  const totals = { reconciles: 0, sweeps: 0, granted: 0, revoked: 0, swept: 0, errors: 0 };
+  const totals = { reconciles: 0, sweeps: 0, granted: 0, revoked: 0, swept: 0, repaired: 0, errors: 0, worldOpen: 0 };
   let queue: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
-  /** The last desired set: the sweeper never removes a rule a live grant still wants. */
-  let lastDesired: readonly Grant[] = [];
+  /** The last desired set (also on a follower, so it sweeps with it the moment it leads). */
+  let lastDesired: readonly Grant[] | undefined;
+  /** What each cloud holds: its last listing plus our writes since. Absent = list first. */
+  const known = new Map<CloudFirewall, readonly CloudRule[]>();
+  let wasLeader = false;
 
   const calls = (): number => firewalls.reduce((n, fw) => n + Object.values(fw.apiCalls?.() ?? {}).reduce((a, b) => a + b, 0), 0);
   const keyOf = (fw: CloudFirewall) => (x: { grantId?: string; id?: string; ip: string }): string =>
@@ -83,8 +103,8 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
     return 1;
   }
 
-  /** Grants a cloud may receive: one routable host and at least one port (the adapters re-check). */
-  function sendable(desired: readonly Grant[], now: number): { live: Grant[]; errors: number } {
+  /** Grants a cloud may receive: live, one routable host and at least one port (the adapters re-check). */
+  function sendable(desired: readonly Grant[], now: number, report: boolean): { live: Grant[]; errors: number } {
     let errors = 0;
     const live: Grant[] = [];
     for (const g of desired) {
@@ -95,73 +115,118 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
         live.push(g);
       } catch (err) {
         errors++;
-        logger.error({ event: 'cloud.error', op: 'grant', code: 'KGW_CLOUD_REFUSED', grant: g.id, err: describeError(err) }, `refusing to send grant ${g.id} to the cloud`);
+        if (report) logger.error({ event: 'cloud.error', op: 'grant', code: 'KGW_CLOUD_REFUSED', grant: g.id, err: describeError(err) }, `refusing to send grant ${g.id} to the cloud`);
       }
     }
     return { live, errors };
   }
 
-  async function reconcileOne(fw: CloudFirewall, live: readonly Grant[]): Promise<{ granted: number; revoked: number; errors: number }> {
-    const key = keyOf(fw);
-    let rules: CloudRule[];
-    try {
-      rules = await fw.list();
-    } catch (err) {
-      return { granted: 0, revoked: 0, errors: fail(fw, 'list', err) };
-    }
-    const have = new Set(rules.map(key));
-    const want = new Set(live.map(key));
-    const missing = unique(live.filter((g) => !have.has(key(g))), key);
-    const stale = unique(rules.filter((r) => !want.has(key(r))), (r) => `${r.grantId}|${r.ip}`).map(ruleGrant);
-    let errors = 0, granted = 0, revoked = 0;
+  /** What the cloud holds: the kept knowledge, or a listing when there is none or `fresh`. */
+  async function view(fw: CloudFirewall, fresh: boolean): Promise<readonly CloudRule[]> {
+    const kept = known.get(fw);
+    if (kept && !fresh) return kept;
+    known.delete(fw);
+    const rules = await fw.list();
+    known.set(fw, rules);
+    return rules;
+  }
+
+  /**
+   * Revokes `stale` and grants `missing`, keeping `known` true to what the cloud now holds: the
+   * entries the adapter reports (or, when it does not say, the grants themselves). A failure
+   * forgets the provider's knowledge so the next pass lists it.
+   */
+  async function write(fw: CloudFirewall, stale: readonly CloudRule[], missing: readonly Grant[], events: { revoke: string; grant: string }): Promise<Outcome> {
+    const out = none();
     if (stale.length > 0) {
+      const grants = unique(stale, (r) => `${r.grantId}|${r.ip}`).map(ruleGrant);
       try {
-        await fw.revoke(stale);
-        revoked = stale.length;
-        logger.info({ event: 'cloud.revoke', provider: fw.name, count: stale.length, grants: stale.slice(0, SAMPLE).map((g) => g.id) }, `revoked ${stale.length} cloud grant(s) on ${fw.name}`);
+        await fw.revoke(grants, stale);
+        const gone = new Set(stale);
+        const kept = known.get(fw);
+        if (kept) known.set(fw, kept.filter((r) => !gone.has(r)));
+        out.revoked = grants.length;
+        logger.info({ event: events.revoke, provider: fw.name, count: grants.length, grants: grants.slice(0, SAMPLE).map((g) => g.id) }, `${events.revoke === 'cloud.sweep' ? 'swept' : 'revoked'} ${grants.length} cloud grant(s) on ${fw.name}`);
       } catch (err) {
-        errors += fail(fw, 'revoke', err, { count: stale.length });
+        known.delete(fw);
+        out.errors += fail(fw, events.revoke === 'cloud.sweep' ? 'sweep' : 'revoke', err, { count: grants.length });
       }
     }
     if (missing.length > 0) {
       try {
-        await fw.grant(missing);
-        granted = missing.length;
-        logger.info({ event: 'cloud.grant', provider: fw.name, count: missing.length, grants: missing.slice(0, SAMPLE).map((g) => g.id) }, `granted ${missing.length} cloud grant(s) on ${fw.name}`);
+        const created = (await fw.grant(missing)) ?? missing.map((g) => ({ key: '', grantId: g.id, ip: g.ip, expiresAt: g.expiresAt }));
+        const kept = known.get(fw);
+        if (kept) known.set(fw, [...kept, ...created]);
+        out.granted = missing.length;
+        logger.info({ event: events.grant, provider: fw.name, count: missing.length, grants: missing.slice(0, SAMPLE).map((g) => g.id) }, `${events.grant === 'cloud.repair' ? 'put back' : 'granted'} ${missing.length} cloud grant(s) on ${fw.name}`);
       } catch (err) {
-        errors += fail(fw, 'grant', err, { count: missing.length });
+        known.delete(fw);
+        out.errors += fail(fw, 'grant', err, { count: missing.length });
       }
     }
-    return { granted, revoked, errors };
+    return out;
   }
 
-  async function sweepOne(fw: CloudFirewall, now: number): Promise<{ revoked: number; errors: number }> {
+  /** The difference between `live` and `rules`: grants the cloud lacks, entries no live grant wants. */
+  function diff(fw: CloudFirewall, rules: readonly CloudRule[], live: readonly Grant[]): { missing: Grant[]; stale: CloudRule[] } {
     const key = keyOf(fw);
-    let rules: CloudRule[];
-    try {
-      rules = await fw.list();
-    } catch (err) {
-      return { revoked: 0, errors: fail(fw, 'list', err) };
-    }
-    const wanted = new Set(lastDesired.filter((g) => isLive(g, now)).map(key));
-    const expired = unique(rules.filter((r) => r.expiresAt !== null && r.expiresAt <= now && !wanted.has(key(r))), (r) => `${r.grantId}|${r.ip}`).map(ruleGrant);
-    if (expired.length === 0) return { revoked: 0, errors: 0 };
-    try {
-      await fw.revoke(expired);
-      logger.info({ event: 'cloud.sweep', provider: fw.name, removed: expired.length, grants: expired.slice(0, SAMPLE).map((g) => g.id) }, `swept ${expired.length} expired cloud grant(s) on ${fw.name}`);
-      return { revoked: expired.length, errors: 0 };
-    } catch (err) {
-      return { revoked: 0, errors: fail(fw, 'sweep', err, { count: expired.length }) };
-    }
+    const have = new Set(rules.map(key));
+    const want = new Set(live.map(key));
+    return { missing: unique(live.filter((g) => !have.has(key(g))), key), stale: rules.filter((r) => !want.has(key(r))) };
   }
+
+  async function reconcileOne(fw: CloudFirewall, live: readonly Grant[]): Promise<Outcome> {
+    let rules: readonly CloudRule[];
+    try {
+      rules = await view(fw, false);
+    } catch (err) {
+      return { ...none(), errors: fail(fw, 'list', err) };
+    }
+    const { missing, stale } = diff(fw, rules, live);
+    return write(fw, stale, missing, { revoke: 'cloud.revoke', grant: 'cloud.grant' });
+  }
+
+  async function sweepOne(fw: CloudFirewall, now: number): Promise<Outcome> {
+    let out = none();
+    try {
+      const rules = await view(fw, true);
+      if (lastDesired) {
+        // Level-triggered repair: the cloud is compared with the desired set even when nothing
+        // changed, so a rule deleted (or added) by hand is put right within one sweep.
+        const { missing, stale } = diff(fw, rules, sendable(lastDesired, now, false).live);
+        out = await write(fw, stale, missing, { revoke: 'cloud.sweep', grant: 'cloud.repair' });
+      } else {
+        // No desired set yet (a fresh process): only what has certainly expired goes.
+        out = await write(fw, rules.filter((r) => r.expiresAt !== null && r.expiresAt <= now), [], { revoke: 'cloud.sweep', grant: 'cloud.repair' });
+      }
+    } catch (err) {
+      out.errors += fail(fw, 'list', err);
+    }
+    if (fw.worldOpen) {
+      try {
+        out.worldOpen = reportWorldOpen(await fw.worldOpen(), logger, deps.metrics, fw.name);
+      } catch (err) {
+        out.errors += fail(fw, 'world-open', err);
+      }
+    }
+    return out;
+  }
+
+  const publish = (): void => {
+    for (const name of ['granted', 'revoked', 'swept', 'repaired', 'errors'] as const) deps.metrics?.set(`cloud_${name}_total`, totals[name]);
+  };
 
   /** Serialises passes: a pass starts after the previous one settled, whatever its outcome. */
-  function serial(kind: SyncReport['kind'], body: (now: number) => Promise<{ granted: number; revoked: number; errors: number }>): Promise<SyncReport> {
+  function serial(kind: SyncReport['kind'], body: (now: number) => Promise<Outcome>): Promise<SyncReport> {
     const run = async (): Promise<SyncReport> => {
       const started = clock.now();
       const before = calls();
-      if (!isLeader()) return { kind, ran: false, granted: 0, revoked: 0, errors: 0, apiCalls: 0, durationMs: 0 };
-      let r = { granted: 0, revoked: 0, errors: 0 };
+      const leader = isLeader();
+      // Another node may have written while we did not lead: what we knew is no longer true.
+      if (leader !== wasLeader) known.clear();
+      wasLeader = leader;
+      if (!leader) return { kind, ran: false, ...none(), apiCalls: 0, durationMs: 0 };
+      let r = none();
       try {
         r = await body(started);
       } catch (err) {
@@ -169,6 +234,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
         logger.error({ event: 'cloud.error', op: kind, code: isKnockgwError(err) ? err.code : 'KGW_INTERNAL', err: describeError(err) }, `cloud ${kind} failed`);
       }
       totals.errors += r.errors;
+      publish();
       return { kind, ran: true, ...r, apiCalls: calls() - before, durationMs: clock.now() - started };
     };
     const next = queue.then(run, run);
@@ -176,32 +242,36 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
     return next;
   }
 
-  const reconcile = (desired: readonly Grant[]): Promise<SyncReport> => serial('reconcile', async (now) => {
-    totals.reconciles++;
-    const { live, errors } = sendable(desired, now);
-    lastDesired = live;
-    const sum = { granted: 0, revoked: 0, errors };
+  const sum = async (each: (fw: CloudFirewall) => Promise<Outcome>, base: Outcome): Promise<Outcome> => {
     for (const fw of firewalls) {
-      const r = await reconcileOne(fw, live);
-      sum.granted += r.granted;
-      sum.revoked += r.revoked;
-      sum.errors += r.errors;
+      const r = await each(fw);
+      base.granted += r.granted;
+      base.revoked += r.revoked;
+      base.errors += r.errors;
+      base.worldOpen += r.worldOpen;
     }
-    totals.granted += sum.granted;
-    totals.revoked += sum.revoked;
-    return sum;
-  });
+    return base;
+  };
+
+  const reconcile = (desired: readonly Grant[]): Promise<SyncReport> => {
+    lastDesired = desired;
+    return serial('reconcile', async (now) => {
+      totals.reconciles++;
+      const { live, errors } = sendable(desired, now, true);
+      const r = await sum((fw) => reconcileOne(fw, live), { ...none(), errors });
+      totals.granted += r.granted;
+      totals.revoked += r.revoked;
+      return r;
+    });
+  };
 
   const sweep = (): Promise<SyncReport> => serial('sweep', async (now) => {
     totals.sweeps++;
-    const sum = { granted: 0, revoked: 0, errors: 0 };
-    for (const fw of firewalls) {
-      const r = await sweepOne(fw, now);
-      sum.revoked += r.revoked;
-      sum.errors += r.errors;
-    }
-    totals.swept += sum.revoked;
-    return sum;
+    const r = await sum((fw) => sweepOne(fw, now), none());
+    totals.swept += r.revoked;
+    totals.repaired += r.granted;
+    totals.worldOpen = r.worldOpen;
+    return r;
   });
 
   return {

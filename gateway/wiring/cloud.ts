@@ -1,13 +1,14 @@
 // Wires the cloud firewalls configured under `cloud:` into one CloudSync, run by the leader only
 // (HA: one node at a time talks to the cloud APIs; the calls are idempotent, so a lease overlap
-// is harmless).
-import { createAwsCloudFirewall } from '../adapters/cloud-aws.ts';
-import { createGcpCloudFirewall } from '../adapters/cloud-gcp.ts';
+// is harmless). A sweep runs whenever this node gains the lease, start-up included: the new
+// leader lists every cloud and converges it on the full desired set, and world-open rules are
+// reported at once rather than a sweep interval later.
 import type { Config } from '../config/types.ts';
-import type { CloudFirewall, Clock, LeaderLease, Logger } from '../ports.ts';
+import type { Clock, LeaderLease, Logger } from '../ports.ts';
 import type { Grant } from '../core/grant.ts';
 import { createCloudSync } from '../services/cloud-sync.ts';
 import type { Metrics } from '../services/metrics.ts';
+import { createCloudFirewalls } from './cloud-firewalls.ts';
 
 export interface CloudRuntime {
   reconcile(desired: readonly Grant[]): Promise<unknown>;
@@ -18,27 +19,20 @@ const SWEEP_INTERVAL_MS = 60_000;
 const LEASE_TTL_MS = 15_000;
 
 export function startCloud(deps: { config: Config; lease: (job: string, opts: { ttlMs: number; logger: Logger }) => LeaderLease; clock: Clock; logger: Logger; metrics: Metrics }): CloudRuntime | undefined {
-  const { aws, gcp } = deps.config.cloud;
-  const firewalls: (CloudFirewall & { close(): unknown })[] = [];
-  if (aws) firewalls.push(createAwsCloudFirewall({ config: aws, logger: deps.logger }));
-  if (gcp) firewalls.push(createGcpCloudFirewall({ config: gcp, logger: deps.logger }));
+  const firewalls = createCloudFirewalls(deps.config, deps.logger);
   if (firewalls.length === 0) return undefined;
 
   const lease = deps.lease('cloud', { ttlMs: LEASE_TTL_MS, logger: deps.logger });
-  const sync = createCloudSync({ firewalls, logger: deps.logger, clock: deps.clock, isLeader: () => lease.isLeader() });
+  const sync = createCloudSync({ firewalls, logger: deps.logger, clock: deps.clock, isLeader: () => lease.isLeader(), metrics: deps.metrics });
+  // Also fires at once for a node that leads from the start (a memory store always does).
+  const unsubscribe = lease.on('gained', () => void sync.sweep());
   sync.start(SWEEP_INTERVAL_MS);
   deps.logger.info({ event: 'cloud.ready', providers: firewalls.map((f) => f.name) }, `cloud firewalls: ${firewalls.map((f) => f.name).join(', ')}`);
 
   return {
-    async reconcile(desired) {
-      const report = await sync.reconcile(desired);
-      const c = sync.counters();
-      deps.metrics.set('cloud_granted_total', c.granted);
-      deps.metrics.set('cloud_revoked_total', c.revoked);
-      deps.metrics.set('cloud_errors_total', c.errors);
-      return report;
-    },
+    reconcile: (desired) => sync.reconcile(desired),
     async close() {
+      unsubscribe();
       await sync.stop();
       await lease.stop();
       for (const fw of firewalls) await fw.close();

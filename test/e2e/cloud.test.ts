@@ -1,10 +1,11 @@
 // Cloud firewalls end to end (issue 6): the real daemon in a lab's server namespace, configured
 // for AWS and GCP, talks to the EC2 and GCE fakes running as a process in that same namespace
 // (test/fakes/serve.ts). A real knock must open the host port and, within seconds, a security
-// group rule and a VPC firewall for the knocking address; closing must remove all three.
+// group rule and a VPC firewall for the knocking address (GCP in aggregated mode, the default:
+// the door's rule holds the address); closing must remove all three.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeMeta } from '../../gateway/adapters/cloud-common.ts';
+import { decodeDoorMeta, decodeMeta } from '../../gateway/adapters/cloud-common.ts';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
 import { canConnect, connectsWithin, refusedWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type LogEvent, type RunningDaemon } from '../helpers/gateway.ts';
 import { startCloudFakes, type CloudFakes, type FakesState } from '../helpers/cloud-fakes.ts';
@@ -78,8 +79,11 @@ const isGrant = (e: LogEvent, event: string, ip: string) => e.event === event &&
 const ec2RulesFor = (s: FakesState, cidr: string) => s.ec2.rules.filter((r) => r.cidr === cidr);
 const gceRulesFor = (s: FakesState, cidr: string) => s.gce.firewalls.filter((f) => f.sourceRanges?.includes(cidr));
 
-/** Both clouds hold exactly one rule for `cidr`, port 22/tcp, owned by knockgw and naming `grantId`. */
-function assertCloudGrant(s: FakesState, cidr: string, family: 4 | 6, grantId: string): void {
+/**
+ * Both clouds hold exactly one rule for `cidr`, port 22/tcp, owned by knockgw: the EC2 rule names
+ * `grantId`, the GCE rule (aggregated mode, the default) is the door's rule for that family.
+ */
+function assertCloudGrant(s: FakesState, cidr: string, family: 4 | 6, grantId: string, door: string): void {
   const [rule, ...moreEc2] = ec2RulesFor(s, cidr);
   assert.ok(rule, `an EC2 rule for ${cidr}`);
   assert.equal(moreEc2.length, 0, `one EC2 rule for ${cidr}`);
@@ -90,11 +94,11 @@ function assertCloudGrant(s: FakesState, cidr: string, family: 4 | 6, grantId: s
   const [fw, ...moreGce] = gceRulesFor(s, cidr);
   assert.ok(fw, `a GCE firewall for ${cidr}`);
   assert.equal(moreGce.length, 0, `one GCE firewall for ${cidr}`);
-  assert.match(fw.name, new RegExp(`^knockgw-[0-9a-f]+-v${family}$`));
+  assert.match(fw.name, new RegExp(`^knockgw-[0-9a-f]{12}-0-v${family}$`));
   assert.deepEqual(fw.sourceRanges, [cidr], 'the GCE firewall opens only this host, one family');
   assert.deepEqual(fw.targetTags, ['knockgw']);
   assert.deepEqual(fw.allowed, [{ IPProtocol: 'tcp', ports: ['22'] }]);
-  assert.equal(decodeMeta(typeof fw.description === 'string' ? fw.description : undefined)?.grantId, grantId, 'the GCE firewall names the grant');
+  assert.equal(decodeDoorMeta(typeof fw.description === 'string' ? fw.description : undefined)?.door, door, "the GCE firewall names the grant's door");
 }
 
 void test('an IPv4 knock opens port 22 on the host and in both clouds; the close sequence closes all three', async (t) => {
@@ -115,7 +119,7 @@ void test('an IPv4 knock opens port 22 on the host and in both clouds; the close
   const cloudMs = Date.now() - t0;
   t.diagnostic(`knock → host connect ${hostMs} ms, knock → both cloud rules ${cloudMs} ms`);
   assert.equal(typeof opened.grantId, 'string');
-  assertCloudGrant(s, cidr, 4, String(opened.grantId));
+  assertCloudGrant(s, cidr, 4, String(opened.grantId), 'openSSH');
   assert.equal(s.ec2.rules.length + s.gce.firewalls.length, 2, 'nothing else was opened in the clouds');
 
   const t1 = Date.now();
@@ -142,7 +146,7 @@ void test('an IPv6 knock gets an Ipv6Ranges rule and its own GCE firewall; a sho
   assert.equal(await connectsWithin(w.client, srv, 22), true, 'the knocking client connects over IPv6');
   const s = await w.fakes.until((x) => ec2RulesFor(x, cidr).length > 0 && gceRulesFor(x, cidr).length > 0, CLOUD_WAIT_MS, `cloud rules for ${cidr}`);
   t.diagnostic(`IPv6 knock → both cloud rules ${Date.now() - t0} ms`);
-  assertCloudGrant(s, cidr, 6, String(opened.grantId));
+  assertCloudGrant(s, cidr, 6, String(opened.grantId), 'shortSSH');
   assert.equal(s.ec2.rules.length + s.gce.firewalls.length, 2, 'nothing else was opened in the clouds (no IPv4 rule)');
 
   // ttl: 3 — no close knock; expiry alone must clear the host and both clouds.

@@ -1,7 +1,7 @@
 // A small EC2 that speaks the real Query wire protocol (form POST, flattened keys, XML answers in
 // the 2016-11-15 namespace), so the real @aws-sdk/client-ec2 runs against it unmodified. It keeps
 // security-group rules and managed prefix lists, enforces the per-group rule quota and a token
-// bucket, counts calls per action, and can be told to fail.
+// bucket, counts calls per action, can be told to fail, and holds rules made by "someone else".
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -49,6 +49,10 @@ export interface Ec2Fake {
   readonly calls: Record<string, number>;
   readonly throttled: { count: number };
   rules(): FakeSgRule[];
+  /** A rule made by someone else (the console, Terraform; proto "-1" = every protocol): no API call is counted. */
+  addForeign(rule: { groupId: string; cidr: string; proto: string; fromPort: number; toPort: number; description?: string }): FakeSgRule;
+  /** Someone deletes a rule by hand (drift). */
+  deleteByHand(id: string): boolean;
   prefixList(id: string): FakePrefixList;
   /** The next `count` calls (optionally of one action) fail this way. */
   inject(fault: Ec2Fault, count: number, opts?: { action?: string; delayMs?: number }): void;
@@ -266,6 +270,12 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
     calls,
     throttled,
     rules: () => [...rules.values()],
+    addForeign(r) {
+      const rule: FakeSgRule = { id: `sgr-${hex(17)}`, family: r.cidr.includes(':') ? 6 : 4, description: '', ...r, tags: {} };
+      rules.set(rule.id, rule);
+      return rule;
+    },
+    deleteByHand: (id) => rules.delete(id),
     prefixList: getList,
     inject(fault, count, o = {}) {
       for (let i = 0; i < count; i++) faults.push({ fault, ...(o.action ? { action: o.action } : {}), delayMs: o.delayMs ?? 1000 });

@@ -1,7 +1,8 @@
 // A small Compute Engine that speaks the real REST/JSON protocol for VPC firewalls and global
 // operations, so the real @google-cloud/compute client (REST transport) runs against it. It keeps
-// firewall rules, completes operations after a delay, enforces a rule quota and a token bucket,
-// counts calls, and can be told to fail.
+// firewall rules (insert, merge-PATCH, delete, get, list), completes operations after a delay,
+// enforces a rule quota, the per-rule source-range limit (with GCE's 413 fieldSizeTooLarge) and a
+// token bucket, counts calls, can be told to fail, and holds rules made by "someone else".
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createThrottle } from './throttle.ts';
@@ -14,6 +15,8 @@ export interface FakeFirewall {
   readonly priority?: number;
   readonly allowed?: { IPProtocol: string; ports?: string[] }[];
   readonly sourceRanges?: string[];
+  readonly sourceTags?: string[];
+  readonly sourceServiceAccounts?: string[];
   readonly targetTags?: string[];
   readonly targetServiceAccounts?: string[];
   readonly [k: string]: unknown;
@@ -41,6 +44,8 @@ export interface GceFakeOptions {
   readonly bucket?: { readonly burst: number; readonly refillPerSec: number };
   /** How long an operation stays RUNNING. */
   readonly operationMs?: number;
+  /** Source ranges one rule may hold (GCE: 5,000; lower to test the spill across rules). */
+  readonly maxSourceRanges?: number;
 }
 
 export interface GceFake {
@@ -52,7 +57,13 @@ export interface GceFake {
   readonly throttled: { count: number };
   /** Every firewall body the fake was asked to insert (also the refused ones). */
   readonly inserted: FakeFirewall[];
+  /** Every PATCH body, with the rule it was for (also the refused ones). */
+  readonly patched: { name: string; body: Partial<FakeFirewall> }[];
   firewalls(): FakeFirewall[];
+  /** A rule made by someone else (the console, Terraform): no API call is counted. */
+  addForeign(rule: FakeFirewall): void;
+  /** Someone deletes a rule by hand (drift). */
+  deleteByHand(name: string): boolean;
   inject(fault: GceFault, count: number, opts?: { method?: string; delayMs?: number }): void;
   totalCalls(): number;
   close(): Promise<void>;
@@ -79,6 +90,8 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
   const calls: Record<string, number> = {};
   const throttled = { count: 0 };
   const inserted: FakeFirewall[] = [];
+  const patched: { name: string; body: Partial<FakeFirewall> }[] = [];
+  const maxRanges = opts.maxSourceRanges ?? 5000;
   const faults: { fault: GceFault; method?: string; delayMs: number }[] = [];
   const take = createThrottle(opts.bucket);
   let seq = 0;
@@ -108,6 +121,19 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
     send(res, e.status, { error: { code: e.status, message: e.message, errors: [{ message: e.message, domain: 'global', reason: e.reason }] } });
   };
 
+  /** GCE's checks on a rule body; undefined when it is acceptable. */
+  const invalid = (body: Partial<FakeFirewall>): GceError | undefined => {
+    const ranges = body.sourceRanges ?? [];
+    if (ranges.some((r) => r.includes(':')) && ranges.some((r) => !r.includes(':'))) return new GceError(400, 'invalid', 'IPv4 and IPv6 source ranges cannot be mixed in one rule.');
+    if (ranges.length > maxRanges) {
+      return new GceError(413, 'fieldSizeTooLarge', `Value for field 'resource.sourceRanges' is too large: maximum size ${maxRanges} element(s); actual size ${ranges.length}.`);
+    }
+    return undefined;
+  };
+  /** As GCE stores it: an ingress rule with no source at all applies to 0.0.0.0/0. */
+  const stored = (rule: FakeFirewall): FakeFirewall =>
+    !rule.sourceRanges?.length && !rule.sourceTags?.length && !rule.sourceServiceAccounts?.length ? { ...rule, sourceRanges: ['0.0.0.0/0'] } : rule;
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', base);
     const chunks: Buffer[] = [];
@@ -117,7 +143,7 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
     if (!url.pathname.startsWith(prefix)) return fail(res, new GceError(404, 'notFound', `The resource '${url.pathname}' was not found`));
     const [collection, name, verb] = url.pathname.slice(prefix.length).split('/');
     const method = collection === 'operations' ? (verb === 'wait' ? 'operations.wait' : 'operations.get')
-      : req.method === 'POST' ? 'firewalls.insert' : req.method === 'DELETE' ? 'firewalls.delete' : name ? 'firewalls.get' : 'firewalls.list';
+      : req.method === 'POST' ? 'firewalls.insert' : req.method === 'PATCH' ? 'firewalls.patch' : req.method === 'DELETE' ? 'firewalls.delete' : name ? 'firewalls.get' : 'firewalls.list';
     calls[method] = (calls[method] ?? 0) + 1;
     const fi = faults.findIndex((f) => f.method === undefined || f.method === method);
     const fault = fi >= 0 ? faults.splice(fi, 1)[0] : undefined;
@@ -145,14 +171,29 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
       const seen = requestId ? byRequestId.get(requestId) : undefined;
       if (seen) return send(res, 200, seen);
       if (!NAME.test(body.name)) return fail(res, new GceError(400, 'invalid', `Invalid value for field 'resource.name': '${body.name}'.`));
-      const ranges = body.sourceRanges ?? [];
-      if (ranges.some((r) => r.includes(':')) && ranges.some((r) => !r.includes(':'))) return fail(res, new GceError(400, 'invalid', 'IPv4 and IPv6 source ranges cannot be mixed in one rule.'));
+      const bad = invalid(body);
+      if (bad) return fail(res, bad);
       if (rules.has(body.name) || reserved.has(body.name)) return fail(res, new GceError(409, 'alreadyExists', `The resource 'projects/${project}/global/firewalls/${body.name}' already exists`));
       const over = rules.size >= (opts.maxRules ?? 500);
       // The name is taken from the moment the insert is accepted, as on GCE.
       reserved.add(body.name);
-      const op = operation('insert', body.name, () => rules.set(body.name, body), over || fault?.fault === 'operation-error');
+      const op = operation('insert', body.name, () => rules.set(body.name, stored(body)), over || fault?.fault === 'operation-error');
       setTimeout(() => reserved.delete(body.name), (opts.operationMs ?? 10) + 1).unref();
+      if (requestId) byRequestId.set(requestId, op);
+      return send(res, 200, op);
+    }
+    if (req.method === 'PATCH' && name) {
+      // JSON merge patch: the fields sent replace the rule's, a list whole.
+      const body = JSON.parse(text) as Partial<FakeFirewall>;
+      patched.push({ name, body });
+      const requestId = url.searchParams.get('requestId');
+      const seen = requestId ? byRequestId.get(requestId) : undefined;
+      if (seen) return send(res, 200, seen);
+      const current = rules.get(name);
+      if (!current) return fail(res, new GceError(404, 'notFound', `The resource 'projects/${project}/global/firewalls/${name}' was not found`));
+      const bad = invalid(body);
+      if (bad) return fail(res, bad);
+      const op = operation('patch', name, () => rules.set(name, stored({ ...current, ...body, name })), fault?.fault === 'operation-error');
       if (requestId) byRequestId.set(requestId, op);
       return send(res, 200, op);
     }
@@ -194,7 +235,12 @@ export async function startGceFake(opts: GceFakeOptions = {}): Promise<GceFake> 
     calls,
     throttled,
     inserted,
+    patched,
     firewalls: () => [...rules.values()],
+    addForeign(rule) {
+      rules.set(rule.name, stored(rule));
+    },
+    deleteByHand: (name) => rules.delete(name),
     inject(fault, count, o = {}) {
       for (let i = 0; i < count; i++) faults.push({ fault, ...(o.method ? { method: o.method } : {}), delayMs: o.delayMs ?? 1000 });
     },

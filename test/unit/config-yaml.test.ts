@@ -64,7 +64,7 @@ void test('every YAML field reaches the compiled Config', () => {
   assert.equal(cfg.maxTrackedSources, 1024);
   assert.deepEqual(cfg.relay, { keysFile: '/etc/knockgw/keys.json', listen: '[::]:8080', trustedProxies: 1 });
   assert.deepEqual(cfg.cloud.aws, { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'prefix-list', prefixListId: 'pl-0123456789abcdef0', prefixListIdV6: 'pl-0fedcba9876543210', endpoint: 'http://127.0.0.1:4566' });
-  assert.deepEqual(cfg.cloud.gcp, { project: 'my-proj-123', network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 800, endpoint: 'http://127.0.0.1:8085' });
+  assert.deepEqual(cfg.cloud.gcp, { project: 'my-proj-123', network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 800, mode: 'aggregated', endpoint: 'http://127.0.0.1:8085' });
   assert.deepEqual(cfg.doors, [
     { name: 'openSSH', open: [{ port: 22, proto: 'tcp' }, { port: 60001, proto: 'udp' }], ttlMs: 600_000 },
     { name: 'web', open: [{ port: 443, proto: 'tcp' }], ttlMs: 0 },
@@ -78,6 +78,13 @@ void test('every YAML field reaches the compiled Config', () => {
   assert.equal(close?.timeoutMs, 5000);
   assert.deepEqual(close?.ports.map((p) => p.port), [9000, 8000, 7000]);
   assert.equal(close?.origin, `${PATH}:15`);
+});
+
+void test('cloud.gcp.mode: aggregated by default, per-grant on request, anything else refused', () => {
+  const gcp = (extra: string): string => `${door}cloud:\n  gcp: { project: my-proj-123, targetTags: [knockgw]${extra} }\n`;
+  assert.equal(compileYaml(gcp(''), PATH, 'gw-a').cloud.gcp?.mode, 'aggregated');
+  assert.equal(compileYaml(gcp(', mode: per-grant'), PATH, 'gw-a').cloud.gcp?.mode, 'per-grant');
+  rejects(gcp(', mode: one-rule'), 5, /cloud\.gcp\.mode/);
 });
 
 void test('a YAML syntax error names the file and line', () => {

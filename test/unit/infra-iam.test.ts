@@ -36,4 +36,5 @@ void test('the GCP custom role holds exactly the permissions of the methods the 
     .parse(parse(await readFile(new URL('infra/gcp/gateway-role.yaml', root), 'utf8')));
   assert.deepEqual([...role.includedPermissions].sort(), [...GCP_PERMISSIONS]);
   assert.ok(GCP_METHODS['firewalls.insert'].includes('compute.networks.updatePolicy'), 'insert needs updatePolicy on the network');
+  assert.ok(GCP_METHODS['firewalls.patch'].includes('compute.firewalls.update'), 'aggregated mode patches its rules: firewalls.update');
 });

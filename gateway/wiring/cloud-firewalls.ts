@@ -1,0 +1,45 @@
+// The cloud adapters `cloud:` configures, built in one place (the daemon's cloud runtime and
+// `doctor` both use it), and the world-open check `doctor` runs: every configured cloud
+// inspected once for rules that open a protected port to the whole Internet.
+import { createAwsCloudFirewall } from '../adapters/cloud-aws.ts';
+import { createGcpCloudFirewall } from '../adapters/cloud-gcp.ts';
+import type { RetryPolicy } from '../adapters/cloud-common.ts';
+import type { Config } from '../config/types.ts';
+import { describeError } from '../core/errors.ts';
+import type { CloudFirewall, Logger, WorldOpenRule } from '../ports.ts';
+
+export type ClosableCloudFirewall = CloudFirewall & { close(): unknown };
+
+/** The configured adapters, told which ports knockgw protects (for the world-open check). */
+export function createCloudFirewalls(config: Config, logger: Logger, opts: { retry?: Partial<RetryPolicy>; requestTimeoutMs?: number } = {}): ClosableCloudFirewall[] {
+  const { aws, gcp } = config.cloud;
+  const common = { logger, protectedPorts: config.protectedPorts, ...opts };
+  return [
+    ...(aws ? [createAwsCloudFirewall({ config: aws, ...common })] : []),
+    ...(gcp ? [createGcpCloudFirewall({ config: gcp, ...common })] : []),
+  ];
+}
+
+export interface WorldOpenCheck {
+  readonly findings: WorldOpenRule[];
+  /** Providers that could not be inspected (credentials, network, permissions), and why. */
+  readonly failures: { provider: string; error: string }[];
+}
+
+/** What `doctor` calls: every configured cloud inspected once, with short retries. */
+export async function checkWorldOpen(config: Config, logger: Logger): Promise<WorldOpenCheck> {
+  const out: WorldOpenCheck = { findings: [], failures: [] };
+  const firewalls = createCloudFirewalls(config, logger, { retry: { maxAttempts: 2, budgetMs: 5_000 }, requestTimeoutMs: 5_000 });
+  try {
+    for (const fw of firewalls) {
+      try {
+        out.findings.push(...((await fw.worldOpen?.()) ?? []));
+      } catch (err) {
+        out.failures.push({ provider: fw.name, error: describeError(err) });
+      }
+    }
+  } finally {
+    for (const fw of firewalls) await fw.close();
+  }
+  return out;
+}

@@ -28,6 +28,8 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'ip6tables-restore', pkg: 'iptables', use: 'runtime', needs: 'iptables', why: 'atomic ip6tables batches' },
   { tool: 'iptables-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules that override knockgw' },
   { tool: 'ip6tables-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules that override knockgw (IPv6)' },
+  { tool: 'iptables-legacy-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules in the legacy iptables tables' },
+  { tool: 'ip6tables-legacy-save', pkg: 'iptables', use: 'runtime', needs: 'optional', why: 'finding foreign DROP rules in the legacy ip6tables tables' },
   { tool: 'ipset', pkg: 'ipset', use: 'runtime', needs: 'optional', why: 'kernel expiry of grants on the iptables backend' },
   { tool: 'tcpdump', pkg: 'tcpdump', use: 'runtime', needs: 'always', why: 'packet capture for the pcap engine and the NFLOG reader' },
   { tool: 'setpriv', pkg: 'util-linux', use: 'runtime', needs: 'always', why: 'ties tcpdump to the daemon (parent-death signal)' },

@@ -16,7 +16,7 @@ import type { AwsCloudConfig } from '../config/types.ts';
 import { kgwError } from '../core/errors.ts';
 import type { CloudRule, Logger } from '../ports.ts';
 import { assertHostCidr, decodeMeta, encodeMeta, hostGrants, parseAnswer, providerCode, type HostGrant } from './cloud-common.ts';
-import type { AwsAction } from './cloud-aws.ts';
+import type { AwsAction } from './cloud-aws-actions.ts';
 
 const MAX_CHANGES_PER_CALL = 100;
 const MAX_CONFLICTS = 6;

@@ -11,7 +11,7 @@ import type { AwsCloudConfig } from '../config/types.ts';
 import { kgwError } from '../core/errors.ts';
 import type { CloudRule, Logger } from '../ports.ts';
 import { assertHostCidr, chunk, decodeMeta, encodeMeta, expiryText, laterExpiry, parseAnswer, providerCode as awsCode, type HostGrant } from './cloud-common.ts';
-import type { AwsAction } from './cloud-aws.ts';
+import type { AwsAction } from './cloud-aws-actions.ts';
 
 export const TAG_GRANT = 'knockgw:grant';
 export const TAG_EXPIRES = 'knockgw:expires';

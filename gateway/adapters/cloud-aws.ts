@@ -12,21 +12,8 @@ import type { CloudFirewall, Logger, WorldOpenRule } from '../ports.ts';
 import { createCaller, hostGrants, openedPorts, parseAnswer, providerCode as awsCode, WORLD_RANGES, type RetryPolicy } from './cloud-common.ts';
 import { createPrefixListOps } from './cloud-aws-prefix-list.ts';
 import { createRuleOps, SgRule } from './cloud-aws-rules.ts';
+import type { AwsAction } from './cloud-aws-actions.ts';
 
-export { TAG_EXPIRES, TAG_GRANT } from './cloud-aws-rules.ts';
-
-/** Every EC2 action the adapter calls. */
-export const AWS_EC2_ACTIONS = [
-  'AuthorizeSecurityGroupIngress',
-  'RevokeSecurityGroupIngress',
-  'DescribeSecurityGroupRules',
-  'DescribeManagedPrefixLists',
-  'GetManagedPrefixListEntries',
-  'ModifyManagedPrefixList',
-] as const;
-export type AwsAction = (typeof AWS_EC2_ACTIONS)[number];
-/** IAM needs ec2:CreateTags as well: tagging on create (TagSpecifications) is authorised as CreateTags. */
-export const AWS_IAM_ACTIONS: readonly string[] = [...AWS_EC2_ACTIONS, 'CreateTags'].map((a) => `ec2:${a}`);
 
 const RETRYABLE = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'RequestTimeout', 'TimeoutError']);
 const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);

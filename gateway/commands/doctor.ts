@@ -11,6 +11,8 @@ import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
 import { planEngines } from '../core/engines.ts';
+import { readConfigFiles } from '../wiring/files.ts';
+import { createLogger } from '../kit/log.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall-conflicts.ts';
 import type { Command } from '../cli.ts';
@@ -94,6 +96,13 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
     return findings;
   }
 
+  try {
+    const files = await readConfigFiles(config, createLogger({ level: 'error', format: 'json' }));
+    if (files.oneTime) add('ok', `one_time_sequences: ${[...files.oneTime.entries.values()].reduce((n, e) => n + e.length, 0)} unused sequence(s)`);
+    if (files.relayKeys) add('ok', `relay keys: ${files.relayKeys.size} client(s)`);
+  } catch (err) {
+    add('error', describeError(err));
+  }
   for (const f of toolFindings(config.firewall, process.env.PATH ?? '')) findings.push(f);
   for (const iface of config.interfaces) {
     if (await toolWorks('ip', ['link', 'show', 'dev', iface])) add('ok', `interface ${iface} exists`);

@@ -13,6 +13,7 @@ import { createLogger } from '../kit/log.ts';
 import { describeError } from '../core/errors.ts';
 import { planEngines } from '../core/engines.ts';
 import { hostFirewallFor } from '../wiring/firewall.ts';
+import { readConfigFiles } from '../wiring/files.ts';
 import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
 import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
 import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
@@ -99,6 +100,8 @@ const exists = (p: string): Promise<boolean> => access(p).then(() => true, () =>
 export async function runBase(command: Extract<Command, { cmd: 'base' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format });
+  // The daemon will refuse what these refuse: the boot must not close ports for a config that cannot run.
+  await readConfigFiles(config, logger);
   const firewall = hostFirewallFor(config, planEngines(config), logger);
   try {
     await firewall.ensureBase(config.protectedPorts);
@@ -116,7 +119,8 @@ export async function runInstallCommand(command: Extract<Command, { cmd: 'instal
   if (command.cmd === 'install') {
     // Refuse to install a config that does not load: a broken unit would lock nobody out, but
     // would not protect anything either.
-    await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
+    const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
+    await readConfigFiles(config, createLogger({ level: 'warn', format: 'pretty' }));
     const units = renderUnits(process.execPath, configArgs(command.source, command.overrides));
     await mkdir(unitDir, { recursive: true });
     for (const [name, text] of Object.entries(units)) await writeFile(join(unitDir, name), text, { mode: 0o644 });

@@ -13,6 +13,7 @@ import { hostFirewallFor } from './firewall.ts';
 import { openStore } from './store.ts';
 import { wireRelay } from './relay.ts';
 import { knockSources } from './sources.ts';
+import { readConfigFiles } from './files.ts';
 
 export interface Assembly {
   readonly gateway: Gateway;
@@ -24,11 +25,12 @@ export interface Assembly {
 export async function assembleGateway(config: Config, opts: { clock: Clock; logger: Logger }): Promise<Assembly> {
   const { clock, logger } = opts;
   const engines = planEngines(config);
+  const files = await readConfigFiles(config, logger);
   const metrics = createMetrics();
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   try {
-    const relay = await wireRelay(config, backend, { clock, logger: logger.child({ component: 'relay' }) });
-    const knocks = await knockSources(config, engines, { clock, logger, metrics });
+    const relay = wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
+    const knocks = knockSources(config, engines, { oneTime: files.oneTime, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
     const cloud = config.cloud.aws || config.cloud.gcp
       ? (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })

@@ -5,7 +5,7 @@
 import type { Config } from '../config/types.ts';
 import type { Clock, Logger, ProofSource } from '../ports.ts';
 import { describeError } from '../core/errors.ts';
-import { loadKeysFile } from '../kit/keys-file.ts';
+import type { RelayKeys } from '../protocol/relay-v1.ts';
 import { createMemoryRequestQueue } from '../kit/request-queue-memory.ts';
 import { createRelaySource } from '../services/source-relay.ts';
 import type { Endpoint } from '../gateway.ts';
@@ -18,11 +18,10 @@ export interface RelayWiring {
   readonly endpoints: readonly Endpoint[];
 }
 
-export async function wireRelay(config: Config, backend: StoreBackend, deps: { clock: Clock; logger: Logger }): Promise<RelayWiring> {
-  const relay = config.relay;
-  if (!relay) return { sources: [], endpoints: [] };
-  const { clock, logger } = deps;
-  const keys = await loadKeysFile(relay.keysFile);
+export function wireRelay(config: Config, backend: StoreBackend, deps: { keys: RelayKeys | undefined; clock: Clock; logger: Logger }): RelayWiring {
+  const { relay } = config;
+  const { keys, clock, logger } = deps;
+  if (!relay || !keys) return { sources: [], endpoints: [] };
   const check = { keys, nonces: backend.nonces, clock, logger };
   const sources: ProofSource[] = [];
   const endpoints: Endpoint[] = [];

@@ -1,4 +1,7 @@
 import { test } from 'node:test';
+import { Writable } from 'node:stream';
+import { readConfigFiles } from '../../gateway/wiring/files.ts';
+import { createLogger } from '../../gateway/kit/log.ts';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -84,10 +87,13 @@ void test('one_time_sequences: the file must exist and still hold an unused sequ
   const seqFile = join(dir, 'seqs');
   const conf = join(dir, 'knockd.conf');
   await writeFile(conf, `[otp]\n one_time_sequences = ${seqFile}\n command = /usr/bin/logger %IP%\n`);
-  await assert.rejects(loadConfig({ hostname: 'h', knockdPath: conf }), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_READ') && e.message.includes(`${conf}:1`) && e.message.includes(seqFile));
-  await writeFile(seqFile, '# used\n#7000,8000\n');
-  await assert.rejects(loadConfig({ hostname: 'h', knockdPath: conf }), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_KNOCKD') && /no unused sequence/.test(e.message));
-  await writeFile(seqFile, '#7000,8000\n 7001,8001:udp,9001\n');
+  // The config itself loads; the files it names are read once, by what runs it (daemon, doctor, install, base).
   const cfg = await loadConfig({ hostname: 'h', knockdPath: conf });
+  const logger = createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, done) => done() }) });
+  await assert.rejects(readConfigFiles(cfg, logger), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_READ') && e.message.includes(`${conf}:1`) && e.message.includes(seqFile));
+  await writeFile(seqFile, '# used\n#7000,8000\n');
+  await assert.rejects(readConfigFiles(cfg, logger), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_KNOCKD') && /no unused sequence/.test(e.message));
+  await writeFile(seqFile, '#7000,8000\n 7001,8001:udp,9001\n');
+  assert.equal((await readConfigFiles(cfg, logger)).oneTime?.entries.get('otp')?.length, 1);
   assert.equal(cfg.sequences[0]?.oneTimeSequencesFile, seqFile);
 });

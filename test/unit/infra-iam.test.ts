@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { AWS_EC2_ACTIONS, AWS_IAM_ACTIONS } from '../../gateway/adapters/cloud-aws.ts';
+import { AWS_EC2_ACTIONS, AWS_IAM_ACTIONS } from '../../gateway/adapters/cloud-aws-actions.ts';
 import { GCP_METHODS, GCP_PERMISSIONS } from '../../gateway/adapters/cloud-gcp.ts';
 
 const root = new URL('../../', import.meta.url);

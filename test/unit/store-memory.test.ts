@@ -140,7 +140,7 @@ void test('the state file is always whole: concurrent readers and a writer kille
 
   // 2. A separate process writing in a loop, SIGKILLed at random moments.
   const moduleUrl = new URL('../../gateway/adapters/store-memory.ts', import.meta.url).href;
-  const logUrl = new URL('../../gateway/log.ts', import.meta.url).href;
+  const logUrl = new URL('../../gateway/kit/log.ts', import.meta.url).href;
   const child = `
     const { createMemoryStore } = await import(${JSON.stringify(moduleUrl)});
     const { createLogger } = await import(${JSON.stringify(logUrl)});
@@ -151,9 +151,11 @@ void test('the state file is always whole: concurrent readers and a writer kille
     }`;
   for (let round = 0; round < 5; round++) {
     const proc = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: 'ignore' });
+    // Listening from the spawn on: a writer that died early must fail the round, not hang it.
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
     t.after(() => void proc.kill('SIGKILL'));
     await new Promise((r) => setTimeout(r, 150 + Math.random() * 250));
-    const exited = new Promise((r) => proc.once('exit', r));
+    assert.equal(proc.exitCode, null, `round ${round}: the writer exited on its own`);
     proc.kill('SIGKILL');
     await exited;
     const grants = await readStateFile(stateFile);

@@ -1,0 +1,68 @@
+// What every config source compiles through: the defaults, the mutable draft, and the finish
+// that checks the node id and deep-freezes the result.
+import { kgwError } from '../core/errors.ts';
+import type { PortSpec } from '../core/grant.ts';
+import type { Config } from './types.ts';
+
+export const DEFAULTS = {
+  /** knockd's default too. */
+  interface: 'eth0',
+  engine: 'auto',
+  firewall: 'nftables',
+  store: 'memory',
+  stateFile: '/var/lib/knockgw/state.json',
+  control: '/run/knockgw.sock',
+  log: { level: 'info', format: 'json' },
+  // A legitimate knock is 3-5 packets in well under a second, plus SYN retransmits; 20/s
+  // sustained with a burst of 40 leaves several times that for `knock -d 0` and for users
+  // sharing one NAT address, while a single flooding source is cut to 20 packets/s.
+  knockRateLimit: { perSecond: 20, burst: 40 },
+  maxTrackedSources: 65536,
+  protectedPorts: [{ port: 22, proto: 'tcp' }],
+} as const;
+
+export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+export function uniquePorts(ports: readonly PortSpec[]): PortSpec[] {
+  const out: PortSpec[] = [];
+  for (const p of ports) if (!out.some((o) => o.port === p.port && o.proto === p.proto)) out.push({ port: p.port, proto: p.proto });
+  return out;
+}
+
+export function finish(cfg: Mutable<Config>): Config {
+  if (!NODE_ID.test(cfg.nodeId)) {
+    throw kgwError('KGW_CONFIG_INVALID', `the hostname "${cfg.nodeId}" cannot serve as the node id; set nodeId in the config or pass --node-id`, { nodeId: cfg.nodeId });
+  }
+  return deepFreeze(cfg);
+}
+
+export function base(source: Config['source'], nodeId: string): Mutable<Config> {
+  return {
+    source,
+    interfaces: [DEFAULTS.interface],
+    engine: DEFAULTS.engine,
+    firewall: DEFAULTS.firewall,
+    store: DEFAULTS.store,
+    stateFile: DEFAULTS.stateFile,
+    nodeId,
+    control: DEFAULTS.control,
+    log: { ...DEFAULTS.log },
+    protectedPorts: [...DEFAULTS.protectedPorts],
+    doors: [],
+    sequences: [],
+    cloud: {},
+    knockRateLimit: { ...DEFAULTS.knockRateLimit },
+    maxTrackedSources: DEFAULTS.maxTrackedSources,
+  };
+}
+

@@ -73,3 +73,16 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * The exit status of a command that failed with `err` (the README's Errors table): 64 for a
+ * command line that cannot run (sysexits EX_USAGE), 78 for a configuration that cannot run
+ * (EX_CONFIG: the file, a file it names, or a knockd.conf command that cannot run safely),
+ * 1 for anything else.
+ */
+export function exitStatusFor(err: unknown): 1 | 64 | 78 {
+  if (!isKnockgwError(err)) return 1;
+  if (err.code === 'KGW_CLI_USAGE') return 64;
+  if (err.code.startsWith('KGW_CONFIG_') || err.code === 'KGW_CMD_INVALID' || err.code === 'KGW_ONE_TIME_SEQUENCES') return 78;
+  return 1;
+}

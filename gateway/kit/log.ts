@@ -1,6 +1,7 @@
 // pino JSON lines (one event per open/close/deny), or a knockd-style readable line for consoles.
 import { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { kgwError } from '../core/errors.ts';
 
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -49,11 +50,55 @@ export interface LogOptions {
   readonly file?: string;
 }
 
+/** The log file, opened now: a path that cannot be written is a config error at start, not a crash later. */
+function logFile(path: string): DestinationStream {
+  try {
+    return pino.destination({ dest: path, append: true, mkdir: true, sync: true });
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a directory' : err instanceof Error ? err.message : String(err);
+    throw kgwError('KGW_CONFIG_INVALID', `the log file ${path} cannot be opened for writing: ${why}`, { file: path });
+  }
+}
+
 export function createLogger(opts: LogOptions): Logger {
   const out = opts.destination ?? process.stdout;
   const terminal: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
-  const dest = opts.file
-    ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: pino.destination({ dest: opts.file, append: true, mkdir: true, sync: true }), level: 'trace' }])
-    : terminal;
-  return pino({ level: opts.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
+  const dest = opts.file ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: logFile(opts.file), level: 'trace' }]) : terminal;
+  return pino(
+    {
+      level: opts.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.epochTime,
+      formatters: { log: (fields) => cleanFields(fields) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? cleanText(a) : a)) as Parameters<typeof method>);
+        },
+      },
+    },
+    dest,
+  );
+}
+
+// Log strings carry attacker-chosen text (client ids, doors, addresses, reasons). JSON escapes
+// C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
+// JSON back into raw text: an ESC sequence or a U+202E would then rewrite the operator's
+// terminal or reverse what a line appears to say. They are written as visible \u escapes.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+export function cleanText(text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function cleanValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return cleanText(value);
+  if (depth > 4 || value === null || typeof value !== 'object' || value instanceof Error) return value;
+  if (Array.isArray(value)) return value.map((v) => cleanValue(v, depth + 1));
+  return cleanFields(value as Record<string, unknown>, depth + 1);
+}
+
+function cleanFields(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[cleanText(k)] = cleanValue(v, depth);
+  return out;
 }

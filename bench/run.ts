@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { canUseNetns } from '../test/helpers/netns.ts';
-import { describeError, kgwError } from '../gateway/core/errors.ts';
+import { describeError } from '../gateway/core/errors.ts';
 import { benchKnock } from './knock.ts';
 import { benchScale } from './scale.ts';
 import { benchHa } from './ha.ts';

@@ -84,6 +84,7 @@ export function createLogger(opts: LogOptions): Logger {
 // C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
 // JSON back into raw text: an ESC sequence or a U+202E would then rewrite the operator's
 // terminal or reverse what a line appears to say. They are written as visible \u escapes.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 export function cleanText(text: string): string {

@@ -18,6 +18,7 @@ void test('control characters, C1 codes and bidi overrides in log strings come o
     const { lines, logger } = capture(format);
     logger.info({ event: 'relay.denied', client: HOSTILE, detail: { nested: [HOSTILE] } }, `refused ${HOSTILE}`);
     const out = lines.join('\n');
+    // eslint-disable-next-line no-control-regex -- finding control characters is the point
     assert.doesNotMatch(out, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, `${format}: no raw control or bidi character`);
     assert.ok(out.includes('\\u202e') && out.includes('\\u001b[2J') && out.includes('\\u0085'), `${format}: the escapes are visible`);
     assert.ok(out.includes('mallory'), `${format}: the rest of the text stays`);

@@ -1,9 +1,9 @@
 // HostFirewall on nftables: knockgw's own table `inet knockgw` (see core/nft-ruleset.ts), every
 // change one `nft -f -` transaction. Optionally also the in-kernel knock engine (core/nft-kernel.ts).
 import { z } from 'zod';
-import { kgwError } from '../core/errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
-import { renderBase, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
+import { renderBase, renderLockdown, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
 import { ALLOWED_SETS, compileKernel, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
 import type { Clock, HostFirewall, Logger } from '../ports.ts';
@@ -121,13 +121,28 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
     return undefined;
   }
 
+  /** The full base failed: drop the protected ports with the smallest table that can hold, then fail. */
+  async function lockdown(protectedPorts: readonly PortSpec[], cause: unknown): Promise<never> {
+    const ports = protectedPorts.map((p) => `${p.port}/${p.proto}`).join(', ');
+    try {
+      await nft(['-f', '-'], renderLockdown(protectedPorts));
+      log.error({ event: 'firewall.lockdown', ports, err: describeError(cause) }, `the base rules could not be installed; ${ports} are now dropped for everyone until they can`);
+    } catch (again) {
+      log.fatal({ event: 'firewall.lockdown_failed', ports, err: describeError(again) }, `neither the base rules nor the lockdown could be installed: ${ports} may be open`);
+    }
+    throw kgwError('KGW_FW_COMMAND', `cannot install the nftables base rules: ${describeError(cause)}`, {}, cause);
+  }
+
   return {
     name: 'nftables',
     kernelProgram,
 
     async ensureBase(protectedPorts: readonly PortSpec[]): Promise<void> {
-      const script = renderBase(protectedPorts, await existing(), kernelProgram);
-      await nft(['-f', '-'], script);
+      try {
+        await nft(['-f', '-'], renderBase(protectedPorts, await existing(), kernelProgram));
+      } catch (err) {
+        await lockdown(protectedPorts, err);
+      }
       log.info({ event: 'firewall.base', table: `${NFT_FAMILY} ${NFT_TABLE}`, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`), kernelSequences: kernelProgram?.sequences.length ?? 0 }, 'nftables base ready');
       for (const s of kernelProgram?.skipped ?? []) {
         log.info({ event: 'kernel.fallback', sequence: s.id, reason: s.reason }, `sequence ${s.id} runs on the pcap engine: ${s.reason}`);

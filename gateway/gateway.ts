@@ -75,6 +75,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const metrics = deps.metrics ?? createMetrics();
   const grants = createGrantService({ store, doors: deps.doors, clock, logger: log, nodeId: deps.nodeId, metrics });
   const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics });
+  /** What has been started, so that a stop (or a failed start) stops exactly that. */
+  const sources: ProofSource[] = [];
+  const endpoints: Endpoint[] = [];
   const doorMap = new Map(deps.doors.map((d) => [d.name, d]));
   const admit = (g: Grant, now: number): Grant | undefined => {
     const r = enforceable(g, doorMap, now);
@@ -111,10 +114,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     metrics,
     periodicMs: deps.repairMs ?? 30_000,
     ...(deps.cloudSettleMs !== undefined ? { settleMs: deps.cloudSettleMs } : {}),
-    beforeRepair: cleanStore,
+    // This node's grants held to the config first, then what the sources lost on the way.
+    beforeRepair: async () => {
+      await cleanStore();
+      for (const src of sources) await src.repair?.();
+    },
   });
-  const sources: ProofSource[] = [];
-  const endpoints: Endpoint[] = [];
   let reconciling = false;
   let reportFailure: (err: unknown) => void = () => undefined;
   const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));

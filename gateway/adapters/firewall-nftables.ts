@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { describeError, kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { renderBase, renderLockdown, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
-import { ALLOWED_SETS, compileKernel, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
+import { ALLOWED_SETS, compileKernel, DONE_WINDOW_MS, doneSet, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
+import type { KernelCompletion } from '../core/types.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
 import type { Clock, HostFirewall, Logger } from '../ports.ts';
 import type { FirewallEntry, FirewallOp } from '../core/types.ts';
@@ -183,6 +184,24 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
       // `add` first makes the delete idempotent: nothing else in the ruleset is touched.
       await nft(['-f', '-'], `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`);
       log.info({ event: 'firewall.teardown', table: `${NFT_FAMILY} ${NFT_TABLE}` }, 'nftables table removed');
+    },
+
+    async kernelCompletions(): Promise<KernelCompletion[]> {
+      const now = clock.now();
+      const out: KernelCompletion[] = [];
+      for (const seq of kernelProgram?.sequences ?? []) {
+        for (const family of [4, 6] as const) {
+          const set = await listSet(doneSet(seq.index, family));
+          for (const raw of set?.elem ?? []) {
+            const timed = TimedElem.safeParse(raw);
+            const ip = timed.success && typeof timed.data.elem.val === 'string' ? parseIp(timed.data.elem.val) : undefined;
+            const expires = timed.success ? timed.data.elem.expires : undefined;
+            if (!ip || expires === undefined) continue;
+            out.push({ sequenceIndex: seq.index, ip: ip.address, family: ip.family, completedAt: now - (DONE_WINDOW_MS - expires * 1000) });
+          }
+        }
+      }
+      return out;
     },
 
     async kernelStats(): Promise<KernelSetStats[]> {

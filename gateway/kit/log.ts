@@ -9,6 +9,19 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'event', 'component']);
 
+// Log strings carry attacker-chosen text (client ids, doors, addresses, reasons). JSON escapes
+// C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
+// JSON back into raw text: an ESC sequence or a U+202E would then rewrite the operator's
+// terminal or reverse what a line appears to say. They are written as visible \u escapes.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** Line breaks and tabs are fine inside JSON; a console line shows them escaped (no forged lines). */
+const LINE_BREAKS = /[\t\n\r]/g;
+
+function escape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
 /** Renders one pino JSON line as `2026-11-25 12:00:00 INFO grant.open ip=… door=… — message`. */
 export function prettyLine(line: string): string {
   let rec: Record<string, unknown>;
@@ -21,10 +34,10 @@ export function prettyLine(line: string): string {
   const level = LEVEL_NAMES[Number(rec.level)] ?? String(rec.level);
   const fields = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v.replace(LINE_BREAKS, escape) : JSON.stringify(v)}`)
     .join(' ');
   const head = [time, level.padEnd(5), typeof rec.event === 'string' ? rec.event : ''].filter(Boolean).join(' ');
-  const msg = typeof rec.msg === 'string' && rec.msg !== rec.event ? ` — ${rec.msg}` : '';
+  const msg = typeof rec.msg === 'string' && rec.msg !== rec.event ? ` — ${rec.msg.replace(LINE_BREAKS, escape)}` : '';
   return `${head}${fields ? ` ${fields}` : ''}${msg}`;
 }
 
@@ -80,15 +93,8 @@ export function createLogger(opts: LogOptions): Logger {
   );
 }
 
-// Log strings carry attacker-chosen text (client ids, doors, addresses, reasons). JSON escapes
-// C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
-// JSON back into raw text: an ESC sequence or a U+202E would then rewrite the operator's
-// terminal or reverse what a line appears to say. They are written as visible \u escapes.
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
 export function cleanText(text: string): string {
-  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNSAFE, escape);
 }
 
 function cleanValue(value: unknown, depth: number): unknown {

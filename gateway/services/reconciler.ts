@@ -7,6 +7,7 @@
 //   difference (a rule deleted by hand, a missed hint). Its slow listing runs outside the queue,
 //   so it never delays a knock; addresses a fast change touched meanwhile are left to that change;
 // - cloud: its own queue, after changes settle — API calls never hold up the host firewall.
+import { timerDelay } from '../core/timers.ts';
 import { desiredEntries, planFirewall } from '../core/plan.ts';
 import { formatPort, isLive, type Grant } from '../core/grant.ts';
 import { describeError, kgwError } from '../core/errors.ts';
@@ -42,8 +43,6 @@ export interface ReconcilerDeps {
   readonly beforeRepair?: () => Promise<void>;
 }
 
-/** Longest a timer may wait: setTimeout overflows past 2^31-1 ms. */
-const MAX_TIMER_MS = 2_147_000_000;
 
 const ms = (from: number): number => Math.round((performance.now() - from) * 10) / 10;
 
@@ -140,7 +139,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (stopped || at >= expiryAt) return;
     clearTimeout(expiryTimer);
     expiryAt = at;
-    const wait = Math.min(Math.max(0, at - deps.clock.now()) + 5, MAX_TIMER_MS);
+    const wait = timerDelay(at - deps.clock.now() + 5);
     // The kernel drops an expired element by itself; this keeps `known`, the log and the cloud true.
     expiryTimer = setTimeout(() => {
       expiryAt = Infinity;

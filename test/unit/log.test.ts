@@ -11,7 +11,7 @@ function capture(format: 'json' | 'pretty'): { lines: string[]; logger: ReturnTy
   return { lines, logger: createLogger({ level: 'info', format, destination }) };
 }
 
-const HOSTILE = 'mallory\u202Egnp.exe\u001b[2J\u0085\u2066x';
+const HOSTILE = 'mallory\u202Egnp.exe\u001b[2J\u0085\u2066x\nFAKE 2026-01-01 INFO grant.open ip=6.6.6.6';
 
 void test('control characters, C1 codes and bidi overrides in log strings come out as visible escapes', () => {
   for (const format of ['json', 'pretty'] as const) {
@@ -22,5 +22,6 @@ void test('control characters, C1 codes and bidi overrides in log strings come o
     assert.doesNotMatch(out, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, `${format}: no raw control or bidi character`);
     assert.ok(out.includes('\\u202e') && out.includes('\\u001b[2J') && out.includes('\\u0085'), `${format}: the escapes are visible`);
     assert.ok(out.includes('mallory'), `${format}: the rest of the text stays`);
+    assert.equal(lines.length, 1, `${format}: a newline in a value cannot forge a second line`);
   }
 });

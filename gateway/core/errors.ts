@@ -43,6 +43,9 @@ export const ERROR_CODES = {
   KGW_RELAY_RATE_LIMITED: 'too many requests',
   KGW_RELAY_UNREACHABLE: 'the relay cannot be reached',
   KGW_RELAY_RESPONSE: 'the relay answered something knockgw cannot read',
+  KGW_DEPLOY_USAGE: 'the deploy command line is invalid',
+  KGW_DEPLOY_CREDENTIAL: "the relay's Redis credential would let a compromised relay mint grants",
+  KGW_DEPLOY_STEP: 'a deploy step failed',
   KGW_INTERNAL: 'an internal error',
 } as const;
 

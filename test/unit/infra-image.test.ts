@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { relayAcl } from '../../gateway/kit/redis/relay-acl.ts';
 import { RELAY_BUNDLES } from '../../scripts/deploy/bundle.ts';
 import { imageEnvironment, renderedCloudRunService, ROOT } from '../helpers/relay-lab.ts';
 
@@ -64,4 +65,11 @@ void test('the rendered Cloud Run service runs the image by digest, secrets by v
   assert.deepEqual(spec.volumes[0]?.secret, { secretName: 'knockgw-relay-keys', items: [{ key: '3', path: 'keys.json' }] });
   assert.equal(svc.spec.template.metadata.annotations['run.googleapis.com/vpc-access-egress'], 'private-ranges-only');
   assert.ok(!JSON.stringify(svc).includes(':latest'), 'nothing mutable');
+});
+
+void test('the docs quote the ACL rule relayAcl() generates', async () => {
+  const acl = relayAcl();
+  const doc = await read('infra/README.md');
+  assert.ok(doc.includes(`ACL SETUSER ${acl.setUserArgs('0'.repeat(64)).join(' ').replace(`#${'0'.repeat(64)}`, '#<sha256 of the password>')}`));
+  assert.ok(doc.includes(`access string \`${acl.accessString}\``));
 });

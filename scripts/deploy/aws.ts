@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { describeError, kgwError } from '../../gateway/core/errors.ts';
+import { kgwError } from '../../gateway/core/errors.ts';
 import { bundleRelay } from './bundle.ts';
-import { need, readRelaySecrets, writePlan } from './common.ts';
+import { need, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
 import { dryRunner, realRunner, type Runner, type Secret } from './runner.ts';
 import { zipFiles } from './zip.ts';
 
@@ -151,13 +151,4 @@ export function parseAwsArgs(argv: readonly string[]): AwsDeployOptions {
   };
 }
 
-if (import.meta.main) {
-  try {
-    const o = parseAwsArgs(process.argv.slice(2));
-    const { url } = await deployAws(o, (l) => process.stdout.write(`${l}\n`));
-    process.stdout.write(`${o.dryRun ? 'dry run complete, plan' : 'deployed, log'} in ${o.outDir}/plan.sh; relay URL: ${url}\n`);
-  } catch (err) {
-    process.stderr.write(`knockgw deploy:aws: ${describeError(err)}\n`);
-    process.exitCode = (err as { code?: string }).code === 'KGW_DEPLOY_USAGE' ? 64 : 1;
-  }
-}
+if (import.meta.main) await runDeployCli('deploy:aws', parseAwsArgs, deployAws);

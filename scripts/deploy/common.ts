@@ -80,3 +80,15 @@ export function need(values: Record<string, string | boolean | undefined>, name:
   if (typeof v !== 'string' || v === '') throw kgwError('KGW_DEPLOY_USAGE', `--${name} is required`, { option: name });
   return v;
 }
+
+/** The entry point of a deploy script: parse, deploy, say where the plan is; exit 64 on usage errors. */
+export async function runDeployCli<O extends { dryRun: boolean; outDir: string }>(name: string, parse: (argv: readonly string[]) => O, deploy: (o: O, log: (line: string) => void) => Promise<{ url: string }>): Promise<void> {
+  try {
+    const o = parse(process.argv.slice(2));
+    const { url } = await deploy(o, (l) => process.stdout.write(`${l}\n`));
+    process.stdout.write(`${o.dryRun ? 'dry run complete, plan' : 'deployed, log'} in ${o.outDir}/plan.sh; relay URL: ${url}\n`);
+  } catch (err) {
+    process.stderr.write(`knockgw ${name}: ${describeError(err)}\n`);
+    process.exitCode = (err as { code?: string }).code === 'KGW_DEPLOY_USAGE' ? 64 : 1;
+  }
+}

@@ -7,9 +7,9 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeError, kgwError } from '../../gateway/core/errors.ts';
+import { kgwError } from '../../gateway/core/errors.ts';
 import { bundleRelay } from './bundle.ts';
-import { need, readRelaySecrets, writePlan } from './common.ts';
+import { need, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
 import { dryRunner, realRunner, type Runner, type Secret } from './runner.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -140,13 +140,4 @@ export function parseGcpArgs(argv: readonly string[]): GcpDeployOptions {
   };
 }
 
-if (import.meta.main) {
-  try {
-    const o = parseGcpArgs(process.argv.slice(2));
-    const { url } = await deployGcp(o, (l) => process.stdout.write(`${l}\n`));
-    process.stdout.write(`${o.dryRun ? 'dry run complete, plan' : 'deployed, log'} in ${o.outDir}/plan.sh; relay URL: ${url}\n`);
-  } catch (err) {
-    process.stderr.write(`knockgw deploy:gcp: ${describeError(err)}\n`);
-    process.exitCode = (err as { code?: string }).code === 'KGW_DEPLOY_USAGE' ? 64 : 1;
-  }
-}
+if (import.meta.main) await runDeployCli('deploy:gcp', parseGcpArgs, deployGcp);

@@ -50,6 +50,13 @@ export function shellLine(step: PlannedStep): string {
   return step.stdin ? `${line} <<< "$${step.stdin}"` : line;
 }
 
+/** Adds a step to the plan; the secret on stdin appears by label only. */
+function record(steps: PlannedStep[], argv: readonly string[], opts: RunOptions): PlannedStep {
+  const step: PlannedStep = { argv, ...(opts.why ? { why: opts.why } : {}), ...(opts.stdin ? { stdin: opts.stdin.label } : {}) };
+  steps.push(step);
+  return step;
+}
+
 /** Commands run from the repository root (templates and sources are named relative to it). */
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -59,9 +66,7 @@ export function realRunner(log: (line: string) => void): Runner {
     dryRun: false,
     steps,
     run(argv, opts = {}) {
-      const step: PlannedStep = { argv, ...(opts.why ? { why: opts.why } : {}), ...(opts.stdin ? { stdin: opts.stdin.label } : {}) };
-      steps.push(step);
-      log(`+ ${shellLine(step)}`);
+      log(`+ ${shellLine(record(steps, argv, opts))}`);
       const [cmd = '', ...args] = argv;
       return new Promise((resolve, reject) => {
         const child = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -88,9 +93,7 @@ export function dryRunner(answers: DryAnswers, log: (line: string) => void): Run
     dryRun: true,
     steps,
     run(argv, opts = {}) {
-      const step: PlannedStep = { argv, ...(opts.why ? { why: opts.why } : {}), ...(opts.stdin ? { stdin: opts.stdin.label } : {}) };
-      steps.push(step);
-      log(`(dry run) ${shellLine(step)}`);
+      log(`(dry run) ${shellLine(record(steps, argv, opts))}`);
       const a = answers.find((x) => x.prefix.every((w, i) => argv[i] === w));
       return Promise.resolve({ code: a?.code ?? 0, stdout: a?.stdout ?? '' });
     },

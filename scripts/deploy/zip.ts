@@ -6,6 +6,19 @@ import { crc32, deflateRawSync } from 'node:zlib';
 const DOS_TIME = 0;
 const DOS_DATE = (0 << 9) | (1 << 5) | 1;
 
+/** The fields local and central headers share (version needed … name length), at `at`. */
+function writeEntryFields(b: Buffer, at: number, f: { crc: number; packed: number; size: number; nameBytes: number }): void {
+  b.writeUInt16LE(20, at); // version needed: 2.0 (deflate)
+  b.writeUInt16LE(0x0800, at + 2); // UTF-8 names
+  b.writeUInt16LE(8, at + 4); // deflate
+  b.writeUInt16LE(DOS_TIME, at + 6);
+  b.writeUInt16LE(DOS_DATE, at + 8);
+  b.writeUInt32LE(f.crc, at + 10);
+  b.writeUInt32LE(f.packed, at + 14);
+  b.writeUInt32LE(f.size, at + 18);
+  b.writeUInt16LE(f.nameBytes, at + 22);
+}
+
 export function zipFiles(files: readonly { name: string; data: Buffer }[]): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
@@ -14,30 +27,14 @@ export function zipFiles(files: readonly { name: string; data: Buffer }[]): Buff
     const name = Buffer.from(f.name, 'utf8');
     const body = deflateRawSync(f.data, { level: 9 });
     const crc = crc32(f.data);
+    const fields = { crc, packed: body.byteLength, size: f.data.byteLength, nameBytes: name.byteLength };
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(8, 8); // deflate
-    local.writeUInt16LE(DOS_TIME, 10);
-    local.writeUInt16LE(DOS_DATE, 12);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.byteLength, 18);
-    local.writeUInt32LE(f.data.byteLength, 22);
-    local.writeUInt16LE(name.byteLength, 26);
-    local.writeUInt16LE(0, 28);
+    writeEntryFields(local, 4, fields);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix, so the mode below is honoured
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(8, 10);
-    central.writeUInt16LE(DOS_TIME, 12);
-    central.writeUInt16LE(DOS_DATE, 14);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(body.byteLength, 20);
-    central.writeUInt32LE(f.data.byteLength, 24);
-    central.writeUInt16LE(name.byteLength, 28);
+    writeEntryFields(central, 6, fields);
     central.writeUInt32LE(((0o100644 << 16) >>> 0), 38); // regular file, rw-r--r--: Lambda must read it
     central.writeUInt32LE(offset, 42);
     locals.push(local, name, body);

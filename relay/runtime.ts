@@ -11,6 +11,7 @@ import { createMemoryRequestQueue } from '../gateway/kit/request-queue-memory.ts
 import { createRedisConnection } from '../gateway/kit/redis/connection.ts';
 import { createRedisNonceStore } from '../gateway/kit/redis/nonces.ts';
 import { createRedisRequestSink } from '../gateway/kit/redis/requests.ts';
+import { redactUrl, redisConnection } from '../gateway/kit/redis/url.ts';
 import { createApp } from './app.ts';
 import { storeSpec, type RelayEnv } from './env.ts';
 
@@ -40,6 +41,11 @@ export function buildRelay(opts: RelayRuntimeOptions): RelayRuntime {
     opts.logger.warn({ event: 'relay.memory_store' }, 'relay store is memory: grant requests reach only a gateway in this process');
     const app = createApp({ ...common, nonces: createMemoryNonceStore({ clock: opts.clock }), requests: createMemoryRequestQueue(), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
     return { app, clients: opts.keys.size, close: () => Promise.resolve() };
+  }
+  // With the gateways' credential a compromised relay could write grants; it works, but says so.
+  const target = redisConnection(opts.store);
+  if (!target.path && (target.username ?? 'default') === 'default') {
+    opts.logger.warn({ event: 'relay.shared_credential', store: redactUrl(opts.store) }, "the relay uses Redis's default user: a compromised relay could write grants; give it its own ACL user (infra/README.md)");
   }
   // Commands wait for a reconnect at most 2 s: a knock the relay cannot record is a quick 503.
   // The relay's Redis user may run SET and XADD only (relay-acl.ts): no ready check (INFO), no

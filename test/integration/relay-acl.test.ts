@@ -43,7 +43,7 @@ void test('with the relay\'s own Redis user a knock is queued and the gateway gr
   const lab = await redisWithRelayUser(t);
   if (!lab) return;
   const { admin, relayUrl } = lab;
-  const { log } = captureLog();
+  const { log, events } = captureLog();
   // Before the relay connects: its connection handshake is checked too.
   await admin.client.call('ACL', 'LOG', 'RESET');
   const relay = buildRelay({ keys: ids.keys, store: relayUrl, getClientIp: () => '203.0.113.7', clock: { now }, logger: log });
@@ -60,6 +60,13 @@ void test('with the relay\'s own Redis user a knock is queued and the gateway gr
   assert.deepEqual(gateway.opened, [{ door: 'openSSH', ip: '203.0.113.7', source: 'relay' }]);
   // Connect, claim, queue and quit needed no command or key outside the rule.
   assert.deepEqual(await admin.client.call('ACL', 'LOG'), []);
+  assert.equal(events.filter((e) => e.event === 'relay.shared_credential').length, 0);
+
+  // The same relay on the gateways' credential still works, and says what that costs.
+  const shared = captureLog();
+  const withAdmin = buildRelay({ keys: ids.keys, store: lab.server.url, getClientIp: () => '203.0.113.7', clock: { now }, logger: shared.log });
+  t.after(() => withAdmin.close());
+  assert.equal(shared.events.filter((e) => e.event === 'relay.shared_credential').length, 1);
 });
 
 void test('the relay\'s credential cannot write or read grants, reset a gateway nonce or run scripts (NOPERM)', async (t) => {

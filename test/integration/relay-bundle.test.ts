@@ -4,15 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { REQUESTS_STREAM } from '../../gateway/kit/redis/requests.ts';
 import { parseGrantRequest } from '../../gateway/protocol/relay-v1.ts';
 import { bundleRelay, RELAY_BUNDLES } from '../../scripts/deploy/bundle.ts';
 import { functionUrlEvent, lambdaContext } from '../helpers/lambda-events.ts';
 import { identities, knock } from '../helpers/relay-fixtures.ts';
-import { cloudRunEnvironment, imageEnvironment, lambdaEnvironmentFromTemplate, startFakeParametersExtension, startRelayRedis } from '../helpers/relay-lab.ts';
+import { cloudRunEnvironment, imageEnvironment, lambdaEnvironmentFromTemplate, ROOT, startFakeParametersExtension, startRelayRedis } from '../helpers/relay-lab.ts';
 
 const ids = identities();
 const NODE = process.execPath;
@@ -125,4 +126,31 @@ void test('the container bundle serves with the image defaults (no trusted proxy
   const stopped = await cloudRun.stop();
   assert.equal(stopped.code, 0);
   assert.ok(stopped.log.some((r) => r.event === 'relay.stopping'));
+});
+
+void test('the Dockerfile\'s build stage, replayed without Docker, bundles from exactly what it copies, byte for byte what the repository bundles', async (t) => {
+  const dir = await scratch(t);
+  const src = join(dir, 'src');
+  const docker = await readFile(join(ROOT, 'relay/Dockerfile'), 'utf8');
+  const build = docker.slice(docker.indexOf(' AS build\n'), docker.lastIndexOf('\nFROM '));
+  const runs: string[] = [];
+  for (const line of build.split('\n')) {
+    const copy = /^COPY (.+) (\S+)$/.exec(line);
+    if (copy) {
+      const dest = join(src, copy[2] ?? '');
+      for (const s of (copy[1] ?? '').split(/\s+/)) await cp(join(ROOT, s), (copy[2] ?? '').endsWith('/') && !s.endsWith('/') ? join(dest, basename(s)) : dest, { recursive: true });
+    }
+    const run = /^RUN (.+)$/.exec(line);
+    if (run) runs.push(run[1] ?? '');
+  }
+  assert.equal(runs.length, 2);
+  assert.match(runs[0] ?? '', /^npm ci /);
+  // npm ci stands in as the checkout's installed dependencies (same lockfile).
+  await symlink(join(ROOT, 'node_modules'), join(src, 'node_modules'));
+  const [cmd = '', ...args] = (runs[1] ?? '').replace('/out', join(dir, 'out')).split(' ');
+  const res = await run(cmd === 'node' ? NODE : cmd, args, { cwd: src, env: { PATH: process.env.PATH ?? '' } });
+  assert.equal(res.code, 0, res.stderr);
+  const fromImage = await readFile(join(dir, 'out', RELAY_BUNDLES.container.file));
+  const fromRepo = await readFile((await bundleRelay('container', join(dir, 'repo'))).path);
+  assert.equal(createHash('sha256').update(fromImage).digest('hex'), createHash('sha256').update(fromRepo).digest('hex'), 'the image tag (the bundle hash) names what the image holds');
 });

@@ -2,8 +2,10 @@
 // what the build context lets through, and the service deploy:gcp renders.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { relayAcl } from '../../gateway/kit/redis/relay-acl.ts';
 import { RELAY_BUNDLES } from '../../scripts/deploy/bundle.ts';
@@ -72,4 +74,21 @@ void test('the docs quote the ACL rule relayAcl() generates', async () => {
   const doc = await read('infra/README.md');
   assert.ok(doc.includes(`ACL SETUSER ${acl.setUserArgs('0'.repeat(64)).join(' ').replace(`#${'0'.repeat(64)}`, '#<sha256 of the password>')}`));
   assert.ok(doc.includes(`access string \`${acl.accessString}\``));
+});
+
+void test('.gcloudignore, read with gitignore rules by git itself, uploads the build inputs and nothing secret', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-gcloudignore-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const files = ['package.json', 'package-lock.json', 'gateway/core/ip.ts', 'relay/main.ts', 'relay/Dockerfile', 'scripts/deploy/bundle.ts', 'scripts/deploy/aws.ts', 'scripts/demo.sh',
+    'keys.json', 'gateway/keys.json', 'alice-phone.key.json', 'relay-redis.url', '.env', 'node_modules/zod/index.js', 'test/unit/x.ts', 'dist/relay/lambda/index.mjs', 'infra/aws/relay.yaml'];
+  for (const f of files) {
+    await mkdir(dirname(join(dir, f)), { recursive: true });
+    await writeFile(join(dir, f), 'x');
+  }
+  await writeFile(join(dir, '.gitignore'), await read('.gcloudignore'));
+  const git = spawnSync('git', ['-C', dir, 'init', '-q'], { encoding: 'utf8' });
+  if (git.status !== 0) { t.skip('needs git'); return; }
+  const r = spawnSync('git', ['-C', dir, 'check-ignore', '--no-index', '--stdin'], { input: files.join('\n'), encoding: 'utf8' });
+  const ignored = new Set(r.stdout.split('\n').filter(Boolean));
+  assert.deepEqual(files.filter((f) => !ignored.has(f)), ['package.json', 'package-lock.json', 'gateway/core/ip.ts', 'relay/main.ts', 'relay/Dockerfile', 'scripts/deploy/bundle.ts']);
 });

@@ -101,7 +101,8 @@ export async function deployAws(o: AwsDeployOptions, log: (line: string) => void
   const previous = await aws(['cloudformation', 'describe-stacks', '--stack-name', o.stack, '--query', PREVIOUS_CONFIG, '--output', 'text'], { okCodes: [254, 255], why: 'the parameter versions the function runs with now (none for a new stack)' });
   await deploy(previous.code === 0 && previous.stdout.trim() ? previous.stdout.trim() : '0', 'the stack: function, URL, role, log group and (unless --kms-key-arn) the parameters\' KMS key');
   const keyId = o.kmsKeyArn ?? `alias/${o.stack}-parameters`;
-  const put = (name: string, secret: Secret) => withSecretFile(runner, secret, (uri) => aws(['ssm', 'put-parameter', '--name', name, '--type', 'SecureString', '--key-id', keyId, '--overwrite', '--value', uri, '--query', 'Version', '--output', 'text'], { why: `${secret.label} as a SecureString under the customer managed key` }));
+  // Intelligent-Tiering: a keys file past 4 KB (a few dozen clients) needs the advanced tier.
+  const put = (name: string, secret: Secret) => withSecretFile(runner, secret, (uri) => aws(['ssm', 'put-parameter', '--name', name, '--type', 'SecureString', '--key-id', keyId, '--tier', 'Intelligent-Tiering', '--overwrite', '--value', uri, '--query', 'Version', '--output', 'text'], { why: `${secret.label} as a SecureString under the customer managed key` }));
   const keysVersion = (await put(o.keysParameter, secrets.keys)).stdout.trim();
   const storeVersion = (await put(o.storeParameter, secrets.redisUrl)).stdout.trim();
   await deploy(`k${keysVersion}-s${storeVersion}`, 'the parameters\' versions reach the function: new instances read the new secrets');

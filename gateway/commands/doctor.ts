@@ -11,6 +11,8 @@ import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
 import { planEngines } from '../core/engines.ts';
+import { exposureInWords, prefixFor } from '../core/scope.ts';
+import type { Door } from '../core/types.ts';
 import { readConfigFiles } from '../wiring/files.ts';
 import { createLogger } from '../kit/log.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
@@ -109,6 +111,8 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
     else add('error', `interface ${iface} does not exist here (set "interface:" / Interface= or --interface)`);
   }
 
+  // What one grant of each door exposes, in words: a carrier pool or a /64 is a choice to see.
+  for (const d of config.doors) add('ok', doorExposure(d));
   try {
     for (const [seq, engine] of Object.entries(planEngines(config).describe)) add('ok', `sequence ${seq} runs on the ${engine} engine`);
   } catch (err) {
@@ -137,4 +141,12 @@ export async function runDoctor(command: Extract<Command, { cmd: 'doctor' }>): P
   const mark: Record<Level, string> = { ok: '  ok  ', warn: ' WARN ', error: 'ERROR ' };
   for (const f of findings) process.stdout.write(`[${mark[f.level]}] ${f.text}\n`);
   return findings.some((f) => f.level === 'error') ? 1 : 0;
+}
+
+/** "door phone: a knock opens one address on IPv4; on IPv6 one address (a relay or phone knock: one IPv6 subnet …)". */
+export function doorExposure(d: Door): string {
+  const v4 = exposureInWords(4, prefixFor(d.scope, 4, 'knock'));
+  const v6k = exposureInWords(6, prefixFor(d.scope, 6, 'knock'));
+  const v6r = exposureInWords(6, prefixFor(d.scope, 6, 'relay'));
+  return `door ${d.name}: a grant opens ${v4} on IPv4; on IPv6 ${v6k}${v6r === v6k ? '' : ` for a sequence or SPA knock, ${v6r} for a relay or phone knock`}`;
 }

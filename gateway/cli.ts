@@ -6,6 +6,7 @@ import { parseKnockArg } from './client/knock.ts';
 import { parseIp } from './core/ip.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './core/engines.ts';
+import { KEY_ALGS, type KeyAlg } from './client/keygen.ts';
 
 export const USAGE = `usage:
   knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
@@ -23,7 +24,7 @@ export const USAGE = `usage:
   knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
   (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
   knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
-  knockgw keygen --id ID [--alg ed25519|hmac-sha256] [--door DOOR]… [--out FILE]`;
+  knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]`;
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -54,7 +55,7 @@ export type Command =
   | { readonly cmd: 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly root?: string }
   | { readonly cmd: 'uninstall'; readonly root?: string }
   | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
-  | { readonly cmd: 'keygen'; readonly id: string; readonly alg: 'ed25519' | 'hmac-sha256'; readonly doors: string[]; readonly out?: string }
+  | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
   | { readonly cmd: 'help' };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
@@ -217,7 +218,7 @@ export function parseCommand(argv: readonly string[]): Command {
     case 'keygen': {
       const { values } = parse(rest, { id: { type: 'string' }, alg: { type: 'string' }, door: { type: 'string', multiple: true }, out: { type: 'string' } });
       if (!values.id) usage('keygen --id ID');
-      const alg = oneOf<'ed25519' | 'hmac-sha256'>('alg', values.alg, ['ed25519', 'hmac-sha256']) ?? 'ed25519';
+      const alg = oneOf<KeyAlg>('alg', values.alg, KEY_ALGS) ?? 'ed25519';
       return { cmd: 'keygen', id: values.id, alg, doors: values.door ?? [], ...(values.out ? { out: values.out } : {}) };
     }
     default:

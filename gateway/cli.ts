@@ -24,7 +24,9 @@ export const USAGE = `usage:
   knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
   (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
   knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
-  knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]`;
+  knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
+  knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
+  knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]`;
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -56,6 +58,8 @@ export type Command =
   | { readonly cmd: 'uninstall'; readonly root?: string }
   | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
   | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
+  | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
+  | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
   | { readonly cmd: 'help' };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
@@ -95,6 +99,13 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   } catch (err) {
     return usage(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** "90s", "15m", "2h": an enrollment link's lifetime in ms. */
+function parseDuration(text: string): number {
+  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
+  if (!m) usage(`--expires "${text}" must be a number with s, m or h, e.g. 15m`);
+  return Number(m?.[1]) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[(m?.[2] ?? 's') as 's' | 'm' | 'h'];
 }
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -220,6 +231,20 @@ export function parseCommand(argv: readonly string[]): Command {
       if (!values.id) usage('keygen --id ID');
       const alg = oneOf<KeyAlg>('alg', values.alg, KEY_ALGS) ?? 'ed25519';
       return { cmd: 'keygen', id: values.id, alg, doors: values.door ?? [], ...(values.out ? { out: values.out } : {}) };
+    }
+    case 'enroll': {
+      const { values } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' }, control: { type: 'string' } });
+      if (!values.door) usage('enroll --door DOOR');
+      const ttlMs = values.expires === undefined ? undefined : parseDuration(values.expires);
+      if (values.relay !== undefined && !/^https?:\/\/\S+$/.test(values.relay)) usage('--relay takes an http(s) URL, e.g. https://knock.example.net');
+      return { cmd: 'enroll', door: values.door, control: values.control ?? DEFAULT_CONTROL, ...(values.relay ? { relay: values.relay } : {}), ...(values.name ? { name: values.name } : {}), ...(ttlMs ? { ttlMs } : {}) };
+    }
+    case 'devices': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, control: { type: 'string' } }, true);
+      const [action, id] = positionals;
+      if (action === 'list' && positionals.length === 1) return { cmd: 'devices', action, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+      if (action === 'revoke' && id && positionals.length === 2) return { cmd: 'devices', action, id, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+      return usage('devices list | devices revoke ID');
     }
     default:
       return usage(`unknown command "${sub}"`);

@@ -30,6 +30,9 @@ async function run(command: Command): Promise<number> {
     case 'status':
     case 'revoke':
       return (await import('./commands/control.ts')).runControlCommand(command);
+    case 'enroll':
+    case 'devices':
+      return (await import('./commands/devices.ts')).runDevicesCommand(command);
     case 'doctor':
       return (await import('./commands/doctor.ts')).runDoctor(command);
     case 'install':

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   KGW_RELAY_RATE_LIMITED: 'too many requests',
   KGW_RELAY_UNREACHABLE: 'the relay cannot be reached',
   KGW_RELAY_RESPONSE: 'the relay answered something knockgw cannot read',
+  KGW_ENROLL_TOKEN: 'the enrollment link is used, expired or unknown',
+  KGW_DEVICE_UNKNOWN: 'no enrolled device has this id',
   KGW_DEPLOY_USAGE: 'the deploy command line is invalid',
   KGW_DEPLOY_CREDENTIAL: "the relay's Redis credential would let a compromised relay mint grants",
   KGW_DEPLOY_STEP: 'a deploy step failed',

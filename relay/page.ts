@@ -12,7 +12,12 @@ export interface PublicUrls {
 }
 
 export function contentSecurityPolicy(urls: PublicUrls = {}): string {
-  const api = [urls.v4, urls.v6].filter((u): u is string => u !== undefined).map((u) => new URL(u).origin);
+  // CSP host sources cannot name an IPv6 literal ([…]); such a URL gets its scheme only (use names
+  // in production: an AAAA-only name is what family-pinning wants anyway).
+  const api = [urls.v4, urls.v6].filter((u): u is string => u !== undefined).map((u) => {
+    const url = new URL(u);
+    return url.hostname.startsWith('[') ? url.protocol : url.origin;
+  });
   return [
     "default-src 'none'",
     "script-src 'self'",

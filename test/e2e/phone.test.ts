@@ -1,0 +1,257 @@
+// The phone end to end (issue 12), in a real browser: Debian's chromium at a Pixel 7 viewport,
+// inside a client namespace behind a masquerading IPv4 NAT with native IPv6. The daemon serves
+// the relay and its knock page; `knockgw enroll` prints the link; the page enrolls (a WebCrypto
+// key that never leaves the browser), opens port 22 for the NAT's IPv4 address and the client's
+// IPv6 /64 and nothing else, knocks again when the NAT's address changes, and is refused once
+// the device is revoked. Screenshots go to docs/; timings are printed as diagnostics.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { devices, type Page } from 'playwright-core';
+import { connectsWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type RunningDaemon } from '../helpers/gateway.ts';
+import { canConnect } from '../helpers/gateway.ts';
+import { requireRoot, sh, type Host } from '../helpers/netns.ts';
+import { createNatLab, type NatLab } from '../helpers/nat-lab.ts';
+import { phoneIn, type PhoneBrowser } from '../helpers/browser.ts';
+
+const PORT = 8443;
+const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+const statusSchema = z.object({ grants: z.array(z.object({ ip: z.string(), covers: z.string().optional(), door: z.string(), source: z.string() })) });
+
+interface World { lab: NatLab; daemon: RunningDaemon; control: string; v4Url: string; v6Url: string; phone: PhoneBrowser; page: Page; requests: string[] }
+
+const cli = (w: { control: string }, ...args: string[]) => sh(process.execPath, [MAIN, ...args, '--control', w.control]);
+
+async function world(t: TestContext): Promise<World> {
+  const lab = await createNatLab({ nativeV6: true });
+  const dir = await tempDir();
+  t.after(async () => {
+    await lab.destroy();
+    await dir.remove();
+  });
+  // Family-pinned names, as a deployment has them (an A-only and an AAAA-only name), resolved by
+  // chromium's own rules; CSP host sources cannot name IPv6 literals anyway.
+  const names = { 'v4.knock.test': lab.server.v4, 'v6.knock.test': lab.server.v6 };
+  const v4Url = `http://v4.knock.test:${PORT}`;
+  const v6Url = `http://v6.knock.test:${PORT}`;
+  const keysFile = await dir.write('keys.json', '{"clients": []}');
+  const config = await dir.write('knockgw.yaml', `interface: eth0
+doors:
+  - name: openSSH
+    sequence: ["7000", "8000", "9000"]
+    open: ["22/tcp"]
+    ttl: 60
+  - name: admin
+    sequence: ["7100", "8100", "9100"]
+    open: ["2222/tcp"]
+    ttl: 60
+relay:
+  keysFile: ${keysFile}
+  listen: "[::]:${PORT}"
+  publicUrls: { v4: "${v4Url}", v6: "${v6Url}" }
+  devicesFile: ${join(dir.path, 'devices.json')}
+`);
+  await waitReady(startSshLike(lab.server));
+  const control = join(dir.path, 'ctl.sock');
+  const daemon = startDaemon(lab.server, ['--config', config, '--state', join(dir.path, 'state.json'), '--control', control]);
+  t.after(() => daemon.kill());
+  await daemon.waitFor((e) => e.event === 'relay.listening', 20_000, 'relay.listening');
+  await daemon.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
+  const phone = await phoneIn(lab.client, [v4Url, v6Url], names);
+  t.after(() => phone.close());
+  const page = await phone.context.newPage();
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  if (process.env.KGW_DEBUG) {
+    page.on('console', (m) => t.diagnostic(`console: ${m.text()}`));
+    page.on('requestfailed', (r) => t.diagnostic(`failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  }
+  return { lab, daemon, control, v4Url, v6Url, phone, page, requests };
+}
+
+/** Connect attempts every few ms from `host` until addr:port answers; resolves the time it did. */
+function prober(host: Host) {
+  const code = `const net=require('net');require('readline').createInterface({input:process.stdin}).on('line',(l)=>{const [a,p,ms]=l.split(' ');const end=Date.now()+ +ms;`
+    + `const go=()=>{if(Date.now()>end)return console.log(a+' timeout');const s=net.connect({host:a,port:+p});const k=setTimeout(()=>{s.destroy();go()},8);`
+    + `s.on('connect',()=>{clearTimeout(k);s.destroy();console.log(a+' '+Date.now())});s.on('error',()=>{clearTimeout(k);setTimeout(go,1)})};go()})`;
+  const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting = new Map<string, (v: string) => void>();
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const [addr = '', at = ''] = line.split(' ');
+    waiting.get(addr)?.(at);
+    waiting.delete(addr);
+  });
+  return {
+    open(addr: string, port: number, ms = 5000): Promise<number | undefined> {
+      return new Promise((resolve) => {
+        waiting.set(addr, (at) => resolve(at === 'timeout' ? undefined : Number(at)));
+        child.stdin.write(`${addr} ${port} ${ms}\n`);
+      });
+    },
+    close: () => child.kill('SIGKILL'),
+  };
+}
+
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
+
+async function enroll(w: World, extra: string[] = []): Promise<string> {
+  const out = await cli(w, 'enroll', '--door', 'openSSH', '--name', 'pixel', ...extra);
+  const link = out.stdout.trim().split('\n').pop() ?? '';
+  assert.match(link, new RegExp(`^${w.v4Url.replace(/[.[\]]/g, '\\$&')}/#enroll=[A-Za-z0-9_-]{43}$`), 'knockgw enroll prints the one-time link');
+  return link;
+}
+
+// Run in the page (plain JS: the test is type-checked without the DOM library).
+const OTHER_DOOR_JS = `async (d) => {
+  const db = await new Promise((res, rej) => { const r = indexedDB.open('knockgw', 1); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  const dev = await new Promise((res) => { const q = db.transaction('devices').objectStore('devices').getAll(); q.onsuccess = () => res(q.result[0]); });
+  const nonce = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const ts = Math.floor(Date.now() / 1000);
+  const algo = dev.alg === 'ed25519' ? { name: 'Ed25519' } : { name: 'ECDSA', hash: 'SHA-256' };
+  const sig = new Uint8Array(await crypto.subtle.sign(algo, dev.key, new TextEncoder().encode(['knockgw-v1', dev.client, d, '', String(ts), nonce].join('\\n'))));
+  const r = await fetch('/v1/knock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: 1, client: dev.client, door: d, ts, nonce, sig: btoa(String.fromCharCode(...sig)) }) });
+  const j = await r.json();
+  return j.error ? { status: r.status, code: j.error.code } : { status: r.status };
+}`;
+
+const REDEEM_JS = `async (tok) => {
+  const k = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const raw = new Uint8Array(await crypto.subtle.exportKey('raw', k.publicKey));
+  const r = await fetch('/v1/enroll', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: 1, token: tok, alg: 'ecdsa-p256', publicKey: btoa(String.fromCharCode(...raw)) }) });
+  const j = await r.json();
+  return j.error ? { status: r.status, code: j.error.code } : { status: r.status };
+}`;
+
+type Answer = { status: number; code?: string };
+
+/** The page signs a knock for another door with its own stored key (the key never leaves it). */
+const knockOtherDoor = (page: Page, door: string): Promise<Answer> => page.evaluate<Answer>(`(${OTHER_DOOR_JS})(${JSON.stringify(door)})`);
+
+/** POST /v1/enroll from the page with a fresh P-256 key and `token`. */
+const redeem = (page: Page, token: string): Promise<Answer> => page.evaluate<Answer>(`(${REDEEM_JS})(${JSON.stringify(token)})`);
+
+void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address and IPv6 /64 only, follows a new address, and is refused once revoked', async (t) => {
+  if (!(await requireRoot(t))) return;
+  const w = await world(t);
+  const { client, nat, server } = w.lab;
+  const { page } = w;
+  assert.equal(await canConnect(client, server.v4, 22), false, 'port 22 is closed before any knock');
+
+  // Enrollment through the printed link.
+  const link = await enroll(w);
+  const loadBytes: number[] = [];
+  page.on('response', (r) => void r.body().then((b) => loadBytes.push(b.length), () => undefined));
+  const nav = await page.goto(link);
+  const csp = nav?.headers()['content-security-policy'] ?? '';
+  assert.match(csp, /default-src 'none'/, 'the page is served with a strict CSP');
+  assert.match(csp, new RegExp(`connect-src 'self' ${w.v4Url.replace(/[.[\]]/g, '\\$&')} ${w.v6Url.replace(/[.[\]]/g, '\\$&')}`));
+  await page.locator('#enroll-btn').waitFor({ state: 'visible' });
+  await page.screenshot({ path: join(DOCS, 'phone-enroll.png'), scale: 'css' });
+  await page.locator('#enroll-btn').click();
+  const door = page.locator('article.door');
+  await door.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar once used');
+  const alg = (await page.locator('.device').textContent()) ?? '';
+  t.diagnostic(`enrolled: ${alg}`);
+
+  // Tap Open: both families.
+  await door.locator('button.big').click();
+  await page.locator('article.door[data-state="open"]').waitFor({ timeout: 10_000 });
+  const shown = (await door.locator('.status').textContent()) ?? '';
+  assert.match(shown, new RegExp(`IPv4: 22/tcp for ${nat.v4.replace(/\./g, '\\.')}, until`));
+  assert.match(shown, /IPv6: 22\/tcp for fd00:198:18:1::\/64, until/);
+  await page.screenshot({ path: join(DOCS, 'phone-opened.png'), scale: 'css' });
+  const status = statusSchema.parse(JSON.parse((await cli(w, 'status', '--json')).stdout));
+  assert.deepEqual(status.grants.map((g) => [g.covers ?? g.ip, g.door, g.source]).sort(), [[nat.v4, 'openSSH', 'relay'], ['fd00:198:18:1::/64', 'openSSH', 'relay']], 'exactly two grants: the NAT address and the client /64');
+  assert.equal(await connectsWithin(client, server.v4, 22), true, 'IPv4 through the NAT connects');
+  assert.equal(await connectsWithin(client, server.v6, 22), true, 'native IPv6 connects');
+  assert.equal(await canConnect(nat, server.v6, 22), false, 'an IPv6 address outside the /64 (the NAT box) stays shut');
+  assert.equal(await canConnect(client, server.v4, 2222), false, 'the other door stays shut');
+
+  // A browser without WebCrypto Ed25519 makes a P-256 key (extension v1.1): forced here in a
+  // second phone (its own storage), it enrolls and opens the same way.
+  const other = await w.phone.context.browser()?.newContext({ ...devices['Pixel 7'] });
+  assert.ok(other);
+  t.after(() => other.close());
+  const p256 = await other.newPage();
+  p256.on('request', (r) => w.requests.push(r.url()));
+  await p256.goto(`${await enroll(w)}&alg=ecdsa-p256`);
+  await p256.locator('#enroll-btn').click();
+  await p256.locator('article.door').waitFor({ timeout: 10_000 });
+  assert.match((await p256.locator('.device').textContent()) ?? '', /ecdsa-p256$/);
+  await p256.locator('article.door button.big').click();
+  await p256.locator('article.door[data-state="open"]').waitFor({ timeout: 10_000 });
+  assert.match((await p256.locator('.status').textContent()) ?? '', /IPv6: 22\/tcp for fd00:198:18:1::\/64/);
+  await other.close();
+
+  // Security: a key of one door cannot open another; a used or expired token is refused.
+  assert.deepEqual(await knockOtherDoor(page, 'admin'), { status: 403, code: 'KGW_RELAY_DOOR_FORBIDDEN' });
+  assert.deepEqual(await redeem(page, link.split('#enroll=')[1] ?? ''), { status: 410, code: 'KGW_ENROLL_TOKEN' }, 'a used token is refused');
+  const short = await enroll(w, ['--expires', '1s']);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(await redeem(page, short.split('#enroll=')[1] ?? ''), { status: 410, code: 'KGW_ENROLL_TOKEN' }, 'an expired token is refused');
+
+  // Page load: bytes and time to interactive (a reload of the installed page with its door).
+  loadBytes.length = 0;
+  await page.reload();
+  await page.locator('body[data-ready]').waitFor();
+  const tti = Number(await page.locator('body').getAttribute('data-ready'));
+  await page.waitForTimeout(300);
+  const bytes = loadBytes.reduce((a, b) => a + b, 0);
+  t.diagnostic(`page load: ${bytes} bytes in ${loadBytes.length} responses, interactive at ${tti} ms`);
+
+  // Tap → port open, per family (grants revoked before each tap; connect probes from the phone's namespace).
+  const probe = prober(client);
+  t.after(() => probe.close());
+  const v4ms: number[] = [];
+  const v6ms: number[] = [];
+  const answered: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    await cli(w, 'revoke', nat.v4);
+    await cli(w, 'revoke', client.v6);
+    const knocks = Number(await door.getAttribute('data-knocks'));
+    const t0 = Date.now();
+    const opened = Promise.all([probe.open(server.v4, 22), probe.open(server.v6, 22)]);
+    await door.locator('button.big').click();
+    const [a4, a6] = await opened;
+    assert.ok(a4 && a6, `tap ${i}: both families opened`);
+    v4ms.push(a4 - t0);
+    v6ms.push(a6 - t0);
+    // (waitForFunction would need 'unsafe-eval', which the page's CSP rightly refuses.)
+    for (let n = 0; Number(await door.getAttribute('data-knocks')) <= knocks && n < 500; n++) await page.waitForTimeout(10);
+    answered.push(Number(await door.getAttribute('data-ms')));
+    await page.waitForTimeout(700);
+  }
+  t.diagnostic(`tap → port open: IPv4 p50 ${pct(v4ms, 50)} ms (max ${Math.max(...v4ms)}), IPv6 p50 ${pct(v6ms, 50)} ms (max ${Math.max(...v6ms)}); tap → both 202 in the page p50 ${pct(answered, 50)} ms; samples v4 ${v4ms.join(',')} v6 ${v6ms.join(',')}`);
+
+  // The NAT's public address changes: the page notices and knocks again; the new address opens.
+  const newV4 = '198.18.0.3';
+  await nat.exec('ip', ['addr', 'add', `${newV4}/26`, 'dev', 'wan0']);
+  await nat.exec('ip', ['addr', 'del', `${nat.v4}/26`, 'dev', 'wan0']);
+  const changed = Date.now();
+  await w.daemon.waitFor((e) => e.event === 'grant.open' && e.ip === newV4, 15_000, `grant.open for the NAT's new address ${newV4}`);
+  t.diagnostic(`address change → re-knock granted in ${Date.now() - changed} ms`);
+  assert.equal(await connectsWithin(client, server.v4, 22), true, 'the new NAT address connects');
+  assert.match((await door.locator('.status').textContent()) ?? '', new RegExp(`IPv4: 22/tcp for ${newV4.replace(/\./g, '\\.')}`));
+
+  // Revoke the device: its knocks are refused, in plain language.
+  const list = z.array(z.object({ id: z.string(), door: z.string() })).parse(JSON.parse((await cli(w, 'devices', 'list', '--json')).stdout));
+  const id = /d-[A-Za-z0-9_-]+/.exec(alg)?.[0] ?? '';
+  assert.deepEqual(list.map((d) => [d.door, d.id === id]).sort(), [['openSSH', false], ['openSSH', true]], 'knockgw devices list shows both phones');
+  await cli(w, 'devices', 'revoke', id);
+  await cli(w, 'revoke', newV4);
+  await cli(w, 'revoke', client.v6);
+  await door.locator('button.big').click();
+  await page.locator('article.door[data-state="refused"]').waitFor({ timeout: 10_000 });
+  assert.match((await door.locator('.status').textContent()) ?? '', /not enrolled \(any more\)/);
+  await page.screenshot({ path: join(DOCS, 'phone-refused.png'), scale: 'css' });
+  assert.equal(await canConnect(client, server.v4, 22), false, 'a revoked device opens nothing');
+
+  // The page loaded nothing from anywhere but the relay's two origins.
+  const foreign = w.requests.filter((u) => !u.startsWith(`${w.v4Url}/`) && !u.startsWith(`${w.v6Url}/`));
+  assert.deepEqual(foreign, [], 'no request left for another origin');
+});

@@ -26,7 +26,8 @@ export const USAGE = `usage:
   knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
   knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
   knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
-  knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]`;
+  knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]
+  knockgw ssh HOST [PORT] [--door DOOR --relay URL --key FILE | --sequence P[:udp],…] [-4|-6] [--wait 10s]   (ssh ProxyCommand)`;
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -60,6 +61,7 @@ export type Command =
   | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
   | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
   | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
+  | { readonly cmd: 'ssh'; readonly host: string; readonly port: number; readonly family?: 4 | 6; readonly relay?: { url: string; keyFile: string; door: string }; readonly sequence?: PortSpec[]; readonly waitMs: number }
   | { readonly cmd: 'help' };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
@@ -245,6 +247,23 @@ export function parseCommand(argv: readonly string[]): Command {
       if (action === 'list' && positionals.length === 1) return { cmd: 'devices', action, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
       if (action === 'revoke' && id && positionals.length === 2) return { cmd: 'devices', action, id, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
       return usage('devices list | devices revoke ID');
+    }
+    case 'ssh': {
+      const { values, positionals } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, key: { type: 'string' }, sequence: { type: 'string' }, wait: { type: 'string' }, ipv4: { type: 'boolean', short: '4' }, ipv6: { type: 'boolean', short: '6' } }, true);
+      const [host, portText = '22'] = positionals;
+      const port = Number(portText);
+      if (!host || positionals.length > 2 || !Number.isInteger(port) || port < 1 || port > 65535) usage('ssh HOST [PORT] (as ProxyCommand: knockgw ssh %h %p …)');
+      if ((values.relay === undefined) !== (values.key === undefined)) usage('ssh: --relay URL and --key FILE go together');
+      if (values.relay && !values.door) usage('ssh: --relay needs --door DOOR');
+      if (values.relay && values.sequence) usage('ssh: knock through --relay or with --sequence, not both');
+      const sequence = values.sequence?.split(',').map((a) => parseKnockArg(a, 'tcp'));
+      const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
+      return {
+        cmd: 'ssh', host, port, waitMs: values.wait ? parseDuration(values.wait) : 10_000,
+        ...(family ? { family } : {}),
+        ...(values.relay && values.key && values.door ? { relay: { url: values.relay, keyFile: values.key, door: values.door } } : {}),
+        ...(sequence ? { sequence } : {}),
+      };
     }
     default:
       return usage(`unknown command "${sub}"`);

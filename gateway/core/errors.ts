@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   KGW_RELAY_RESPONSE: 'the relay answered something knockgw cannot read',
   KGW_ENROLL_TOKEN: 'the enrollment link is used, expired or unknown',
   KGW_DEVICE_UNKNOWN: 'no enrolled device has this id',
+  KGW_SSH_UNREACHABLE: 'the port did not answer after the knock',
   KGW_DEPLOY_USAGE: 'the deploy command line is invalid',
   KGW_DEPLOY_CREDENTIAL: "the relay's Redis credential would let a compromised relay mint grants",
   KGW_DEPLOY_STEP: 'a deploy step failed',

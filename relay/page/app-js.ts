@@ -88,6 +88,7 @@ export const APP_JS = String.raw`'use strict';
     var card = $('door-' + dev.client);
     var status = card.querySelector('.status');
     card.dataset.state = 'knocking';
+    card.dataset.at = String(Date.now());
     status.textContent = why === 'tap' ? 'Knocking…' : 'Knocking again (' + why + ')…';
     var started = performance.now();
     var fams = bases();
@@ -128,7 +129,7 @@ export const APP_JS = String.raw`'use strict';
         if (!st.opened) return;
         bases().forEach(function (f) {
           call(f[1] + '/v1/ip').then(function (a) {
-            if (st.ips[f[0]] && a.ip !== st.ips[f[0]]) { st.ips[f[0]] = a.ip; knock(dev, 'new address ' + a.ip); }
+            if (st.ips[f[0]] && a.ip && a.ip !== st.ips[f[0]]) { st.ips[f[0]] = a.ip; knock(dev, 'new address ' + a.ip); }
           }, function () { /* offline for now: the online event knocks */ });
         });
       });

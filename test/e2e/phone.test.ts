@@ -158,6 +158,14 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   const alg = (await page.locator('.device').textContent()) ?? '';
   t.diagnostic(`enrolled: ${alg}`);
 
+  // An installable PWA: chromium's own installability check passes and the service worker runs.
+  assert.equal(await page.evaluate<boolean>('navigator.serviceWorker.ready.then((r) => r.active !== null)'), true, 'the service worker is active');
+  const cdp = await page.context().newCDPSession(page);
+  const installability = await cdp.send('Page.getInstallabilityErrors') as { installabilityErrors: { errorId: string }[] };
+  // Playwright's contexts are incognito-like, the one reason chromium gives that is not the page's.
+  assert.deepEqual(installability.installabilityErrors.map((e) => e.errorId).filter((id) => id !== 'in-incognito'), [], 'chromium finds the page installable');
+  await cdp.detach();
+
   // Tap Open: both families.
   await door.locator('button.big').click();
   await page.locator('article.door[data-state="open"]').waitFor({ timeout: 10_000 });

@@ -12,7 +12,9 @@ import { createMemoryRequestQueue } from '../../gateway/kit/request-queue-memory
 import { signKnock, type KnockBody } from '../../gateway/protocol/relay-v1.ts';
 import { p256RawPublic } from '../../gateway/protocol/relay-v1-algs.ts';
 import type { DeviceRegistry } from '../../gateway/protocol/devices.ts';
-import { fixedClock, identities, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
+import { captureLog, fixedClock, identities, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
+import { createLogBudget } from '../../gateway/core/log-budget.ts';
+import { checkGrantRequest } from '../../gateway/services/source-relay.ts';
 
 const ids = identities();
 const PHONE_IP = '198.51.100.20';
@@ -129,4 +131,24 @@ void test('the knock page: strict CSP on every file, nothing from elsewhere, an 
   const pre = await app.request('/v1/knock', { method: 'OPTIONS', headers: { origin: 'https://v4.knock.example', 'access-control-request-method': 'POST' } });
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+});
+
+void test('the gateway looks an enrolled device up itself: a queued knock of a revoked device opens nothing', async () => {
+  const devices = await createFileDeviceRegistry({});
+  const { token } = await devices.issue({ door: 'openSSH', ttlMs: 60_000 }, NOW_MS);
+  const key = browserKey();
+  const d = await devices.redeem(token, { alg: 'ecdsa-p256', publicKey: key.publicKey, enrolledFrom: PHONE_IP }, NOW_MS);
+  const { log } = captureLog();
+  const deps = { keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log, devices };
+  const budget = createLogBudget(log, { perWindow: 100, windowMs: 10_000, now: () => NOW_MS });
+  const queued = (body: KnockBody) => ({ ...body, observedIp: PHONE_IP, receivedAt: NOW_MS });
+  const ok = await checkGrantRequest(deps, budget, '1-0', queued(key.sign(d.id, 'openSSH')));
+  assert.equal(ok.ok, true);
+  await devices.revoke(d.id);
+  const refused = await checkGrantRequest(deps, budget, '2-0', queued(key.sign(d.id, 'openSSH')));
+  assert.deepEqual(refused.ok ? 'opened' : refused.code, 'KGW_RELAY_UNKNOWN_CLIENT');
+  // Without the registry the gateway knows no device at all.
+  const { devices: _dropped, ...withoutRegistry } = deps;
+  const none = await checkGrantRequest(withoutRegistry, budget, '3-0', queued(key.sign(d.id, 'openSSH')));
+  assert.equal(none.ok, false);
 });

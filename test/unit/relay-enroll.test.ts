@@ -71,6 +71,8 @@ void test('an expired or never-issued token is refused, and nothing is enrolled'
   assert.equal(forged.status, 410);
   const malformed = await json('/v1/enroll', { v: 1, token: 'x', alg: 'ecdsa-p256', publicKey: 'AAAA' });
   assert.equal(malformed.status, 400);
+  const huge = await json('/v1/enroll', { v: 1, token, alg: 'ecdsa-p256', publicKey: 'A'.repeat(4000) });
+  assert.equal(huge.status, 413);
   assert.deepEqual(await devices.list(), []);
 });
 

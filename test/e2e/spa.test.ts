@@ -12,7 +12,7 @@ import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
 import { canConnect, connectsWithin, MAIN, refusedWithin, startDaemon, startSshLike, tempDir, waitReady, type LogEvent, type RunningDaemon } from '../helpers/gateway.ts';
 import { encodeIn, FIXTURES, fwknop, sendUdp, spaYaml } from '../helpers/spa.ts';
 
-interface World { lab: Lab; daemon: RunningDaemon; dir: Awaited<ReturnType<typeof tempDir>>; control: string }
+interface World { lab: Lab; daemon: RunningDaemon; dir: Awaited<ReturnType<typeof tempDir>>; control: string; restart(): Promise<void> }
 
 const FLAVORS = [
   { name: 'YAML spa:', firewall: 'nftables', files: false },
@@ -32,10 +32,21 @@ async function world(t: TestContext, opts: { files: boolean; firewall: 'nftables
   const config = opts.files
     ? ['--fwknop-access', join(FIXTURES, 'debian-access-keys.conf'), '--fwknop-config', join(FIXTURES, 'debian-fwknopd.conf')]
     : ['--config', await dir.write('knockgw.yaml', `interface: br0\n${spaYaml({ ttl: 2 })}`)];
-  const daemon = startDaemon(lab.server, [...config, '--firewall', opts.firewall, '--state', join(dir.path, 'state.json'), '--control', control]);
-  t.after(() => daemon.kill());
-  await daemon.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
-  return { lab, daemon, dir, control };
+  const args = [...config, '--firewall', opts.firewall, '--state', join(dir.path, 'state.json'), '--control', control];
+  const launch = async (): Promise<RunningDaemon> => {
+    const d = startDaemon(lab.server, args);
+    t.after(() => d.kill());
+    await d.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
+    return d;
+  };
+  const w: World = {
+    lab, dir, control, daemon: await launch(),
+    async restart() {
+      await w.daemon.stop();
+      w.daemon = await launch();
+    },
+  };
+  return w;
 }
 
 const clients = (w: World) => {
@@ -53,12 +64,15 @@ for (const flavor of FLAVORS) {
     const w = await world(t, flavor);
     const { a, b, server } = clients(w);
 
-    await t.test('the SPA port never answers and port 22 starts closed', async () => {
+    await t.test('port 22 starts closed; garbage on the SPA port opens nothing (text: dropped in the kernel; base64: refused by the HMAC)', async () => {
       assert.equal(await canConnect(a, server.v4, 22), false);
       const mark = after(w);
-      await sendUdp(a, server.v4, ['not an SPA packet at all, but long enough to pass the size check of the kernel rule '.repeat(2)]);
-      await sleep(300);
-      assert.equal(w.daemon.events.slice(mark).some((e) => e.event === 'spa.granted'), false);
+      await sendUdp(a, server.v4, ['not an SPA packet at all, but long enough to pass the size check of the kernel rule '.repeat(2), 'QUJD'.repeat(50)]);
+      const denied = await since(w, mark, (e) => e.event === 'spa.denied');
+      assert.deepEqual([denied.reason, denied.src], ['hmac', a.v4]);
+      await sleep(200);
+      assert.equal(w.daemon.events.slice(mark).filter((e) => e.event === 'spa.denied').length, 1, 'the text never reached the daemon');
+      assert.equal(await canConnect(a, server.v4, 22), false);
     });
 
     await t.test('access for the sending IP only (-a own address)', async () => {
@@ -81,6 +95,14 @@ for (const flavor of FLAVORS) {
       assert.equal(denied.reason, 'replay');
       assert.equal(await canConnect(a, server.v4, 22), false, 'nothing reopened');
       assert.equal(w.daemon.events.slice(mark).some((e) => e.event === 'grant.open' || e.event === 'grant.extend'), false);
+    });
+
+    await t.test('and after a restart: the replay cache is kept on disk with the state file', async () => {
+      await w.restart();
+      const mark = after(w);
+      await sendUdp(a, server.v4, [(await readFile(join(w.dir.path, 'saved.spa'), 'latin1')).trim()]);
+      assert.equal((await since(w, mark, (e) => e.event === 'spa.denied')).reason, 'replay');
+      assert.equal(await canConnect(a, server.v4, 22), false);
     });
 
     await t.test('-a naming another address opens for that address only', async () => {

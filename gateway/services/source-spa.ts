@@ -8,7 +8,7 @@
 import { describeError, isKnockgwError, kgwError } from '../core/errors.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
 import { authorizeSpa, replayWindowMs, type SpaDecoder, type SpaStanza } from '../core/spa.ts';
-import type { Clock, Logger, NonceStore, PacketSource, ProofSource, SourceContext } from '../ports.ts';
+import type { Clock, Logger, NonceStore, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 
 /** One record of the SPA intake: where it came from and the UDP payload (absent when cut short). */
@@ -17,9 +17,16 @@ export interface SpaRecord {
   readonly payload?: Uint8Array;
 }
 
+/** The intake's reader (an NFLOG capture, adapters/packet-tcpdump.ts). */
+export interface SpaPacketSource extends AsyncIterable<SpaRecord> {
+  /** Resolves once packets sent from now on are seen. */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface SpaSourceDeps {
   /** Opens the reader of the intake's NFLOG group; called by start(). */
-  readonly openPackets: () => PacketSource & AsyncIterable<SpaRecord>;
+  readonly openPackets: () => SpaPacketSource;
   readonly access: readonly SpaStanza[];
   /** MAX_SPA_PACKET_AGE. */
   readonly maxPacketAgeMs: number;

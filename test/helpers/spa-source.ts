@@ -46,7 +46,8 @@ export function pushSource(): SpaPacketSource & { push(r: SpaRecord): void } {
 
 export async function spaWorld(opts: { nonces: NonceStore; clock: Clock; access?: SpaStanza[]; nodeId?: string }) {
   const access = opts.access ?? [stanza()];
-  const { logger, records, events } = captureLogger('debug');
+  const log = captureLogger('debug');
+  const { logger, records } = log;
   const metrics = createMetrics();
   const store = await createMemoryStore({ clock: opts.clock, logger });
   const grants = createGrantService({ store, doors: access.map(spaDoor), clock: opts.clock, logger, nodeId: opts.nodeId ?? 'gw-a', metrics });
@@ -57,7 +58,8 @@ export async function spaWorld(opts: { nonces: NonceStore; clock: Clock; access?
   await source.start({ submit: (p) => intake.submit(p), fail: (err) => (failure = err) });
   let settled = 0;
   return {
-    store, metrics, records, events, source,
+    store, metrics, records, source,
+    events: (name: string) => log.events(name),
     failure: () => failure,
     /** Pushes records and waits until the source has handled them. */
     async send(...recs: SpaRecord[]): Promise<void> {

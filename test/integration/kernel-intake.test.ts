@@ -29,7 +29,7 @@ async function intakeLab(t: TestContext, intake: IntakeCompileInput, group: numb
   t.after(() => lab.destroy());
   const fw = createNftablesFirewall({ logger, netns: lab.server.ns, intake });
   await fw.ensureBase([{ port: 22, proto: 'tcp' }]);
-  t.after(() => fw.close());
+  t.after(() => fw.close?.());
   const dir = await mkdtemp(join(tmpdir(), `kgw-intake-${process.pid}-`));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const tcpdump = join(dir, 'tcpdump');

@@ -31,8 +31,7 @@ export interface MemoryStore extends GrantStore {
   flush(): Promise<void>;
 }
 
-/** Replaces `file` with `data` so that a crash leaves the old or the new content (also the replay cache's writer). */
-export async function writeAtomic(file: string, data: string): Promise<void> {
+async function writeAtomic(file: string, data: string): Promise<void> {
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.tmp-${process.pid}`);
   try {

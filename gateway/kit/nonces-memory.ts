@@ -12,6 +12,11 @@ export interface MemoryNonceStoreOptions {
   readonly restore?: Iterable<readonly [string, number]>;
 }
 
+/** How an entry is keyed (and persisted by adapters/nonces-file.ts): scope and nonce cannot run into each other. */
+export function nonceKey(scope: string, nonce: string): string {
+  return `${scope}\n${nonce}`;
+}
+
 export interface MemoryNonceStore extends NonceStore {
   readonly size: number;
   /** The live entries, for persistence: [scope + "\n" + nonce, expires at (unix ms)]. */
@@ -42,7 +47,7 @@ export function createMemoryNonceStore(opts: MemoryNonceStoreOptions): MemoryNon
     },
     claim(scope, nonce, ttlMs) {
       const now = opts.clock.now();
-      const k = `${scope}\n${nonce}`;
+      const k = nonceKey(scope, nonce);
       const expiresAt = seen.get(k);
       if (expiresAt !== undefined && expiresAt > now) return Promise.resolve(false);
       prune(now, false);

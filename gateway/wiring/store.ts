@@ -74,7 +74,7 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
       nonces: replay ?? createMemoryNonceStore({ clock: opts.clock }),
       lease: (_job, l) => createSingleLease(l),
       async close() {
-        await replay?.flush();
+        await replay?.close();
         await store.close();
       },
     };

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryNonceStore } from '../../gateway/kit/nonces-memory.ts';
@@ -109,7 +109,7 @@ void test('a replay store that cannot answer refuses the packet (fails closed) a
   assert.equal(w.failure(), undefined);
 });
 
-void test('the memory store\'s replay cache survives a restart (state.replay.json), is bounded to live entries, and refuses a corrupt file', async (t) => {
+void test('the memory store\'s replay cache survives a restart (state.replay.json, a log of claims), stays bounded, skips a torn last line and refuses a corrupt one', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kgw-replay-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'state.replay.json');
@@ -126,8 +126,26 @@ void test('the memory store\'s replay cache survives a restart (state.replay.jso
   const third = await createFileNonceStore({ file, clock, logger });
   assert.equal(await third.claim('spa', 'digest-1', 10_000), true, 'expired entries are not kept');
   assert.equal(await third.claim('spa', 'digest-2', 60_000), false);
-  await writeFile(file, '{"version":1,');
-  await assert.rejects(createFileNonceStore({ file, clock, logger }), (e: unknown) => isKnockgwError(e, 'KGW_STATE_FILE'));
+  await third.close();
+  // A crash mid-append leaves a torn last line: that claim never resolved, so it is skipped.
+  await writeFile(file, `${JSON.stringify(['spa\ndigest-2', now + 60_000])}\n["spa\\ndigest-3", 99`);
+  const afterCrash = await createFileNonceStore({ file, clock, logger });
+  assert.equal(await afterCrash.claim('spa', 'digest-2', 60_000), false);
+  assert.equal(await afterCrash.claim('spa', 'digest-3', 60_000), true);
+  await afterCrash.close();
+  // The log is rewritten with the live entries only: it does not grow with every claim.
+  const busy = await createFileNonceStore({ file, clock, logger });
+  for (let i = 0; i < 3000; i++) {
+    assert.equal(await busy.claim('spa', `d${i}`, 60_000), true);
+    now += 60;
+  }
+  await busy.close();
+  const lines = (await readFile(file, 'utf8')).split('\n').length - 1;
+  assert.ok(lines < 2100, `${lines} lines for ~1000 live entries`);
+  // A bad line that is not the last one is corruption: the start stops, or the file is moved aside.
+  await writeFile(file, `not json\n${JSON.stringify(['spa\nx', now + 60_000])}\n`);
+  await assert.rejects(createFileNonceStore({ file, clock, logger }), (e: unknown) => isKnockgwError(e, 'KGW_STATE_FILE') && /line 1/.test(e.message));
   const moved = await createFileNonceStore({ file, clock, logger, onCorrupt: 'move-aside' });
-  assert.equal(await moved.claim('spa', 'digest-2', 60_000), true);
+  assert.equal(await moved.claim('spa', 'x', 60_000), true);
+  await moved.close();
 });

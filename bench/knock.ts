@@ -150,7 +150,7 @@ async function measureLatency(w: World, sys: KnockSystem, runs: number): Promise
     grantLoggedP50Ms: logged.length ? round(percentile(logged, 0.5)) : undefined, wireMisses };
 }
 
-async function txPackets(h: Host): Promise<number> {
+export async function txPackets(h: Host): Promise<number> {
   const r = await h.exec('cat', ['/sys/class/net/eth0/statistics/tx_packets'], { allowFail: true });
   return Number(r.stdout.trim()) || 0;
 }

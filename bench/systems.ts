@@ -38,6 +38,8 @@ export interface ProbeClient {
   open(host: string, timeoutMs: number): Promise<ProbeAnswer>;
   close(host: string, timeoutMs: number): Promise<ProbeAnswer>;
   isOpen(host: string, timeoutMs?: number): Promise<boolean>;
+  /** Sends a fresh SPA packet for allowIp to host:spaPort and polls `port` (bench/knock-probe.ts). */
+  spa(host: string, allowIp: string, spaPort: number, port: number, timeoutMs: number): Promise<ProbeAnswer>;
   stop(): void;
 }
 
@@ -83,6 +85,7 @@ export async function startProbe(client: Host): Promise<ProbeClient> {
     open: (host, timeoutMs) => ask({ op: 'open', host, knocks: OPEN_SEQ, port: PROTECTED_PORT, timeoutMs }),
     close: (host, timeoutMs) => ask({ op: 'close', host, knocks: CLOSE_SEQ, port: PROTECTED_PORT, timeoutMs }),
     isOpen: async (host, timeoutMs = 100) => (await ask({ op: 'probe', host, port: PROTECTED_PORT, timeoutMs })).open === true,
+    spa: (host, allowIp, spaPort, port, timeoutMs) => ask({ op: 'spa', host, allowIp, spaPort, port, timeoutMs }),
     stop: () => {
       child.stdin?.end();
       child.kill('SIGKILL');

@@ -3,28 +3,22 @@
 // only PCAP_INTF and the run directory set, Debian's access.conf with the keys filled in — and the
 // knockgw daemon reading the same access.conf (nftables). Each stop() leaves the namespace's
 // firewall as start() found it. fwknopd runs only inside the lab's namespace, never on the host.
-import { chmod, copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { kgwError } from '../gateway/core/errors.ts';
 import type { Host } from '../test/helpers/netns.ts';
-import { MAIN, startDaemon, type RunningDaemon } from '../test/helpers/gateway.ts';
+import type { RunningDaemon } from '../test/helpers/gateway.ts';
 import { FIXTURES } from '../test/helpers/spa.ts';
 import { sleep } from './lib.ts';
+import { launchKnockgw, stopProcess, type KnockSystem } from './systems.ts';
 
 export type SpaSystemName = 'fwknopd' | 'knockgw';
 
-export interface SpaSystem {
+export interface SpaSystem extends Omit<KnockSystem, 'name'> {
   readonly name: SpaSystemName;
-  readonly label: string;
-  /** The daemon's pid (its children are found through /proc). */
-  pid(): number;
-  logLines(): Promise<number>;
-  /** Removes an open grant so the next measurement starts closed. */
-  forceClose(ip: string): Promise<void>;
   /** knockgw: the daemon, for its grant.open events. */
   readonly daemon?: RunningDaemon;
-  stop(): Promise<void>;
 }
 
 export const SPA_PORT = 62201;
@@ -69,12 +63,7 @@ export async function startFwknopd(server: Host, dir: string, iface: string): Pr
       await server.exec('iptables', ['-F', 'FWKNOP_INPUT'], { allowFail: true });
     },
     async stop() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(3000)]);
-        child.kill('SIGKILL');
-      }
+      await stopProcess(child);
       await server.exec('iptables', ['-F', 'INPUT'], { allowFail: true });
       await server.exec('iptables', ['-F', 'FWKNOP_INPUT'], { allowFail: true });
       await server.exec('iptables', ['-X', 'FWKNOP_INPUT'], { allowFail: true });
@@ -85,29 +74,6 @@ export async function startFwknopd(server: Host, dir: string, iface: string): Pr
 /** knockgw with fwknopd's own files (the same access.conf), nftables, a memory store. */
 export async function startKnockgwSpa(server: Host, dir: string, iface: string): Promise<SpaSystem> {
   const { conf, access } = await fwknopFiles(dir, iface);
-  const control = join(dir, 'ctl-spa.sock');
-  const state = join(dir, 'state-spa.json');
-  const d = startDaemon(server, ['--fwknop-access', access, '--fwknop-config', conf, '--firewall', 'nftables', '--state', state, '--control', control]);
-  try {
-    await d.waitFor((e) => e.event === 'daemon.ready', 30_000, 'daemon.ready');
-  } catch (err) {
-    await d.kill();
-    throw err;
-  }
-  return {
-    name: 'knockgw',
-    label: 'knockgw SPA + nftables',
-    daemon: d,
-    pid: () => d.child.pid ?? 0,
-    logLines: () => Promise.resolve(d.events.length),
-    async forceClose(ip) {
-      await server.exec(process.execPath, [MAIN, 'revoke', ip, '--control', control], { allowFail: true });
-    },
-    async stop() {
-      await d.stop();
-      await server.exec('nft', ['delete', 'table', 'inet', 'knockgw'], { allowFail: true });
-      await rm(state, { force: true });
-      await rm(state.replace(/\.json$/, '.replay.json'), { force: true });
-    },
-  };
+  const base = await launchKnockgw(server, dir, 'spa', ['--fwknop-access', access, '--fwknop-config', conf]);
+  return { ...base, name: 'knockgw', label: 'knockgw SPA + nftables' };
 }

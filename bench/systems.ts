@@ -108,6 +108,15 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   }
 }
 
+/** SIGTERM, then SIGKILL after 3 s: a compared daemon stops whatever state it is in. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([gone, sleep(3000)]);
+  child.kill('SIGKILL');
+}
+
 export async function startKnockd(server: Host, dir: string, iface: string): Promise<KnockSystem> {
   const log = join(dir, 'knockd.log');
   const conf = join(dir, 'knockd.conf');
@@ -134,12 +143,7 @@ export async function startKnockd(server: Host, dir: string, iface: string): Pro
       }
     },
     async stop() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(3000)]);
-        child.kill('SIGKILL');
-      }
+      await stopProcess(child);
       await server.exec('iptables', ['-F', 'INPUT'], { allowFail: true });
     },
   };
@@ -151,12 +155,11 @@ export interface KnockgwSystem extends KnockSystem {
   readonly daemon: RunningDaemon;
 }
 
-export async function startKnockgw(server: Host, dir: string, iface: string, engine: 'kernel' | 'pcap'): Promise<KnockgwSystem> {
-  const conf = join(dir, 'knockd.conf');
-  const control = join(dir, `ctl-${engine}.sock`);
-  const state = join(dir, `state-${engine}.json`);
-  await writeFile(conf, GUIDE_KNOCKD_CONF);
-  const d = startDaemon(server, ['--knockd-config', conf, '--interface', iface, '--firewall', 'nftables', '--engine', engine, '--state', state, '--control', control]);
+/** The knockgw daemon with `config` args, nftables, a memory store with its files under `dir`; cleaned up by stop(). */
+export async function launchKnockgw(server: Host, dir: string, tag: string, config: readonly string[]): Promise<Omit<KnockgwSystem, 'name' | 'label'>> {
+  const control = join(dir, `ctl-${tag}.sock`);
+  const state = join(dir, `state-${tag}.json`);
+  const d = startDaemon(server, [...config, '--firewall', 'nftables', '--state', state, '--control', control]);
   try {
     await d.waitFor((e) => e.event === 'daemon.ready', 30_000, 'daemon.ready');
   } catch (err) {
@@ -164,8 +167,6 @@ export async function startKnockgw(server: Host, dir: string, iface: string, eng
     throw err;
   }
   return {
-    name: engine,
-    label: `knockgw ${engine} engine + nftables`,
     daemon: d,
     pid: () => d.child.pid ?? 0,
     logLines: () => Promise.resolve(d.events.length),
@@ -175,7 +176,16 @@ export async function startKnockgw(server: Host, dir: string, iface: string, eng
     async stop() {
       await d.stop();
       await server.exec('nft', ['delete', 'table', 'inet', 'knockgw'], { allowFail: true });
+      // The state file and the replay cache beside it.
       await rm(state, { force: true });
+      await rm(state.replace(/\.json$/, '.replay.json'), { force: true });
     },
   };
+}
+
+export async function startKnockgw(server: Host, dir: string, iface: string, engine: 'kernel' | 'pcap'): Promise<KnockgwSystem> {
+  const conf = join(dir, 'knockd.conf');
+  await writeFile(conf, GUIDE_KNOCKD_CONF);
+  const base = await launchKnockgw(server, dir, engine, ['--knockd-config', conf, '--interface', iface, '--engine', engine]);
+  return { ...base, name: engine, label: `knockgw ${engine} engine + nftables` };
 }

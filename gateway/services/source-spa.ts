@@ -7,7 +7,7 @@
 // spa.denied within the attacker log budget.
 import { describeError, isKnockgwError, kgwError } from '../core/errors.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
-import { authorizeSpa, replayWindowMs, type SpaDecoder, type SpaStanza } from '../core/spa.ts';
+import { authorizeSpa, replayWindowMs, type SpaDecoder, type SpaOutcome, type SpaStanza } from '../core/spa.ts';
 import type { Clock, Logger, NonceStore, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -38,12 +38,12 @@ export interface SpaSourceDeps {
   readonly metrics: Metrics;
 }
 
-/** Why a packet opened nothing, beyond authorizeSpa's reasons. */
-export type SpaIntakeRefusal = 'truncated' | 'replay' | 'replay-store' | 'no-timeout';
+/** Why a packet opened nothing: authorizeSpa's reasons, and the intake's own. */
+export type SpaRefusal = Extract<SpaOutcome, { deny: unknown }>['deny'] | 'truncated' | 'replay' | 'replay-store' | 'no-timeout';
 
 export const SPA_REPLAY_SCOPE = 'spa';
 
-export function createSpaSource(deps: SpaSourceDeps): ProofSource & { handle(ctx: SourceContext, rec: SpaRecord): Promise<void> } {
+export function createSpaSource(deps: SpaSourceDeps): ProofSource {
   const log = deps.logger;
   const budget = createLogBudget(log, { ...ATTACKER_LOG_BUDGET, now: () => deps.clock.now() });
   const replayTtlMs = replayWindowMs(deps.maxPacketAgeMs);
@@ -52,7 +52,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource & { handle(ctx
   let flusher: NodeJS.Timeout | undefined;
   let stopped = false;
 
-  const deny = (reason: string, fields: Record<string, unknown>, msg: string): void => {
+  const deny = (reason: SpaRefusal, fields: Record<string, unknown>, msg: string): void => {
     deps.metrics.inc('spa_denied_total', 1, { reason });
     budget.info('spa.denied', { reason, ...fields }, msg);
   };
@@ -96,7 +96,6 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource & { handle(ctx
 
   return {
     name: 'spa',
-    handle,
     async start(ctx) {
       const p = deps.openPackets();
       packets = p;

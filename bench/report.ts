@@ -51,14 +51,15 @@ function spaTables(r: BenchResults): string[] {
     s.label, String(s.latency.runs), fmt(s.latency.p50Ms), fmt(s.latency.p99Ms), fmt(s.latency.meanMs), fmt(s.latency.grantLoggedP50Ms), String(s.latency.failures),
     s.name === 'fwknopd' ? '1' : `${fmt(spaRatio(r))}×`,
   ])));
-  const flooded = list.filter((s) => s.flood);
-  if (flooded.length) {
-    out.push('', 'SPA flood (hping3 -2 --rand-source, random 180-byte payloads on the SPA port; a legit client sends an SPA packet every second)');
-    out.push(table(['system', 'flood pps', 'legit opened', 'legit p50 ms', 'legit p99 ms', 'CPU s', 'CPU % core', 'RSS MB before→after', 'log lines'], flooded.map((s) => {
-      const f = s.flood;
-      if (!f) return [s.label];
-      return [s.label, String(f.floodPps), `${f.legitOpened}/${f.legitAttempts}`, fmt(f.legitP50Ms), fmt(f.legitP99Ms), fmt(f.cpuSec), fmt(f.cpuPct), `${f.rssBeforeMb}→${f.rssAfterMb} (+${f.rssGrowthMb})`, String(f.logLines)];
-    })));
+  const rows = list.flatMap((s) => [
+    ...(s.flood ? [{ label: s.label, f: s.flood }] : []),
+    ...(s.flood64 ? [{ label: `${s.label}, base64 text instead`, f: s.flood64 }] : []),
+  ]);
+  if (rows.length) {
+    out.push('', 'SPA flood (hping3 -2 --rand-source, 180-byte payloads from /dev/urandom on the SPA port; a legit client sends an SPA packet every second)');
+    out.push(table(['system', 'flood pps', 'legit opened', 'legit p50 ms', 'legit p99 ms', 'CPU s', 'CPU % core', 'RSS MB before→after', 'log lines'], rows.map(({ label, f }) => [
+      label, String(f.floodPps), `${f.legitOpened}/${f.legitAttempts}`, fmt(f.legitP50Ms), fmt(f.legitP99Ms), fmt(f.cpuSec), fmt(f.cpuPct), `${f.rssBeforeMb}→${f.rssAfterMb} (+${f.rssGrowthMb})`, String(f.logLines),
+    ])));
   }
   return out;
 }
@@ -133,6 +134,8 @@ export function metricLines(r: BenchResults): string[] {
         [`spa_flood_legit_p99_ms_${s.name}`, f.legitP99Ms], [`spa_flood_cpu_pct_${s.name}`, f.cpuPct], [`spa_flood_rss_growth_mb_${s.name}`, f.rssGrowthMb], [`spa_flood_log_lines_${s.name}`, f.logLines]);
     }
   }
+  const f64 = spaSys(r, 'knockgw')?.flood64;
+  if (f64) m.push(['spa_flood64_pps_knockgw', f64.floodPps], ['spa_flood64_legit_success_knockgw', f64.legitAttempts ? round(f64.legitOpened / f64.legitAttempts, 3) : undefined], ['spa_flood64_cpu_pct_knockgw', f64.cpuPct]);
   if (r.spa?.length) m.push(['spa_open_p50_ratio', spaRatio(r)]);
   if (r.scale) {
     for (const b of r.scale.batches) {

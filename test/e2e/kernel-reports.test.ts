@@ -84,9 +84,9 @@ void test('a kernel completion whose NFLOG report is lost is adopted by the repa
   await gwB.start();
   await a.exec('knock', [lab.server.v4, '7000', '8000', '9000']);
   assert.equal(await connectsWithin(a, lab.server.v4, 22), true, 'the kernel opened port 22');
-  assert.ok(await eventually(async () => (await storeA.store.list()).some((g) => g.ip === a.v4), 5000), 'the repair put the grant in the store');
-  assert.ok(await eventually(() => firewallB.openFor(a.v4).includes('22/tcp'), 5000), 'the other node opened it');
-  assert.ok(await eventually(() => cloud.passes.some((p) => p.some((g) => g.ip === a.v4)), 5000), 'the cloud got it');
+  assert.ok(await eventually(async () => (await storeA.store.list()).some((g) => g.ip === a.v4), 15_000), 'the repair put the grant in the store');
+  assert.ok(await eventually(() => firewallB.openFor(a.v4).includes('22/tcp'), 10_000), 'the other node opened it');
+  assert.ok(await eventually(() => cloud.passes.some((p) => p.some((g) => g.ip === a.v4)), 10_000), 'the cloud got it');
   assert.equal(metrics.get('kernel_adopted_total', { action: 'open' }), 1);
   assert.equal(log.events('knock.adopted').length, 1);
 });

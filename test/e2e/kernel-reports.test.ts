@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, requireRoot, type Host } from '../helpers/netns.ts';
-import { connectsWithin, GUIDE_KNOCKD_CONF, MAIN, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
+import { connectsWithin, GUIDE_KNOCKD_CONF, guideDaemon, MAIN, startSshLike, waitReady } from '../helpers/gateway.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { eventually, handPackets, logCapture, recordingCloud, recordingFirewall } from '../helpers/in-process.ts';
 import { createGateway } from '../../gateway/gateway.ts';
@@ -17,17 +17,7 @@ import { openStore } from '../../gateway/wiring/store.ts';
 
 void test('a knock that completes in the kernel while the daemon starts is recorded, logged and in the store', async (t) => {
   if (!(await requireRoot(t))) return;
-  const lab = await createLab(1);
-  const dir = await tempDir();
-  t.after(async () => {
-    await lab.destroy();
-    await dir.remove();
-  });
-  await waitReady(startSshLike(lab.server));
-  const a = lab.clients[0] as Host;
-  const conf = await dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
-  const daemon = startDaemon(lab.server, ['--knockd-config', conf, '--interface', lab.serverIf(0), '--engine', 'kernel', '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`]);
-  t.after(() => daemon.kill());
+  const { lab, client: a, dir, daemon } = await guideDaemon(t, ['--engine', 'kernel']);
   // Knock the moment the kernel's sequences are live: the daemon is still starting (conflict
   // check, first full repair, control socket) when the knock completes.
   const deadline = Date.now() + 20_000;

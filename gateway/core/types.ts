@@ -112,3 +112,12 @@ export type Proof =
       /** The message's user name (fwknop -U; the client's login by default). */
       readonly user: string;
     };
+
+/** A completion the kernel engine recorded in a done set: which sequence (index into the config's list), who, when. */
+export interface KernelCompletion {
+  readonly sequenceIndex: number;
+  readonly ip: string;
+  readonly family: Family;
+  /** Unix ms, to the second (nft reports whole seconds). */
+  readonly completedAt: number;
+}

@@ -7,7 +7,7 @@ import type { EnginePlan } from '../core/engines.ts';
 import { NFLOG_GROUP } from '../core/nft-kernel.ts';
 import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import type { Config } from '../config/types.ts';
-import type { Clock, Logger, NonceStore, ProofSource } from '../ports.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, NonceStore, ProofSource } from '../ports.ts';
 import { decodeSpa } from '../protocol/fwknop.ts';
 import { createNflogSource, createTcpdumpSource } from '../adapters/packet-tcpdump.ts';
 import type { Metrics } from '../services/metrics.ts';
@@ -27,6 +27,9 @@ function hostAddresses(): string[] {
 
 export interface SourceDeps {
   readonly oneTime: OneTimeFiles | undefined;
+  /** The kernel engine's firewall (its done and allowed sets) and the store it repairs against. */
+  readonly firewall: HostFirewall;
+  readonly store: GrantStore;
   /** The store backend's replay cache (SPA digests). */
   readonly nonces: NonceStore;
   readonly clock: Clock;
@@ -62,6 +65,11 @@ export function knockSources(config: Config, engines: EnginePlan, deps: SourceDe
       createKernelSource({
         openReports: () => createNflogSource({ group: NFLOG_GROUP, logger: logger.child({ component: 'nflog' }) }),
         sequences: config.sequences,
+        doors: config.doors,
+        firewall: deps.firewall,
+        store: deps.store,
+        clock,
+        metrics,
       }),
     );
   }

@@ -1,19 +1,24 @@
 // The bench's client, run inside a client namespace (`node bench/knock-probe.ts`) and driven by
 // JSON lines on stdin, one answer line each on stdout. It knocks with plain non-blocking connects
-// (one SYN each; a knock port answers RST or nothing) and measures knock→open as the time from
-// the last knock's connect() to the first completed handshake on the protected port, polling
-// with a fresh connect every 0.5 ms. The first 5 ms of a poll spin on setImmediate (so an
-// in-kernel open is seen within microseconds); after that the loop sleeps in Atomics.wait
-// between attempts, so a slow open costs ≤ 0.5 ms of detection delay and almost no CPU (this
-// process shares a 2-core machine with the daemon under test).
+// (one SYN each; a knock port answers RST or nothing), or sends one fresh SPA datagram, and
+// measures knock→open as the time from the last knock's connect() (the SPA send) to the first
+// completed handshake on the protected port, polling with a fresh connect every 0.5 ms. The first
+// 5 ms of a poll spin on setImmediate (so an in-kernel open is seen within microseconds); after
+// that the loop sleeps in Atomics.wait between attempts, so a slow open costs ≤ 0.5 ms of
+// detection delay and almost no CPU (this process shares a 2-core machine with the daemon under test).
 import { connect, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { encodeSpa } from '../gateway/protocol/fwknop.ts';
+import { HMAC_KEY_BASE64, KEY_BASE64 } from '../test/fixtures/fwknop/packets.ts';
 
 const Request = z.discriminatedUnion('op', [
   z.object({ op: z.literal('open'), id: z.number(), host: z.string(), knocks: z.array(z.number().int()), port: z.number().int(), timeoutMs: z.number() }),
   z.object({ op: z.literal('close'), id: z.number(), host: z.string(), knocks: z.array(z.number().int()), port: z.number().int(), timeoutMs: z.number() }),
   z.object({ op: z.literal('probe'), id: z.number(), host: z.string(), port: z.number().int(), timeoutMs: z.number() }),
+  // A fresh SPA packet (this client's clock, the bench keys) for allowIp to host:spaPort, then the poll.
+  z.object({ op: z.literal('spa'), id: z.number(), host: z.string(), allowIp: z.string(), spaPort: z.number().int(), port: z.number().int(), timeoutMs: z.number() }),
 ]);
 type Request = z.infer<typeof Request>;
 
@@ -41,7 +46,15 @@ function knock(host: string, ports: readonly number[]): void {
  * (same tick, so its SYN follows within microseconds), then one every POLL_MS. Resolves with
  * ms from the last knock's connect() to the first completed handshake, or undefined at the deadline.
  */
-async function knockAndPoll(host: string, knocks: readonly number[], port: number, timeoutMs: number): Promise<number | undefined> {
+const udp = createSocket('udp4');
+const SPA_KEYS = { keyBase64: KEY_BASE64, hmacKeyBase64: HMAC_KEY_BASE64, hmacDigest: 'sha256' } as const;
+
+/** Sends one SPA datagram; like a knock, the send is queued now and leaves on the next tick. */
+function spa(host: string, spaPort: number, packet: string): void {
+  udp.send(Buffer.from(packet, 'latin1'), spaPort, host);
+}
+
+async function knockAndPoll(host: string, knocks: readonly number[] | (() => void), port: number, timeoutMs: number): Promise<number | undefined> {
   const live = new Map<Socket, number>();
   let doneAt: number | undefined;
   const attempt = (now: number): void => {
@@ -55,7 +68,8 @@ async function knockAndPoll(host: string, knocks: readonly number[], port: numbe
       s.destroy();
     });
   };
-  knock(host, knocks);
+  if (typeof knocks === 'function') knocks();
+  else knock(host, knocks);
   attempt(performance.now());
   // Queued after the knocks' deferred connects: t0 is taken right after the last knock SYN left.
   const t0 = await new Promise<number>((r) => process.nextTick(() => r(performance.now())));
@@ -123,6 +137,12 @@ async function handle(req: Request): Promise<Record<string, unknown>> {
     }
     case 'probe':
       return { ok: true, open: await probe(req.host, req.port, req.timeoutMs) };
+    case 'spa': {
+      // Built before the clock starts: what is measured is the packet's trip, not the encoding.
+      const packet = encodeSpa({ allowIp: req.allowIp, ports: [{ port: req.port, proto: 'tcp' }], timestamp: Math.floor(Date.now() / 1000) }, SPA_KEYS);
+      const latencyMs = await knockAndPoll(req.host, () => spa(req.host, req.spaPort, packet), req.port, req.timeoutMs);
+      return latencyMs === undefined ? { ok: false } : { ok: true, latencyMs };
+    }
   }
 }
 
@@ -146,5 +166,6 @@ rl.on('line', (line) => {
     process.stdout.write(`${JSON.stringify({ id: parsed.data.id, ...answer })}\n`);
   });
 });
+udp.unref();
 rl.on('close', () => void chain.then(() => process.exit(0)));
 process.stdout.write(`${JSON.stringify({ id: 0, ready: true })}\n`);

@@ -5,10 +5,12 @@ import type { ScaleResult } from './scale.ts';
 import type { HaResult } from './ha.ts';
 import type { CloudResult } from './cloud.ts';
 import type { RelayBenchResult } from './relay.ts';
+import type { SpaSystemResult } from './spa.ts';
 import { round } from './lib.ts';
 
 export interface BenchResults {
   knock?: SystemResult[];
+  spa?: SpaSystemResult[];
   scale?: ScaleResult;
   ha?: HaResult;
   cloud?: CloudResult[];
@@ -33,6 +35,35 @@ function ratio(r: BenchResults, name: 'kernel' | 'pcap', key: 'p50Ms' | 'p99Ms')
   return base !== undefined && ours !== undefined && ours > 0 ? round(base / ours, 1) : undefined;
 }
 
+const spaSys = (r: BenchResults, name: string): SpaSystemResult | undefined => r.spa?.find((s) => s.name === name);
+
+/** fwknopd's SPA → open p50 over knockgw's. */
+function spaRatio(r: BenchResults): number | undefined {
+  const base = spaSys(r, 'fwknopd')?.latency.p50Ms;
+  const ours = spaSys(r, 'knockgw')?.latency.p50Ms;
+  return base !== undefined && ours !== undefined && ours > 0 ? round(base / ours, 1) : undefined;
+}
+
+function spaTables(r: BenchResults): string[] {
+  const list = r.spa ?? [];
+  const out = ['', 'SPA sent → port answers (SPA datagram out → SYN-ACK in, packet timestamps on the client; same access.conf for both)'];
+  out.push(table(['system', 'runs', 'p50 ms', 'p99 ms', 'mean ms', 'grant logged (p50)', 'failed', 'fwknopd/x p50'], list.map((s) => [
+    s.label, String(s.latency.runs), fmt(s.latency.p50Ms), fmt(s.latency.p99Ms), fmt(s.latency.meanMs), fmt(s.latency.grantLoggedP50Ms), String(s.latency.failures),
+    s.name === 'fwknopd' ? '1' : `${fmt(spaRatio(r))}×`,
+  ])));
+  const rows = list.flatMap((s) => [
+    ...(s.flood ? [{ label: s.label, f: s.flood }] : []),
+    ...(s.flood64 ? [{ label: `${s.label}, base64 text instead`, f: s.flood64 }] : []),
+  ]);
+  if (rows.length) {
+    out.push('', 'SPA flood (hping3 -2 --rand-source, 180-byte payloads from /dev/urandom on the SPA port; a legit client sends an SPA packet every second)');
+    out.push(table(['system', 'flood pps', 'legit opened', 'legit p50 ms', 'legit p99 ms', 'CPU s', 'CPU % core', 'RSS MB before→after', 'log lines'], rows.map(({ label, f }) => [
+      label, String(f.floodPps), `${f.legitOpened}/${f.legitAttempts}`, fmt(f.legitP50Ms), fmt(f.legitP99Ms), fmt(f.cpuSec), fmt(f.cpuPct), `${f.rssBeforeMb}→${f.rssAfterMb} (+${f.rssGrowthMb})`, String(f.logLines),
+    ])));
+  }
+  return out;
+}
+
 export function renderTables(r: BenchResults): string {
   const out: string[] = [];
   if (r.knock?.length) {
@@ -51,6 +82,7 @@ export function renderTables(r: BenchResults): string {
       })));
     }
   }
+  if (r.spa?.length) out.push(...spaTables(r));
   if (r.scale) {
     out.push('', 'nftables backend apply() (one nft transaction per batch)');
     out.push(table(['grants', 'add ms', 'add µs/elem', 'remove ms', 'remove µs/elem'], r.scale.batches.map((b) => [String(b.n), fmt(b.addMs), fmt(b.addUsPerElem), fmt(b.removeMs), fmt(b.removeUsPerElem)])));
@@ -94,6 +126,17 @@ export function metricLines(r: BenchResults): string[] {
       [`flood_log_lines_${s.name}`, f.logLines],
     );
   }
+  for (const s of r.spa ?? []) {
+    m.push([`spa_open_p50_ms_${s.name}`, s.latency.p50Ms], [`spa_open_p99_ms_${s.name}`, s.latency.p99Ms], [`spa_open_failures_${s.name}`, s.latency.failures], [`spa_grant_logged_p50_ms_${s.name}`, s.latency.grantLoggedP50Ms]);
+    const f = s.flood;
+    if (f) {
+      m.push([`spa_flood_pps_${s.name}`, f.floodPps], [`spa_flood_legit_success_${s.name}`, f.legitAttempts ? round(f.legitOpened / f.legitAttempts, 3) : undefined],
+        [`spa_flood_legit_p99_ms_${s.name}`, f.legitP99Ms], [`spa_flood_cpu_pct_${s.name}`, f.cpuPct], [`spa_flood_rss_growth_mb_${s.name}`, f.rssGrowthMb], [`spa_flood_log_lines_${s.name}`, f.logLines]);
+    }
+  }
+  const f64 = spaSys(r, 'knockgw')?.flood64;
+  if (f64) m.push(['spa_flood64_pps_knockgw', f64.floodPps], ['spa_flood64_legit_success_knockgw', f64.legitAttempts ? round(f64.legitOpened / f64.legitAttempts, 3) : undefined], ['spa_flood64_cpu_pct_knockgw', f64.cpuPct]);
+  if (r.spa?.length) m.push(['spa_open_p50_ratio', spaRatio(r)]);
   if (r.scale) {
     for (const b of r.scale.batches) {
       const k = b.n >= 1000 ? `${b.n / 1000}k` : String(b.n);
@@ -133,6 +176,16 @@ export function verdicts(r: BenchResults): string[] {
     check(`${s.name}: legit p99 ≤ 5 ms under flood`, f.legitP99Ms, (v) => v <= 5, ' ms');
     check(`${s.name}: daemon CPU ≤ 20% of a core under flood`, f.cpuPct, (v) => v <= 20, '%');
     check(`${s.name}: RSS growth ≤ 10 MB under flood`, f.rssGrowthMb, (v) => v <= 10, ' MB');
+  }
+  const spa = spaSys(r, 'knockgw');
+  check('SPA → open p50 ≤ 3 ms', spa?.latency.p50Ms, (v) => v <= 3, ' ms');
+  check('SPA ≥ 30× faster than fwknopd (p50)', spaRatio(r), (v) => v >= 30, '×');
+  const sf = spa?.flood;
+  if (sf) {
+    check('SPA flood: 100% of legit SPA packets open', sf.legitAttempts ? round((100 * sf.legitOpened) / sf.legitAttempts, 1) : undefined, (v) => v === 100, '%');
+    check('SPA flood: legit p99 ≤ 5 ms', sf.legitP99Ms, (v) => v <= 5, ' ms');
+    check('SPA flood: daemon CPU ≤ 20% of a core', sf.cpuPct, (v) => v <= 20, '%');
+    check('SPA flood: RSS growth ≤ 10 MB', sf.rssGrowthMb, (v) => v <= 10, ' MB');
   }
   const big = r.scale?.batches.at(-1);
   if (big) {

@@ -1,8 +1,8 @@
-// `npm run bench`: knockgw side by side with the real knockd, in throwaway network namespaces,
+// `npm run bench`: knockgw side by side with the real knockd and fwknopd, in throwaway network namespaces,
 // printing a table, the verdict on each target, and one `bench key=value` line per metric.
-//   sudo npm run bench [-- --quick] [--only knock,scale,ha,cloud,relay] [--runs N]
+//   sudo npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay] [--runs N]
 //        [--flood-seconds S] [--flood-interval auto|uNN] [--markdown FILE]
-// Everything it starts (namespaces, knockd, hping3, daemons, redis, fakes) is removed on exit,
+// Everything it starts (namespaces, knockd, fwknopd, hping3, daemons, redis, fakes) is removed on exit,
 // on failure and on Ctrl-C; the whole run is bounded in time.
 import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { canUseNetns } from '../test/helpers/netns.ts';
 import { describeError } from '../gateway/core/errors.ts';
 import { benchKnock } from './knock.ts';
+import { benchSpa } from './spa.ts';
 import { benchScale } from './scale.ts';
 import { benchHa } from './ha.ts';
 import { benchCloud } from './cloud.ts';
@@ -19,7 +20,7 @@ import { cleanupAll, installSignalCleanup } from './lib.ts';
 import { metricLines, renderTables, verdicts, type BenchResults } from './report.ts';
 import type { SystemName } from './systems.ts';
 
-const PHASES = ['knock', 'scale', 'ha', 'cloud', 'relay'] as const;
+const PHASES = ['knock', 'spa', 'scale', 'ha', 'cloud', 'relay'] as const;
 type Phase = (typeof PHASES)[number];
 
 const USAGE = 'usage: npm run bench [-- --quick] [--only knock,scale,ha,cloud,relay] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE]';
@@ -67,7 +68,7 @@ const settings = {
   cloudGrants: 100,
   relaySeconds: quick ? 2 : 5,
   /** Hard bound on the whole run: past it, everything is torn down and the bench fails. */
-  budgetMs: (quick ? 3 : 9) * 60_000,
+  budgetMs: (quick ? 4 : 12) * 60_000,
 };
 const SYSTEMS: readonly SystemName[] = ['knockd', 'kernel', 'pcap'];
 
@@ -75,8 +76,8 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 function machine(): string {
   const model = cpus()[0]?.model.trim() ?? 'unknown CPU';
-  const knockd = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'knockd'], { encoding: 'utf8' }).stdout || 'unknown';
-  return `${cpus().length} cores (${model}), Linux ${release()}, Node ${process.versions.node}, knockd ${knockd}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  const version = (pkg: string): string => spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' }).stdout || 'unknown';
+  return `${cpus().length} cores (${model}), Linux ${release()}, Node ${process.versions.node}, knockd ${version('knockd')}, fwknopd ${version('fwknop-server')}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 }
 
 /** Set when the budget ran out: no new phase starts, the one in flight fails once its namespaces are gone. */
@@ -98,6 +99,9 @@ async function runPhases(results: BenchResults): Promise<void> {
   };
   await phase('knock', async () => {
     results.knock = await benchKnock({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, systems: SYSTEMS, progress: log });
+  });
+  await phase('spa', async () => {
+    results.spa = await benchSpa({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, progress: log });
   });
   await phase('scale', async () => {
     log(`nftables apply(): ${settings.grantSizes.join(', ')} grants…`);
@@ -121,7 +125,7 @@ async function runPhases(results: BenchResults): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  if (only.some((p) => p === 'knock' || p === 'scale') && !(await canUseNetns())) {
+  if (only.some((p) => p === 'knock' || p === 'spa' || p === 'scale') && !(await canUseNetns())) {
     log('npm run bench needs root and network namespaces (sudo npm run bench), or --only ha,cloud,relay');
     return 2;
   }

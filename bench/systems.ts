@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { z } from 'zod';
 import { kgwError } from '../gateway/core/errors.ts';
 import type { Host } from '../test/helpers/netns.ts';
-import { GUIDE_KNOCKD_CONF, MAIN, startDaemon, type RunningDaemon } from '../test/helpers/gateway.ts';
+import { GUIDE_KNOCKD_CONF, startDaemon, type RunningDaemon } from '../test/helpers/gateway.ts';
+import { controlRequest } from '../gateway/services/control-server.ts';
 import { sleep } from './lib.ts';
 
 export const OPEN_SEQ = [7000, 8000, 9000] as const;
@@ -38,6 +39,8 @@ export interface ProbeClient {
   open(host: string, timeoutMs: number): Promise<ProbeAnswer>;
   close(host: string, timeoutMs: number): Promise<ProbeAnswer>;
   isOpen(host: string, timeoutMs?: number): Promise<boolean>;
+  /** Sends a fresh SPA packet for allowIp to host:spaPort and polls `port` (bench/knock-probe.ts). */
+  spa(host: string, allowIp: string, spaPort: number, port: number, timeoutMs: number): Promise<ProbeAnswer>;
   stop(): void;
 }
 
@@ -83,6 +86,7 @@ export async function startProbe(client: Host): Promise<ProbeClient> {
     open: (host, timeoutMs) => ask({ op: 'open', host, knocks: OPEN_SEQ, port: PROTECTED_PORT, timeoutMs }),
     close: (host, timeoutMs) => ask({ op: 'close', host, knocks: CLOSE_SEQ, port: PROTECTED_PORT, timeoutMs }),
     isOpen: async (host, timeoutMs = 100) => (await ask({ op: 'probe', host, port: PROTECTED_PORT, timeoutMs })).open === true,
+    spa: (host, allowIp, spaPort, port, timeoutMs) => ask({ op: 'spa', host, allowIp, spaPort, port, timeoutMs }),
     stop: () => {
       child.stdin?.end();
       child.kill('SIGKILL');
@@ -103,6 +107,15 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
     if (Date.now() > deadline) throw kgwError('KGW_INTERNAL', `bench: timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** SIGTERM, then SIGKILL after 3 s: a compared daemon stops whatever state it is in. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([gone, sleep(3000)]);
+  child.kill('SIGKILL');
 }
 
 export async function startKnockd(server: Host, dir: string, iface: string): Promise<KnockSystem> {
@@ -131,12 +144,7 @@ export async function startKnockd(server: Host, dir: string, iface: string): Pro
       }
     },
     async stop() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(3000)]);
-        child.kill('SIGKILL');
-      }
+      await stopProcess(child);
       await server.exec('iptables', ['-F', 'INPUT'], { allowFail: true });
     },
   };
@@ -148,12 +156,11 @@ export interface KnockgwSystem extends KnockSystem {
   readonly daemon: RunningDaemon;
 }
 
-export async function startKnockgw(server: Host, dir: string, iface: string, engine: 'kernel' | 'pcap'): Promise<KnockgwSystem> {
-  const conf = join(dir, 'knockd.conf');
-  const control = join(dir, `ctl-${engine}.sock`);
-  const state = join(dir, `state-${engine}.json`);
-  await writeFile(conf, GUIDE_KNOCKD_CONF);
-  const d = startDaemon(server, ['--knockd-config', conf, '--interface', iface, '--firewall', 'nftables', '--engine', engine, '--state', state, '--control', control]);
+/** The knockgw daemon with `config` args, nftables, a memory store with its files under `dir`; cleaned up by stop(). */
+export async function launchKnockgw(server: Host, dir: string, tag: string, config: readonly string[]): Promise<Omit<KnockgwSystem, 'name' | 'label'>> {
+  const control = join(dir, `ctl-${tag}.sock`);
+  const state = join(dir, `state-${tag}.json`);
+  const d = startDaemon(server, [...config, '--firewall', 'nftables', '--state', state, '--control', control]);
   try {
     await d.waitFor((e) => e.event === 'daemon.ready', 30_000, 'daemon.ready');
   } catch (err) {
@@ -161,18 +168,27 @@ export async function startKnockgw(server: Host, dir: string, iface: string, eng
     throw err;
   }
   return {
-    name: engine,
-    label: `knockgw ${engine} engine + nftables`,
     daemon: d,
     pid: () => d.child.pid ?? 0,
     logLines: () => Promise.resolve(d.events.length),
     async forceClose(ip) {
-      await server.exec(process.execPath, [MAIN, 'revoke', ip, '--control', control], { allowFail: true });
+      // Straight to the control socket: a `knockgw revoke` process per cycle would cost the
+      // shared 2 cores a Node start-up right before the next measurement.
+      await controlRequest(control, 'POST', '/v1/revoke', { ip }).catch(() => undefined);
     },
     async stop() {
       await d.stop();
       await server.exec('nft', ['delete', 'table', 'inet', 'knockgw'], { allowFail: true });
+      // The state file and the replay cache beside it.
       await rm(state, { force: true });
+      await rm(state.replace(/\.json$/, '.replay.json'), { force: true });
     },
   };
+}
+
+export async function startKnockgw(server: Host, dir: string, iface: string, engine: 'kernel' | 'pcap'): Promise<KnockgwSystem> {
+  const conf = join(dir, 'knockd.conf');
+  await writeFile(conf, GUIDE_KNOCKD_CONF);
+  const base = await launchKnockgw(server, dir, engine, ['--knockd-config', conf, '--interface', iface, '--engine', engine]);
+  return { ...base, name: engine, label: `knockgw ${engine} engine + nftables` };
 }

@@ -27,12 +27,15 @@ export interface WireClock {
   stop(): void;
 }
 
-// "1795611372.602426 IP 198.18.0.10.36714 > 198.18.0.1.9000: Flags [S], …"
-const LINE = /^(\d+\.\d+) IP6? \S+?\.(\d+) > \S+?\.(\d+): Flags \[([^\]]*)\]/;
+// "1795611372.602426 IP 198.18.0.10.36714 > 198.18.0.1.9000: Flags [S], …" or, for a UDP trigger
+// (an SPA packet), "… > 198.18.0.1.62201: UDP, length 180".
+const LINE = /^(\d+\.\d+) IP6? \S+?\.(\d+) > \S+?\.(\d+): (?:Flags \[([^\]]*)\]|(UDP))/;
 
-export async function startWireClock(client: Host, iface: string, lastKnockPort: number, protectedPort: number): Promise<WireClock> {
+/** `trigger`: what starts the clock — the last knock's SYN (tcp, default) or an SPA datagram (udp). */
+export async function startWireClock(client: Host, iface: string, lastKnockPort: number, protectedPort: number, trigger: 'tcp' | 'udp' = 'tcp'): Promise<WireClock> {
   const syn = 'tcp[tcpflags] & tcp-syn != 0';
-  const filter = `tcp and ((dst port ${lastKnockPort} and ${syn}) or (dst port ${protectedPort} and ${syn}) or (src port ${protectedPort} and ${syn}))`;
+  const knock = trigger === 'udp' ? `(udp and dst port ${lastKnockPort})` : `(tcp and dst port ${lastKnockPort} and ${syn})`;
+  const filter = `${knock} or (tcp and ((dst port ${protectedPort} and ${syn}) or (src port ${protectedPort} and ${syn})))`;
   const child: ChildProcess = client.spawn('tcpdump', ['-i', iface, '-n', '-tt', '-l', '-U', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: WireEvent[] = [];
   let pending = '';
@@ -43,9 +46,9 @@ export async function startWireClock(client: Host, iface: string, lastKnockPort:
     for (const line of lines) {
       const m = LINE.exec(line);
       if (!m) continue;
-      const [, ts, sport, dport, flags] = m;
+      const [, ts, sport, dport, flags, udp] = m;
       const from = Number(sport), to = Number(dport), at = Number(ts) * 1000;
-      if (flags === 'S' && to === lastKnockPort) events.push({ ts: at, kind: 'knock', clientPort: from });
+      if ((udp === 'UDP' ? trigger === 'udp' : flags === 'S' && trigger === 'tcp') && to === lastKnockPort) events.push({ ts: at, kind: 'knock', clientPort: from });
       else if (flags === 'S' && to === protectedPort) events.push({ ts: at, kind: 'poll', clientPort: from });
       else if (flags === 'S.' && from === protectedPort) events.push({ ts: at, kind: 'open', clientPort: to });
     }

@@ -38,6 +38,8 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'redis-server', pkg: 'redis-server', use: 'test', why: 'the real Redis behind the HA tests' },
   { tool: 'knock', pkg: 'knockd', use: 'test', why: "Debian's knock client in the compatibility tests" },
   { tool: 'knockd', pkg: 'knockd', use: 'bench', why: 'the real knockd the bench compares with' },
+  { tool: 'fwknop', pkg: 'fwknop-client', use: 'test', why: "Debian's fwknop client in the SPA compatibility tests" },
+  { tool: 'fwknopd', pkg: 'fwknop-server', use: 'bench', why: 'the real fwknopd the bench compares SPA with' },
   { tool: 'hping3', pkg: 'hping3', use: 'test', why: 'spoofed-source floods inside the lab namespaces' },
   { tool: 'ping', pkg: 'iputils-ping', use: 'test', why: 'path checks through the NAT lab' },
   { tool: 'timeout', pkg: 'coreutils', use: 'test', why: 'bounds every flood' },

@@ -10,6 +10,7 @@ import type { Clock, HostFirewall, Logger } from '../ports.ts';
 import type { FirewallEntry, FirewallOp } from '../core/types.ts';
 import { systemClock } from '../ports.ts';
 import { run, type Runner } from './run.ts';
+import { ensureSpaIntake, removeSpaIntake } from './iptables-intake.ts';
 
 export const IPT_CHAIN = 'KNOCKGW';
 export const IPSETS: Readonly<Record<Family, string>> = { 4: 'knockgw4', 6: 'knockgw6' };
@@ -30,6 +31,8 @@ export interface IptablesOptions {
   readonly clock?: Clock;
   /** Force (true) or forbid (false) ipset; default: use it when the `ipset` tool works. */
   readonly useIpset?: boolean;
+  /** The SPA intake (raw table, NFLOG) on this UDP port (adapters/iptables-intake.ts). */
+  readonly spa?: { readonly port: number };
 }
 
 const TOOLS: Readonly<Record<Family, { ipt: string; restore: string; inet: string }>> = {
@@ -193,7 +196,8 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
       } catch (err) {
         await lockdown(protectedPorts, err);
       }
-      log.info({ event: 'firewall.base', chain: IPT_CHAIN, ipset: withIpset, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`) }, 'iptables base ready');
+      if (opts.spa) await ensureSpaIntake(exec, opts.spa.port, ns);
+      log.info({ event: 'firewall.base', chain: IPT_CHAIN, ipset: withIpset, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`), ...(opts.spa ? { spaPort: opts.spa.port } : {}) }, 'iptables base ready');
     },
 
     async apply(ops: readonly FirewallOp[]): Promise<void> {
@@ -251,6 +255,7 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
     },
 
     async teardown(): Promise<void> {
+      await removeSpaIntake(exec, ns);
       for (const f of FAMILIES) {
         const input = (await chainRules(f, 'INPUT')) ?? [];
         const exists = (await chainRules(f, IPT_CHAIN)) !== undefined;

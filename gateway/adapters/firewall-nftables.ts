@@ -5,6 +5,7 @@ import { describeError, kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { renderBase, renderLockdown, renderOps, NET_SETS, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
 import { ALLOWED_SETS, compileKernel, DONE_WINDOW_MS, doneSet, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
+import { compileIntake, type IntakeCompileInput } from '../core/nft-intake.ts';
 import type { KernelCompletion } from '../core/types.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
 import type { Clock, HostFirewall, Logger } from '../ports.ts';
@@ -21,6 +22,8 @@ export interface NftablesOptions {
   readonly clock?: Clock;
   /** Compile these sequences into the kernel knock engine (rendered by ensureBase). */
   readonly kernel?: KernelCompileInput;
+  /** The packet intakes in front of the daemon: SPA and the pcap engine's knocks over NFLOG. */
+  readonly intake?: IntakeCompileInput;
 }
 
 export interface KernelSetStats { readonly name: string; readonly size: number; readonly entries: number }
@@ -91,6 +94,7 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
   const clock = opts.clock ?? systemClock;
   const log = opts.logger.child({ component: 'firewall-nftables' });
   const kernelProgram = opts.kernel ? compileKernel(opts.kernel) : undefined;
+  const intakeProgram = opts.intake ? compileIntake(opts.intake) : undefined;
   const session = createNftSession({ logger: log, ...(opts.netns ? { netns: opts.netns } : {}) });
   const nft = (args: readonly string[], input?: string, allowFail = false) =>
     exec('nft', args, { ...(opts.netns ? { netns: opts.netns } : {}), ...(input !== undefined ? { input } : {}), allowFail });
@@ -144,13 +148,16 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
 
     async ensureBase(protectedPorts: readonly PortSpec[]): Promise<void> {
       try {
-        await nft(['-f', '-'], renderBase(protectedPorts, await existing(), kernelProgram));
+        await nft(['-f', '-'], renderBase(protectedPorts, await existing(), kernelProgram, intakeProgram));
       } catch (err) {
         await lockdown(protectedPorts, err);
       }
       log.info({ event: 'firewall.base', table: `${NFT_FAMILY} ${NFT_TABLE}`, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`), kernelSequences: kernelProgram?.sequences.length ?? 0 }, 'nftables base ready');
       for (const s of kernelProgram?.skipped ?? []) {
         log.info({ event: 'kernel.fallback', sequence: s.id, reason: s.reason }, `sequence ${s.id} runs on the pcap engine: ${s.reason}`);
+      }
+      for (const s of intakeProgram?.undeferred ?? []) {
+        log.info({ event: 'intake.undeferred', sequence: s.id, reason: s.reason }, `every knock packet of ${s.id} reaches the daemon (${s.reason}): only the per-source rate limit bounds a flood on its ports`);
       }
     },
 

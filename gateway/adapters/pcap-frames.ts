@@ -7,9 +7,13 @@
 // traffic working: a packet whose checksum the sender left to offload (a veth or container on
 // this host) carries only the pseudo-header sum, which the kernel trusts; so does this. A
 // record cut by the snap length, or an IPv4 length of 0 (segmentation offload), cannot be
-// checked and is taken as captured. NFLOG records are the kernel's own reports: not re-checked.
+// checked and is taken as captured. The kernel engine's NFLOG reports (core/nft-kernel.ts
+// prefixes) are the kernel's own record of a knock it already acted on: not re-checked. Every
+// other NFLOG record — the intakes' (core/nft-intake.ts), logged before the kernel validated the
+// packet — is checked like a capture.
 import type { KnockPacket } from '../core/types.ts';
 import { formatV6 } from '../core/ip.ts';
+import { parseNflogPrefix } from '../core/nft-kernel.ts';
 
 const NFULA_PAYLOAD = 9;
 const NFULA_PREFIX = 10;
@@ -18,6 +22,8 @@ const utf8 = new TextDecoder();
 export interface CapturedPacket extends KnockPacket {
   /** NFLOG records only: the rule's `log prefix`. */
   readonly nflogPrefix?: string;
+  /** NFLOG records of UDP packets captured whole: the datagram's payload (a view of the capture buffer). */
+  readonly payload?: Uint8Array;
 }
 
 export const LINKTYPE = { EN10MB: 1, RAW: 101, LINUX_SLL: 113, IPV4: 228, IPV6: 229, NFLOG: 239, LINUX_SLL2: 276 } as const;
@@ -96,8 +102,11 @@ function transport(b: Uint8Array, l4: number, end: number, ts: number, src: stri
   } else {
     return 'not-tcp-udp';
   }
-  if (prefix === undefined && ps.complete && end - l4 >= (proto === 6 ? 20 : 8) && !checksumHolds(b, l4, end, proto, ps)) return 'bad-checksum';
-  return prefix === undefined ? packet : { ...packet, nflogPrefix: prefix };
+  const trusted = prefix !== undefined && parseNflogPrefix(prefix) !== undefined;
+  if (!trusted && ps.complete && end - l4 >= (proto === 6 ? 20 : 8) && !checksumHolds(b, l4, end, proto, ps)) return 'bad-checksum';
+  if (prefix === undefined) return packet;
+  // The SPA intake needs the datagram; a cut one (snap length) cannot authenticate anyway.
+  return proto === 17 && ps.complete && end - l4 >= 8 ? { ...packet, nflogPrefix: prefix, payload: b.subarray(l4 + 8, end) } : { ...packet, nflogPrefix: prefix };
 }
 
 function ipv4(b: Uint8Array, o: number, end: number, ts: number, prefix: string | undefined): Decoded {

@@ -14,6 +14,8 @@ import { planEngines } from '../core/engines.ts';
 import { exposureInWords, prefixFor } from '../core/scope.ts';
 import type { Door } from '../core/types.ts';
 import { readConfigFiles } from '../wiring/files.ts';
+import { pcapReadsNflog } from '../wiring/firewall.ts';
+import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import { createLogger } from '../kit/log.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall-conflicts.ts';
@@ -114,9 +116,18 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   // What one grant of each door exposes, in words: a carrier pool or a /64 is a choice to see.
   for (const d of config.doors) add('ok', doorExposure(d));
   try {
-    for (const [seq, engine] of Object.entries(planEngines(config).describe)) add('ok', `sequence ${seq} runs on the ${engine} engine`);
+    const engines = planEngines(config);
+    for (const [seq, engine] of Object.entries(engines.describe)) add('ok', `sequence ${seq} runs on the ${engine} engine`);
+    if (engines.pcap.length > 0) {
+      if (pcapReadsNflog(config)) add('ok', `the pcap engine reads knocks from knockgw's nftables intake (NFLOG group ${INTAKE_GROUPS.pcap}): rate-limited per source, first knocks held in the kernel`);
+      else add('warn', `the pcap engine reads knocks with tcpdump on ${config.interfaces.join(',')}: the ${config.firewall} backend has no kernel intake for knocks, so a spoofed flood on a knock port reaches the daemon; --firewall nftables has one`);
+    }
   } catch (err) {
     add('error', describeError(err));
+  }
+  if (config.spa) {
+    const spa = config.spa;
+    add('ok', `SPA: ${spa.access.length} stanza(s) on ${spa.port}/udp, read through knockgw's own ${config.firewall} rule (shape checks, rate limit per source and in total, NFLOG group ${INTAKE_GROUPS.spa}, then drop: the port never answers)`);
   }
 
   if (config.firewall !== 'none') {

@@ -103,8 +103,8 @@ export async function runBase(command: Extract<Command, { cmd: 'base' }>): Promi
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format });
   // The daemon will refuse what these refuse: the boot must not close ports for a config that cannot run.
-  await readConfigFiles(config, logger);
-  const firewall = hostFirewallFor(config, planEngines(config), logger);
+  const files = await readConfigFiles(config, logger);
+  const firewall = hostFirewallFor(config, planEngines(config), logger, files.oneTime?.ports);
   try {
     await firewall.ensureBase(config.protectedPorts);
   } finally {

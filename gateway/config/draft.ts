@@ -39,10 +39,26 @@ export function uniquePorts(ports: readonly PortSpec[]): PortSpec[] {
   return out;
 }
 
+/** SPA's port must be knockgw's alone: its kernel rule drops every packet sent to it. */
+function checkSpa(cfg: Mutable<Config>): void {
+  const spa = cfg.spa;
+  if (!spa) return;
+  const where = spa.source.kind === 'yaml' ? `spa: in ${spa.source.path}` : spa.source.accessPath;
+  if (cfg.firewall === 'none') {
+    throw kgwError('KGW_CONFIG_INVALID', `SPA doors (${where}) need --firewall nftables or iptables: SPA packets reach knockgw only through its own kernel rule (rate limit, NFLOG, drop), and with --firewall none knockgw writes no rules`, { firewall: cfg.firewall });
+  }
+  const knock = cfg.sequences.find((s) => s.ports.some((p) => p.proto === 'udp' && p.port === spa.port));
+  if (knock) throw kgwError('KGW_CONFIG_INVALID', `the SPA port ${spa.port}/udp is also a knock port of ${knock.id} (${knock.origin}): the SPA rule drops every packet to it; pick another port`, { port: spa.port });
+  if (cfg.protectedPorts.some((p) => p.proto === 'udp' && p.port === spa.port)) {
+    throw kgwError('KGW_CONFIG_INVALID', `the SPA port ${spa.port}/udp is also a protected port: the SPA rule drops every packet to it, so nothing could ever be granted there; pick another port`, { port: spa.port });
+  }
+}
+
 export function finish(cfg: Mutable<Config>): Config {
   if (!NODE_ID.test(cfg.nodeId)) {
     throw kgwError('KGW_CONFIG_INVALID', `the hostname "${cfg.nodeId}" cannot serve as the node id; set nodeId in the config or pass --node-id`, { nodeId: cfg.nodeId });
   }
+  checkSpa(cfg);
   const file = cfg.source.path;
   // With no door the daemon would close the protected ports with no way in.
   if (cfg.sequences.length === 0 && (cfg.spa?.access.length ?? 0) === 0) {

@@ -30,6 +30,9 @@ export interface RepairInput {
 
 type KnockProof = Extract<Proof, { kind: 'knock' }>;
 
+/** nft reports a done element's expiry in whole seconds, so a completion time may be this early. */
+const KERNEL_RESOLUTION_MS = 1000;
+
 export function lostReports(input: RepairInput): KnockProof[] {
   const live = new Map(input.grants.map((g) => [g.id, g]));
   const held = new Set(input.allowed.map((e) => `${e.ip}|${e.proto}|${e.port}`));
@@ -37,11 +40,12 @@ export function lostReports(input: RepairInput): KnockProof[] {
   for (const c of input.completions) {
     const seq = input.sequences[c.sequenceIndex];
     const door = seq ? input.doors.get(seq.door) : undefined;
-    if (!seq || !door || c.completedAt < input.since) continue;
+    // Rounded down to the second: a knock just after the reader started can read as just before.
+    if (!seq || !door || c.completedAt + KERNEL_RESOLUTION_MS <= input.since) continue;
     const id = grantId(door.name, c.ip);
     const changed = input.lastChange(id);
     // Whole seconds on the kernel's side: a change within a second of the completion is its own.
-    if (changed !== undefined && changed >= c.completedAt - 1000) continue;
+    if (changed !== undefined && changed >= c.completedAt - KERNEL_RESOLUTION_MS) continue;
     const inKernel = door.open.length > 0 && door.open.every((p) => held.has(`${c.ip}|${p.proto}|${p.port}`));
     const grant = live.get(id);
     const proof = { kind: 'knock', engine: 'kernel', sequenceId: seq.id, door: door.name, ip: c.ip, family: c.family, adopted: { completedAt: c.completedAt } } as const;

@@ -194,6 +194,22 @@ export function step(state: KnockState, p: KnockInput, now: number): readonly Kn
 }
 
 /**
+ * The first knock of sequence `index` (in the state's order) that the kernel held back until the
+ * source's next packet of that sequence (core/nft-intake.ts), fed at time `now` to that sequence
+ * alone: to every other sequence no such packet came. `p` is the packet that released it; it is
+ * stepped on its own right after. Rate limit and bad sources are the real packet's to report.
+ */
+export function stepDeferredFirst(state: KnockState, index: number, p: KnockInput, now: number): readonly KnockEvent[] {
+  const s = state.sequences[index];
+  const first = s?.oneTime === undefined ? s?.def.ports[0] : undefined;
+  if (!s || !first || badSource(state, p) !== undefined) return NO_EVENTS;
+  const knock: KnockInput = { src: p.src, dst: p.dst, family: p.family, proto: first.proto, dport: first.port, flags: first.proto === 'tcp' ? s.def.tcpFlags.require : 0 };
+  const out: KnockEvent[] = [];
+  stepSequence(state, s, knock, portKey(first.proto, first.port), now, out);
+  return out.length === 0 ? NO_EVENTS : out;
+}
+
+/**
  * Drops attempts whose time is up; returns a
  * timeout reset per dropped attempt. Call it periodically (e.g. every second): step() alone
  * only notices a timeout when the same source knocks again.

@@ -65,7 +65,7 @@ function inputRules(protectedPorts: readonly PortSpec[]): string[] {
  * no-op when they exist, so grants survive a daemon restart; created after a reboot), every other
  * chain and set is flushed/deleted and rebuilt from the current config.
  */
-export function renderBase(protectedPorts: readonly PortSpec[], existing: ExistingObjects, kernel?: KernelProgram): string {
+export function renderBase(protectedPorts: readonly PortSpec[], existing: ExistingObjects, kernel?: KernelProgram, intake?: Pick<KernelProgram, 'sets' | 'chains'>): string {
   const lines: string[] = [
     `table ${Q} {`,
     allowedSetDecl(ALLOWED_SETS[4], 'ipv4_addr'),
@@ -84,8 +84,9 @@ export function renderBase(protectedPorts: readonly PortSpec[], existing: Existi
   for (const s of existing.sets) if (!allowed.has(s)) lines.push(`delete set ${Q} ${s}`);
 
   lines.push(`table ${Q} {`);
-  for (const s of kernel?.sets ?? []) lines.push(`  set ${s.name} { ${s.body} }`);
-  for (const c of kernel?.chains ?? []) {
+  // The packet intakes (core/nft-intake.ts) next to the kernel engine: names never overlap.
+  for (const s of [...(kernel?.sets ?? []), ...(intake?.sets ?? [])]) lines.push(`  set ${s.name} { ${s.body} }`);
+  for (const c of [...(kernel?.chains ?? []), ...(intake?.chains ?? [])]) {
     lines.push(`  chain ${c.name} {`);
     if (c.hook) lines.push(`    ${c.hook}`);
     for (const r of c.rules) lines.push(`    ${r}`);

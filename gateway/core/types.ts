@@ -98,7 +98,26 @@ export type Proof =
       readonly adopted?: { readonly completedAt: number };
     }
   /** A signed knock queued by a relay and verified again by this gateway. */
-  | { readonly kind: 'relay'; readonly door: string; readonly ip: string; readonly client: string; readonly requestId: string };
+  | { readonly kind: 'relay'; readonly door: string; readonly ip: string; readonly client: string; readonly requestId: string }
+  /**
+   * An SPA packet (fwknop 2.x) that authenticated, that its stanza allows, and whose digest no
+   * node had seen: open the stanza's door for `ip` with the requested ports, for `ttlMs`.
+   */
+  | {
+      readonly kind: 'spa';
+      /** The stanza's name (its door). */
+      readonly door: string;
+      /** The allow IP: the address in the message, or the packet's source for fwknop -s. */
+      readonly ip: string;
+      readonly family: Family;
+      readonly ports: readonly PortSpec[];
+      /** > 0: an SPA grant always expires. */
+      readonly ttlMs: number;
+      /** The packet's source address (differs from `ip` with fwknop -a). */
+      readonly src: string;
+      /** The message's user name (fwknop -U; the client's login by default). */
+      readonly user: string;
+    };
 
 /** A completion the kernel engine recorded in a done set: which sequence (index into the config's list), who, when. */
 export interface KernelCompletion {

@@ -8,12 +8,27 @@ export interface MemoryNonceStoreOptions {
   readonly clock: Clock;
   /** Live nonces kept at most (default 100000). */
   readonly maxEntries?: number;
+  /** Entries to start with (a cache persisted by adapters/nonces-file.ts): [scope + "\n" + nonce, expires at]. */
+  readonly restore?: Iterable<readonly [string, number]>;
 }
 
-export function createMemoryNonceStore(opts: MemoryNonceStoreOptions): NonceStore & { readonly size: number } {
+/** How an entry is keyed (and persisted by adapters/nonces-file.ts): scope and nonce cannot run into each other. */
+export function nonceKey(scope: string, nonce: string): string {
+  return `${scope}\n${nonce}`;
+}
+
+export interface MemoryNonceStore extends NonceStore {
+  readonly size: number;
+  /** The live entries, for persistence: [scope + "\n" + nonce, expires at (unix ms)]. */
+  snapshot(): [string, number][];
+}
+
+export function createMemoryNonceStore(opts: MemoryNonceStoreOptions): MemoryNonceStore {
   const max = opts.maxEntries ?? 100_000;
   // Insertion order is close to expiry order (one TTL per scope), so pruning from the front is cheap.
   const seen = new Map<string, number>();
+  const start = opts.clock.now();
+  for (const [k, expiresAt] of [...(opts.restore ?? [])].sort((a, b) => a[1] - b[1])) if (expiresAt > start && seen.size < max) seen.set(k, expiresAt);
 
   const prune = (now: number, full: boolean): void => {
     for (const [k, expiresAt] of seen) {
@@ -26,9 +41,13 @@ export function createMemoryNonceStore(opts: MemoryNonceStoreOptions): NonceStor
     get size() {
       return seen.size;
     },
+    snapshot() {
+      const now = opts.clock.now();
+      return [...seen].filter(([, expiresAt]) => expiresAt > now);
+    },
     claim(scope, nonce, ttlMs) {
       const now = opts.clock.now();
-      const k = `${scope}\n${nonce}`;
+      const k = nonceKey(scope, nonce);
       const expiresAt = seen.get(k);
       if (expiresAt !== undefined && expiresAt > now) return Promise.resolve(false);
       prune(now, false);

@@ -1,10 +1,11 @@
 // The intake: the one place that decides what a proof means. Every source — the pcap engine,
-// the kernel engine's NFLOG reports and its repair, relayed knocks, later SPA packets and
-// phones — hands its proofs here; a proof becomes a grant opened or closed through the grant
+// the kernel engine's NFLOG reports and its repair, relayed knocks, SPA packets, later phones —
+// hands its proofs here; a proof becomes a grant opened or closed through the grant
 // service, or a knockd.conf command run for the address. It never throws at a source: a proof
 // that cannot be acted on is logged (`knock.error`) and counted.
 import { describeError } from '../core/errors.ts';
 import { MAX_TIMER_MS } from '../core/timers.ts';
+import { formatPort } from '../core/grant.ts';
 import type { CommandSpec, Proof } from '../core/types.ts';
 import type { Family } from '../core/ip.ts';
 import type { Clock, Logger } from '../ports.ts';
@@ -29,9 +30,14 @@ export interface Intake {
 }
 
 function describe(p: Proof): Record<string, unknown> {
-  return p.kind === 'knock'
-    ? { sequence: p.sequenceId, door: p.door, ip: p.ip, engine: p.engine, ...(p.adopted ? { adopted: true } : {}) }
-    : { source: 'relay', client: p.client, door: p.door, ip: p.ip, requestId: p.requestId };
+  switch (p.kind) {
+    case 'knock':
+      return { sequence: p.sequenceId, door: p.door, ip: p.ip, engine: p.engine, ...(p.adopted ? { adopted: true } : {}) };
+    case 'relay':
+      return { source: 'relay', client: p.client, door: p.door, ip: p.ip, requestId: p.requestId };
+    case 'spa':
+      return { source: 'spa', door: p.door, ip: p.ip, src: p.src, user: p.user, ports: p.ports.map(formatPort), ttlMs: p.ttlMs };
+  }
 }
 
 export function createIntake(deps: IntakeDeps): Intake {
@@ -58,6 +64,11 @@ export function createIntake(deps: IntakeDeps): Intake {
   const act = async (p: Proof): Promise<void> => {
     if (p.kind === 'relay') {
       await grants.open({ door: p.door, ip: p.ip, source: 'relay' });
+      return;
+    }
+    if (p.kind === 'spa') {
+      // The ports the message asked for (the stanza allowed them), for the timeout it settled on.
+      await grants.open({ door: p.door, ip: p.ip, source: 'spa', ports: p.ports, ttlMs: p.ttlMs });
       return;
     }
     const a = p.action;
@@ -92,6 +103,7 @@ export function createIntake(deps: IntakeDeps): Intake {
       try {
         await act(p);
         if (p.kind === 'relay') log.info({ event: 'relay.granted', ...fields }, 'relay request granted');
+        if (p.kind === 'spa') log.info({ event: 'spa.granted', ...fields }, `${p.src}: SPA packet for ${p.door} opened ${p.ports.map(formatPort).join(',')} for ${p.ip}`);
       } catch (err) {
         metrics.inc('completion_errors_total');
         log.error({ event: 'knock.error', ...fields, err: describeError(err) }, `acting on a ${p.kind} proof for ${p.ip} failed`);

@@ -39,7 +39,7 @@ export interface ReconcilerDeps {
   readonly settleMs?: number;
   /** What of a stored grant may be enforced (the config's doors decide); absent = all of it. */
   readonly admit?: (grant: Grant, now: number) => Grant | undefined;
-  /** Runs before each full repair reads the store (store clean-up, kernel completions to adopt). */
+  /** Runs in each full repair after the firewall is listed, before the store is (store clean-up, kernel completions to adopt). */
   readonly beforeRepair?: () => Promise<void>;
 }
 
@@ -216,12 +216,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (stopped) return Promise.resolve();
     fullInFlight ??= (async () => {
       try {
-        await deps.beforeRepair?.().catch((err: unknown) => onError('pre-repair', err));
         const touched = new Set<string>();
         touchedDuringFull = touched;
         const t0 = performance.now();
-        const grants = await deps.store.list();
+        // The firewall first, then the pre-repair (which may adopt kernel completions into the
+        // store), then the store: an entry the listing saw was completed before the pre-repair
+        // looked, so it is in the store by the time the plan would otherwise remove it.
         const actual = await deps.firewall.list();
+        await deps.beforeRepair?.().catch((err: unknown) => onError('pre-repair', err));
+        const grants = await deps.store.list();
         const listMs = ms(t0);
         await hostQueue('full repair', async () => {
           touchedDuringFull = undefined;

@@ -3,11 +3,12 @@
 // denials) are counted always and logged within a budget, so a flood cannot become a log flood.
 // It also keeps knockd's one_time_sequences bookkeeping: the machine consumes a line, this marks
 // it used in the file.
-import { expire, step } from '../core/knock-machine.ts';
+import { expire, step, stepDeferredFirst } from '../core/knock-machine.ts';
+import { parseIntakePrefix } from '../core/nft-intake.ts';
 import { createKnockState, knockCounters, type KnockEvent, type KnockState, type KnockMachineOptions, type OneTimeSequence, type UsedOneTimeSequence } from '../core/knock-state.ts';
 import { describeError, kgwError } from '../core/errors.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
-import type { KnockSequence } from '../core/types.ts';
+import type { KnockPacket, KnockSequence } from '../core/types.ts';
 import type { Clock, Logger, PacketSource, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -18,9 +19,16 @@ export interface OneTimeBook {
   markUsed(sequenceId: string, used: UsedOneTimeSequence): Promise<void>;
 }
 
+/** A capture of knock packets; NFLOG records carry their rule's prefix. */
+export type KnockCapture = PacketSource & AsyncIterable<KnockPacket & { readonly nflogPrefix?: string }>;
+
 export interface PcapSourceDeps {
-  /** Opens one capture per interface (a knock arrives whole on one interface); called by start(). */
-  readonly openCaptures: () => readonly PacketSource[];
+  /**
+   * Opens the captures; called by start(). Either the kernel intake's NFLOG group (one for every
+   * interface: its "kgw-pf:<i>" records are first knocks the kernel held back, core/nft-intake.ts)
+   * or one tcpdump per interface (a knock arrives whole on one interface).
+   */
+  readonly openCaptures: () => readonly KnockCapture[];
   readonly sequences: readonly KnockSequence[];
   readonly machine: Omit<KnockMachineOptions, 'oneTimeSequences'>;
   readonly oneTime?: OneTimeBook;
@@ -34,7 +42,7 @@ const COUNTER_METRICS = ['packets', 'ignoredPort', 'ignoredFlags', 'ignoredTarge
 export function createPcapSource(deps: PcapSourceDeps): ProofSource {
   const log = deps.logger;
   const budget = createLogBudget(log, { ...ATTACKER_LOG_BUDGET, now: () => deps.clock.now() });
-  let captures: readonly PacketSource[] = [];
+  let captures: readonly KnockCapture[] = [];
   const states: KnockState[] = [];
   const loops: Promise<void>[] = [];
   let housekeeping: NodeJS.Timeout | undefined;
@@ -94,7 +102,10 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
           (async () => {
             for await (const packet of packets) {
               if (stopped) break;
-              for (const e of step(state, packet, deps.clock.now())) handle(ctx, e);
+              const rec = packet.nflogPrefix === undefined ? undefined : parseIntakePrefix(packet.nflogPrefix);
+              if (rec?.kind === 'first') deps.metrics.inc('knock_released_first_total');
+              const events = rec?.kind === 'first' ? stepDeferredFirst(state, rec.index, packet, deps.clock.now()) : step(state, packet, deps.clock.now());
+              for (const e of events) handle(ctx, e);
             }
             if (!stopped) throw kgwError('KGW_CAPTURE_FAILED', 'the knock capture ended on its own');
           })().catch((err: unknown) => {

@@ -1,8 +1,9 @@
 // The composition root of the gateway: builds every adapter a Config asks for — host firewall
-// (with the kernel engine compiled in), store backend, cloud firewalls, knock and relay sources —
-// and hands them to createGateway(). The daemon, `base`, `doctor` and `install` come here, never
+// (with the kernel engine and the packet intakes compiled in), store backend, cloud firewalls,
+// knock, SPA and relay sources — and hands them to createGateway(). The daemon, `base`, `doctor` and `install` come here, never
 // to each other.
 import { planEngines, type EnginePlan } from '../core/engines.ts';
+import { spaDoor } from '../core/spa.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { detectConflicts } from '../adapters/firewall-conflicts.ts';
@@ -34,15 +35,16 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   try {
     const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
-    const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }));
-    const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, clock, logger, metrics });
+    const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }), files.oneTime?.ports);
+    const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, nonces: backend.nonces, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
     const cloud = config.cloud.aws || config.cloud.gcp
       ? (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })
       : undefined;
     const gateway = createGateway({
       nodeId: config.nodeId,
-      doors: config.doors,
+      // SPA stanzas are doors too: their grants open, extend and close like any other.
+      doors: [...config.doors, ...(config.spa?.access.map(spaDoor) ?? [])],
       protectedPorts: config.protectedPorts,
       engines: engines.describe,
       store: backend.store,

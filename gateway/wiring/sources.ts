@@ -1,32 +1,56 @@
-// The knock engines' proof sources for a Config: the pcap engine (a tcpdump capture per
-// interface, with knockd's one_time_sequences) and the kernel engine's NFLOG reader. Nothing is
-// spawned until the gateway starts them.
+// The packet proof sources for a Config: the pcap engine (the kernel intake's NFLOG group on
+// nftables, else a tcpdump capture per interface; with knockd's one_time_sequences), the kernel
+// engine's NFLOG reader, and SPA (the SPA intake's NFLOG group). Nothing is spawned until the
+// gateway starts them.
 import { networkInterfaces } from 'node:os';
 import type { EnginePlan } from '../core/engines.ts';
 import { NFLOG_GROUP } from '../core/nft-kernel.ts';
+import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import type { Config } from '../config/types.ts';
-import type { Clock, GrantStore, HostFirewall, Logger, ProofSource } from '../ports.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, NonceStore, ProofSource } from '../ports.ts';
+import { decodeSpa } from '../protocol/fwknop.ts';
 import { createNflogSource, createTcpdumpSource } from '../adapters/packet-tcpdump.ts';
 import type { Metrics } from '../services/metrics.ts';
 import { createKernelSource } from '../services/source-kernel.ts';
 import { createPcapSource } from '../services/source-pcap.ts';
+import { createSpaSource } from '../services/source-spa.ts';
 import type { OneTimeFiles } from './files.ts';
+import { pcapReadsNflog } from './firewall.ts';
+
+/** Bytes per NFLOG record of the SPA intake: a 1500-byte payload, its headers and the NFLOG TLVs. */
+const SPA_SNAPLEN = 2048;
 
 /** Every address of this host, on every interface: a knock "from" one of them is a spoof. */
 function hostAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
 }
 
-export function knockSources(config: Config, engines: EnginePlan, deps: { oneTime: OneTimeFiles | undefined; firewall: HostFirewall; store: GrantStore; clock: Clock; logger: Logger; metrics: Metrics }): ProofSource[] {
+export interface SourceDeps {
+  readonly oneTime: OneTimeFiles | undefined;
+  /** The kernel engine's firewall (its done and allowed sets) and the store it repairs against. */
+  readonly firewall: HostFirewall;
+  readonly store: GrantStore;
+  /** The store backend's replay cache (SPA digests). */
+  readonly nonces: NonceStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export function knockSources(config: Config, engines: EnginePlan, deps: SourceDeps): ProofSource[] {
   const { clock, logger, metrics, oneTime } = deps;
   const sources: ProofSource[] = [];
   if (engines.pcap.length > 0) {
+    const nflog = pcapReadsNflog(config);
+    if (!nflog) logger.info({ event: 'intake.interface', firewall: config.firewall, interfaces: config.interfaces }, `the pcap engine reads ${config.interfaces.join(',')} with tcpdump: the ${config.firewall} backend has no kernel intake for knocks (nftables has)`);
     sources.push(
       createPcapSource({
         openCaptures: () =>
-          config.interfaces.map((iface) =>
-            createTcpdumpSource({ interface: iface, sequences: engines.pcap, ports: oneTime?.ports ?? [], logger: logger.child({ component: 'capture', interface: iface }) }),
-          ),
+          nflog
+            ? [createNflogSource({ group: INTAKE_GROUPS.pcap, logger: logger.child({ component: 'nflog', intake: 'pcap' }) })]
+            : config.interfaces.map((iface) =>
+              createTcpdumpSource({ interface: iface, sequences: engines.pcap, ports: oneTime?.ports ?? [], logger: logger.child({ component: 'capture', interface: iface }) }),
+            ),
         sequences: engines.pcap,
         machine: { maxTrackedSources: config.maxTrackedSources, rateLimit: config.knockRateLimit, ownAddresses: hostAddresses() },
         ...(oneTime ? { oneTime } : {}),
@@ -45,6 +69,21 @@ export function knockSources(config: Config, engines: EnginePlan, deps: { oneTim
         firewall: deps.firewall,
         store: deps.store,
         clock,
+        metrics,
+      }),
+    );
+  }
+  const spa = config.spa;
+  if (spa) {
+    sources.push(
+      createSpaSource({
+        openPackets: () => createNflogSource({ group: INTAKE_GROUPS.spa, snaplen: SPA_SNAPLEN, logger: logger.child({ component: 'nflog', intake: 'spa' }) }),
+        access: spa.access,
+        maxPacketAgeMs: spa.maxPacketAgeMs,
+        decode: decodeSpa,
+        nonces: deps.nonces,
+        clock,
+        logger: logger.child({ component: 'spa' }),
         metrics,
       }),
     );

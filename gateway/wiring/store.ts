@@ -1,7 +1,7 @@
 // The shared-state backend named by --store, as one bundle: the grant store, the replay-protection
 // (nonce) store, leader leases and, with Redis, the relay request queue. Only this module knows
 // that they share one Redis connection; everything else gets the pieces it needs.
-//   memory                          single node, grants mirrored to the state file
+//   memory                          single node, grants and the replay cache mirrored to files
 //   redis://… rediss://…            standalone Redis (TLS with rediss)
 //   /path/redis.sock, unix:///path  Redis on a unix socket
 //   redis+sentinel://h:p,h:p/name   Redis behind Sentinel
@@ -15,6 +15,7 @@ import { createRedisRequestSource } from '../kit/redis/requests.ts';
 import { createRedisDeviceRegistry } from '../kit/redis/devices.ts';
 import type { DeviceRegistry } from '../protocol/devices.ts';
 import { createMemoryNonceStore } from '../kit/nonces-memory.ts';
+import { createFileNonceStore } from '../adapters/nonces-file.ts';
 import { createMemoryStore, type CorruptStateFile } from '../adapters/store-memory.ts';
 import { createRedisStore } from '../adapters/store-redis/index.ts';
 import { createRedisLease } from '../adapters/lease-redis.ts';
@@ -51,6 +52,11 @@ export interface StoreOptions {
   readonly redisOptions?: RedisOptions;
 }
 
+/** The memory store's replay cache file: state.json → state.replay.json, beside it. */
+export function replayFileFor(stateFile: string): string {
+  return `${stateFile.replace(/\.json$/, '')}.replay.json`;
+}
+
 export async function openStore(spec: string, opts: StoreOptions): Promise<StoreBackend> {
   if (spec === 'memory') {
     const store = await createMemoryStore({
@@ -59,12 +65,22 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
       ...(opts.stateFile ? { stateFile: opts.stateFile } : {}),
       ...(opts.onCorruptStateFile ? { onCorruptStateFile: opts.onCorruptStateFile } : {}),
     });
+    // The replay cache survives a restart next to the grants; without a state file neither does.
+    const replay = opts.stateFile
+      ? await createFileNonceStore({ file: replayFileFor(opts.stateFile), clock: opts.clock, logger: opts.logger, ...(opts.onCorruptStateFile ? { onCorrupt: opts.onCorruptStateFile } : {}) }).catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      })
+      : undefined;
     return {
       kind: 'memory',
       store,
-      nonces: createMemoryNonceStore({ clock: opts.clock }),
+      nonces: replay ?? createMemoryNonceStore({ clock: opts.clock }),
       lease: (_job, l) => createSingleLease(l),
-      close: () => store.close(),
+      async close() {
+        await replay?.close();
+        await store.close();
+      },
     };
   }
   const conn = createRedisConnection({

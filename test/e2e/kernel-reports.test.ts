@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, requireRoot, type Host } from '../helpers/netns.ts';
-import { connectsWithin, GUIDE_KNOCKD_CONF, MAIN, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
+import { connectsWithin, GUIDE_KNOCKD_CONF, guideDaemon, MAIN, startSshLike, waitReady } from '../helpers/gateway.ts';
 import { startRedis } from '../helpers/redis.ts';
 import { eventually, handPackets, logCapture, recordingCloud, recordingFirewall } from '../helpers/in-process.ts';
 import { createGateway } from '../../gateway/gateway.ts';
@@ -17,17 +17,7 @@ import { openStore } from '../../gateway/wiring/store.ts';
 
 void test('a knock that completes in the kernel while the daemon starts is recorded, logged and in the store', async (t) => {
   if (!(await requireRoot(t))) return;
-  const lab = await createLab(1);
-  const dir = await tempDir();
-  t.after(async () => {
-    await lab.destroy();
-    await dir.remove();
-  });
-  await waitReady(startSshLike(lab.server));
-  const a = lab.clients[0] as Host;
-  const conf = await dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
-  const daemon = startDaemon(lab.server, ['--knockd-config', conf, '--interface', lab.serverIf(0), '--engine', 'kernel', '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`]);
-  t.after(() => daemon.kill());
+  const { lab, client: a, dir, daemon } = await guideDaemon(t, ['--engine', 'kernel']);
   // Knock the moment the kernel's sequences are live: the daemon is still starting (conflict
   // check, first full repair, control socket) when the knock completes.
   const deadline = Date.now() + 20_000;
@@ -84,9 +74,9 @@ void test('a kernel completion whose NFLOG report is lost is adopted by the repa
   await gwB.start();
   await a.exec('knock', [lab.server.v4, '7000', '8000', '9000']);
   assert.equal(await connectsWithin(a, lab.server.v4, 22), true, 'the kernel opened port 22');
-  assert.ok(await eventually(async () => (await storeA.store.list()).some((g) => g.ip === a.v4), 5000), 'the repair put the grant in the store');
-  assert.ok(await eventually(() => firewallB.openFor(a.v4).includes('22/tcp'), 5000), 'the other node opened it');
-  assert.ok(await eventually(() => cloud.passes.some((p) => p.some((g) => g.ip === a.v4)), 5000), 'the cloud got it');
+  assert.ok(await eventually(async () => (await storeA.store.list()).some((g) => g.ip === a.v4), 15_000), 'the repair put the grant in the store');
+  assert.ok(await eventually(() => firewallB.openFor(a.v4).includes('22/tcp'), 10_000), 'the other node opened it');
+  assert.ok(await eventually(() => cloud.passes.some((p) => p.some((g) => g.ip === a.v4)), 10_000), 'the cloud got it');
   assert.equal(metrics.get('kernel_adopted_total', { action: 'open' }), 1);
   assert.equal(log.events('knock.adopted').length, 1);
 });

@@ -4,8 +4,8 @@
 // client namespace; a genuine knock afterwards still works, so the drops are not blindness.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLab, requireRoot, type Host } from '../helpers/netns.ts';
-import { connectsWithin, GUIDE_KNOCKD_CONF, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
+import { requireRoot, type Host } from '../helpers/netns.ts';
+import { connectsWithin, guideDaemon } from '../helpers/gateway.ts';
 import { tcpConnects } from '../helpers/tcp.ts';
 
 async function hpingSequence(from: Host, target: string, extra: readonly string[]): Promise<void> {
@@ -17,17 +17,7 @@ async function hpingSequence(from: Host, target: string, extra: readonly string[
 for (const engine of ['kernel', 'pcap'] as const) {
   void test(`[${engine}] spoofed own-address and loopback sources${engine === 'pcap' ? ' and bad checksums' : ''} open nothing; a real knock still does`, async (t: TestContext) => {
     if (!(await requireRoot(t))) return;
-    const lab = await createLab(1);
-    const dir = await tempDir();
-    t.after(async () => {
-      await lab.destroy();
-      await dir.remove();
-    });
-    await waitReady(startSshLike(lab.server));
-    const a = lab.clients[0] as Host;
-    const conf = await dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
-    const d = startDaemon(lab.server, ['--knockd-config', conf, '--interface', lab.serverIf(0), '--engine', engine, '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`]);
-    t.after(() => d.kill());
+    const { lab, client: a, daemon: d } = await guideDaemon(t, ['--engine', engine]);
     await d.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
 
     await hpingSequence(a, lab.server.v4, ['-a', lab.server.v4]);

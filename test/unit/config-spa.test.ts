@@ -89,7 +89,7 @@ void test('--fwknop-access next to a knock config adds SPA doors and their ports
   assert.equal(withKnockd.source.kind, 'knockd');
   assert.deepEqual([withKnockd.doors.map((d) => d.name), withKnockd.spa?.access.map((s) => s.name)], [['openSSH'], ['fwknop-1']]);
   const access = await tempFile(t, 'access.conf', `SOURCE ANY\nKEY_BASE64 ${KEY_BASE64}\nHMAC_KEY_BASE64 ${HMAC_KEY_BASE64}\nOPEN_PORTS tcp/443\n`);
-  const withYaml = await loadConfig({ hostname: 'gw', yamlPath: conf('knockgw-minimal.yaml'), fwknopAccessPath: access, overrides: { firewall: 'none' } });
+  const withYaml = await loadConfig({ hostname: 'gw', yamlPath: conf('knockgw-minimal.yaml'), fwknopAccessPath: access, overrides: { firewall: 'iptables' } });
   assert.deepEqual(withYaml.protectedPorts, [{ port: 22, proto: 'tcp' }, { port: 443, proto: 'tcp' }]);
   const spaInYaml = await tempFile(t, 'k.yaml', spaYaml());
   await assert.rejects(loadConfig({ hostname: 'gw', yamlPath: spaInYaml, fwknopAccessPath: ACCESS }), (e: unknown) => isKnockgwError(e, 'KGW_CLI_USAGE') && /keep one/.test(e.message));
@@ -116,4 +116,14 @@ void test('install --fwknop-access writes units that start the daemon with the s
   const daemon = await readFile(join(dir, 'etc/systemd/system/knockgw.service'), 'utf8');
   assert.match(daemon, new RegExp(`ExecStart=.* daemon --fwknop-access ${ACCESS} --fwknop-config ${fw('debian-fwknopd.conf')} --firewall iptables`));
   assert.doesNotMatch(daemon, /--knockd-config/);
+});
+
+void test('the SPA port is knockgw\'s alone, and SPA needs a firewall backend that writes rules', async (t) => {
+  const refused = (e: unknown, re: RegExp): boolean => isKnockgwError(e, 'KGW_CONFIG_INVALID') && re.test(e.message);
+  await assert.rejects(loadConfig({ hostname: 'gw', fwknopAccessPath: ACCESS, overrides: { firewall: 'none' } }), (e: unknown) => refused(e, /--firewall nftables or iptables/));
+  const knockOnSpaPort = await tempFile(t, 'k.yaml', 'doors:\n  - name: d\n    sequence: ["7000", "62201:udp"]\n    open: ["22/tcp"]\n');
+  await assert.rejects(loadConfig({ hostname: 'gw', yamlPath: knockOnSpaPort, fwknopAccessPath: ACCESS }), (e: unknown) => refused(e, /62201\/udp is also a knock port of d/));
+  await assert.rejects(loadConfig({ hostname: 'gw', fwknopAccessPath: ACCESS, overrides: { ports: [{ port: 62201, proto: 'udp' }] } }), (e: unknown) => refused(e, /also a protected port/));
+  const ok = await loadConfig({ hostname: 'gw', fwknopAccessPath: ACCESS, overrides: { firewall: 'iptables' } });
+  assert.equal(ok.spa?.port, 62201);
 });

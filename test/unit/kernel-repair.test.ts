@@ -24,7 +24,13 @@ void test('nothing is adopted when the store agrees, the report did arrive (then
   assert.deepEqual(lostReports(input({ completions, allowed: [held(A)], grants: [grant] })), [], 'the store has it');
   assert.deepEqual(lostReports(input({ completions, allowed: [held(A)], lastChange: () => NOW - 4000 })), [], 'seen, then revoked');
   assert.deepEqual(lostReports(input({ completions })), [], 'the kernel no longer enforces it');
-  assert.deepEqual(lostReports(input({ completions, allowed: [held(A)], since: NOW })), [], 'before this reader started');
+  assert.deepEqual(lostReports(input({ completions, allowed: [held(A)], since: NOW - 4000 })), [], 'before this reader started');
+});
+
+void test('a completion just after the reader started still counts although the kernel rounds its time down to the second', () => {
+  // The reader started at NOW - 5000 + 300; nft's whole seconds put the knock 700 ms before that.
+  const completions = [{ sequenceIndex: 0, ip: A, family: 4 as const, completedAt: NOW - 5000 }];
+  assert.equal(lostReports(input({ completions, allowed: [held(A)], since: NOW - 4700 })).length, 1);
 });
 
 void test('a close the kernel completed after the last open closes the stored grant; an open after that close does not', () => {

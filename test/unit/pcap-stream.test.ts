@@ -196,6 +196,23 @@ void test('a TCP or UDP checksum that does not verify is dropped, as the kernel 
   assert.deepEqual(packets.map((p) => `${p.proto}/${p.dport}`), ['udp/9000', 'tcp/7000']);
 });
 
+void test('NFLOG: the kernel intake\'s records are checksum-checked and carry the UDP payload; the kernel engine\'s reports are trusted', () => {
+  const flip = (frame: number[], at: number): number[] => frame.map((x, i) => (i === at ? x ^ 1 : x));
+  const badSyn = flip(ipv4(tcp(7000, TCP.SYN)), 20 + 16);
+  const spa = ipv4([...be16(40000), ...be16(62201), ...be16(8 + 5), 0, 0, ...new TextEncoder().encode('QUJDRA')].slice(0, 13), { proto: 17 });
+  const records = [
+    nflog(badSyn, 'kgw-pk', true), // the pcap intake: logged before the kernel checked it
+    nflog(badSyn, 'kgw-pf:0', true),
+    nflog(badSyn, 'kgw:0:open', true), // the kernel engine's own report of a knock it acted on
+    nflog(spa, 'kgw-spa', true),
+  ];
+  const { packets, parser } = parseAll([...globalHeader({ link: LINKTYPE.NFLOG }), ...records.flatMap((f) => record(f))]);
+  assert.equal(parser.stats.skipped['bad-checksum'], 2);
+  assert.deepEqual(packets.map((p) => p.nflogPrefix), ['kgw:0:open', 'kgw-spa']);
+  assert.equal(Buffer.from(packets[1]?.payload ?? []).toString('latin1'), 'QUJDR');
+  assert.equal(packets[0]?.payload, undefined, 'TCP records carry no payload');
+});
+
 void test('a trailing partial record is counted as truncated at end()', () => {
   const bytes = [...globalHeader(), ...record(eth(0x0800, ipv4(tcp(7000, TCP.SYN))))];
   const { parser } = parseAll(bytes.slice(0, -5));

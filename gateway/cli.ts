@@ -27,7 +27,7 @@ export const USAGE = `usage:
   knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
   knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
   knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]
-  knockgw ssh HOST [PORT] [--door DOOR --relay URL --key FILE | --sequence P[:udp],…] [-4|-6] [--wait 10s]   (ssh ProxyCommand)`;
+  knockgw ssh HOST [PORT] [--door DOOR --relay URL --key FILE | --sequence P[:udp],… | --spa FWKNOPRC] [-4|-6] [--wait 10s]   (ssh ProxyCommand)`;
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -61,7 +61,7 @@ export type Command =
   | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
   | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
   | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
-  | { readonly cmd: 'ssh'; readonly host: string; readonly port: number; readonly family?: 4 | 6; readonly relay?: { url: string; keyFile: string; door: string }; readonly sequence?: PortSpec[]; readonly waitMs: number }
+  | { readonly cmd: 'ssh'; readonly host: string; readonly port: number; readonly family?: 4 | 6; readonly relay?: { url: string; keyFile: string; door: string }; readonly sequence?: PortSpec[]; readonly spaFile?: string; readonly waitMs: number }
   | { readonly cmd: 'help' };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
@@ -249,13 +249,13 @@ export function parseCommand(argv: readonly string[]): Command {
       return usage('devices list | devices revoke ID');
     }
     case 'ssh': {
-      const { values, positionals } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, key: { type: 'string' }, sequence: { type: 'string' }, wait: { type: 'string' }, ipv4: { type: 'boolean', short: '4' }, ipv6: { type: 'boolean', short: '6' } }, true);
+      const { values, positionals } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, key: { type: 'string' }, sequence: { type: 'string' }, spa: { type: 'string' }, wait: { type: 'string' }, ipv4: { type: 'boolean', short: '4' }, ipv6: { type: 'boolean', short: '6' } }, true);
       const [host, portText = '22'] = positionals;
       const port = Number(portText);
       if (!host || positionals.length > 2 || !Number.isInteger(port) || port < 1 || port > 65535) usage('ssh HOST [PORT] (as ProxyCommand: knockgw ssh %h %p …)');
       if ((values.relay === undefined) !== (values.key === undefined)) usage('ssh: --relay URL and --key FILE go together');
       if (values.relay && !values.door) usage('ssh: --relay needs --door DOOR');
-      if (values.relay && values.sequence) usage('ssh: knock through --relay or with --sequence, not both');
+      if ([values.relay, values.sequence, values.spa].filter((v) => v !== undefined).length > 1) usage('ssh: knock one way: --relay, --sequence or --spa');
       const sequence = values.sequence?.split(',').map((a) => parseKnockArg(a, 'tcp'));
       const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
       return {
@@ -263,6 +263,7 @@ export function parseCommand(argv: readonly string[]): Command {
         ...(family ? { family } : {}),
         ...(values.relay && values.key && values.door ? { relay: { url: values.relay, keyFile: values.key, door: values.door } } : {}),
         ...(sequence ? { sequence } : {}),
+        ...(values.spa ? { spaFile: values.spa } : {}),
       };
     }
     default:

@@ -29,6 +29,8 @@ void test('ssh HOST [PORT] with a relay or a sequence, as ssh passes %h %p', () 
     { cmd: 'ssh', host: 'host.example', port: 2222, waitMs: 10_000, relay: { url: 'https://r.example', keyFile: 'k.json', door: 'openSSH' } });
   const seq = parseCommand(['ssh', '-6', 'h', '--sequence', '7000,8000,9000:udp', '--wait', '5s']);
   assert.deepEqual(seq, { cmd: 'ssh', host: 'h', port: 22, waitMs: 5000, family: 6, sequence: [{ port: 7000, proto: 'tcp' }, { port: 8000, proto: 'tcp' }, { port: 9000, proto: 'udp' }] });
+  assert.equal((parseCommand(['ssh', 'h', '--spa', '/home/u/.fwknoprc']) as { spaFile: string }).spaFile, '/home/u/.fwknoprc');
+  usage(['ssh', 'h', '--spa', 'f', '--sequence', '1,2']);
   usage(['ssh']);
   usage(['ssh', 'h', '70000']);
   usage(['ssh', 'h', '--relay', 'https://r.example']);

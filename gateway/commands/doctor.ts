@@ -141,10 +141,25 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   }
 
   if (config.cloud.aws || config.cloud.gcp) findings.push(...(await cloudFindings(config)));
+  const page = knockPageFinding(config);
+  if (page) findings.push(page);
 
   const ssh = sshSessionFinding(process.env.SSH_CONNECTION, config);
   if (ssh) findings.push(ssh);
   return findings;
+}
+
+/** The knock page needs a secure context (WebCrypto): say whether phones will get one. */
+export function knockPageFinding(config: Config): Finding | undefined {
+  const relay = config.relay;
+  if (!relay?.listen) return undefined;
+  const urls = [relay.publicUrls?.v4, relay.publicUrls?.v6].filter((u): u is string => u !== undefined);
+  const families = `${relay.publicUrls?.v4 ? 'IPv4' : ''}${relay.publicUrls?.v4 && relay.publicUrls.v6 ? ' and ' : ''}${relay.publicUrls?.v6 ? 'IPv6' : ''}`;
+  if (urls.length > 0 && urls.every((u) => u.startsWith('https://'))) {
+    return { level: 'ok', text: `knock page: phones knock over ${families} through ${urls.join(', ')}${relay.tls ? '' : ' (HTTPS must end at a proxy in front: relay.tls is not set)'}` };
+  }
+  if (relay.tls && urls.length === 0) return { level: 'warn', text: `knock page: no relay.publicUrls, so phones knock over one family only (the one their link's address has); give an A-only and an AAAA-only name` };
+  return { level: 'warn', text: 'knock page: phones need HTTPS (WebCrypto works only in a secure context): set relay.tls or put HTTPS in front, and https:// relay.publicUrls' };
 }
 
 export async function runDoctor(command: Extract<Command, { cmd: 'doctor' }>): Promise<number> {

@@ -37,3 +37,15 @@ void test('ssh HOST [PORT] with a relay or a sequence, as ssh passes %h %p', () 
   usage(['ssh', 'h', '--relay', 'https://r.example', '--key', 'k']);
   usage(['ssh', 'h', '--relay', 'https://r.example', '--key', 'k', '--door', 'd', '--sequence', '1,2']);
 });
+
+void test('doctor says whether phones get a secure context and both families', async () => {
+  const { knockPageFinding } = await import('../../gateway/commands/doctor.ts');
+  type Cfg = Parameters<typeof knockPageFinding>[0];
+  const cfg = (relay: Record<string, unknown> | undefined) => ({ relay }) as unknown as Cfg;
+  assert.equal(knockPageFinding(cfg(undefined)), undefined);
+  assert.equal(knockPageFinding(cfg({ keysFile: '/k', listen: '[::]:8443' }))?.level, 'warn');
+  assert.equal(knockPageFinding(cfg({ keysFile: '/k', listen: '[::]:8443', publicUrls: { v4: 'http://v4.example' } }))?.level, 'warn');
+  const ok = knockPageFinding(cfg({ keysFile: '/k', listen: '[::]:8443', tls: { certFile: '/c', keyFile: '/k' }, publicUrls: { v4: 'https://v4.example', v6: 'https://v6.example' } }));
+  assert.deepEqual([ok?.level, ok?.text], ['ok', 'knock page: phones knock over IPv4 and IPv6 through https://v4.example, https://v6.example']);
+  assert.equal(knockPageFinding(cfg({ keysFile: '/k', listen: '[::]:8443', tls: { certFile: '/c', keyFile: '/k' } }))?.level, 'warn');
+});

@@ -134,7 +134,12 @@ export const APP_JS = String.raw`'use strict';
         });
       });
     }, 4000);
-    var again = function (why) { devs.forEach(function (dev) { if (state[dev.client].opened) knock(dev, why); }); };
+    // One knock per change: online and connection-change events come in bursts.
+    var pending;
+    var again = function (why) {
+      clearTimeout(pending);
+      pending = setTimeout(function () { devs.forEach(function (dev) { if (state[dev.client].opened) knock(dev, why); }); }, 500);
+    };
     window.addEventListener('online', function () { again('network changed'); });
     if (navigator.connection) navigator.connection.addEventListener('change', function () { again('network changed'); });
   }

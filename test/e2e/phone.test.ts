@@ -2,8 +2,8 @@
 // inside a client namespace behind a masquerading IPv4 NAT with native IPv6. The daemon serves
 // the relay and its knock page; `knockgw enroll` prints the link; the page enrolls (a WebCrypto
 // key that never leaves the browser), opens port 22 for the NAT's IPv4 address and the client's
-// IPv6 /64 and nothing else, knocks again when the NAT's address changes, and is refused once
-// the device is revoked. Screenshots go to docs/; timings are printed as diagnostics.
+// IPv6 /64 and nothing else, knocks again when the NAT's address changes, when the network comes
+// back and before the grant expires, and is refused once the device is revoked. Screenshots go to docs/; timings are printed as diagnostics.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -185,6 +185,8 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   const other = await w.phone.context.browser()?.newContext({ ...devices['Pixel 7'] });
   assert.ok(other);
   t.after(() => other.close());
+  // Its clock is Playwright's, so the test can move time on to just before the grant expires.
+  await other.clock.install();
   const p256 = await other.newPage();
   p256.on('request', (r) => w.requests.push(r.url()));
   await p256.goto(`${await enroll(w)}&alg=ecdsa-p256`);
@@ -194,6 +196,22 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   await p256.locator('article.door button.big').click();
   await p256.locator('article.door[data-state="open"]').waitFor({ timeout: 10_000 });
   assert.match((await p256.locator('.status').textContent()) ?? '', /IPv6: 22\/tcp for fd00:198:18:1::\/64/);
+  const knocksOf = async () => Number(await p256.locator('article.door').getAttribute('data-knocks'));
+  const waitKnocks = async (n: number, what: string) => {
+    for (let i = 0; (await knocksOf()) < n && i < 500; i++) await p256.waitForTimeout(10);
+    await p256.waitForTimeout(700);
+    assert.equal(await knocksOf(), n, `${what}, once`);
+  };
+  // The network comes back (the browser's online event): it knocks again.
+  await other.setOffline(true);
+  await other.setOffline(false);
+  await waitKnocks(2, 'a network change re-knocks');
+  // 50 s on (TTL 60 s; still inside the ±60 s signature window): it knocks before the grant expires.
+  const extendsBefore = w.daemon.events.filter((e) => e.event === 'grant.extend').length;
+  await p256.clock.fastForward('00:50');
+  await waitKnocks(3, 'the page knocks again before the grant expires');
+  await p256.locator('article.door[data-state="open"]').waitFor();
+  await w.daemon.waitFor((e) => e.event === 'grant.extend' && w.daemon.events.filter((x) => x.event === 'grant.extend').length > extendsBefore + 1, 5000, 'the re-knock extends both grants');
   await other.close();
 
   // Security: a key of one door cannot open another; a used or expired token is refused.

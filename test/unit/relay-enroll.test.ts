@@ -154,3 +154,11 @@ void test('the gateway looks an enrolled device up itself: a queued knock of a r
   const none = await checkGrantRequest(withoutRegistry, budget, '3-0', queued(key.sign(d.id, 'openSSH')));
   assert.equal(none.ok, false);
 });
+
+void test("the relay's Redis user gets the enrollment rules only when asked", async () => {
+  const { relayAcl } = await import('../../gateway/kit/redis/relay-acl.ts');
+  assert.deepEqual(relayAcl().commands, ['set', 'xadd']);
+  const acl = relayAcl({ enroll: true });
+  assert.deepEqual(acl.commands, ['set', 'xadd', 'getdel', 'hget', 'hset']);
+  assert.deepEqual(acl.keyPatterns.slice(2), ['knockgw:{knockgw}:enroll:*', 'knockgw:{knockgw}:devices']);
+});

@@ -23,7 +23,7 @@ export const USAGE = `usage:
   knockgw uninstall [--root DIR]      (removes the units and every rule knockgw created)
   knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
   (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
-  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
+  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N] [--public-url-v4 URL] [--public-url-v6 URL]
   knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
   knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
   knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]
@@ -57,7 +57,7 @@ export type Command =
   | { readonly cmd: 'base'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
   | { readonly cmd: 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly root?: string }
   | { readonly cmd: 'uninstall'; readonly root?: string }
-  | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
+  | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number; readonly publicUrls?: { v4?: string; v6?: string } }
   | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
   | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
   | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
@@ -222,11 +222,13 @@ export function parseCommand(argv: readonly string[]): Command {
       return { cmd: 'revoke', ip: positionals[0] ?? '', control: values.control ?? DEFAULT_CONTROL };
     }
     case 'relay': {
-      const { values } = parse(rest, { listen: { type: 'string' }, store: { type: 'string' }, keys: { type: 'string' }, 'trusted-proxies': { type: 'string' } });
+      const { values } = parse(rest, { listen: { type: 'string' }, store: { type: 'string' }, keys: { type: 'string' }, 'trusted-proxies': { type: 'string' }, 'public-url-v4': { type: 'string' }, 'public-url-v6': { type: 'string' } });
       if (!values.listen || !values.keys) usage('relay --listen ADDR:PORT --store URL --keys FILE');
       const trustedProxies = Number(values['trusted-proxies'] ?? '0');
       if (!Number.isInteger(trustedProxies) || trustedProxies < 0 || trustedProxies > 10) usage('--trusted-proxies takes 0..10');
-      return { cmd: 'relay', listen: values.listen, store: values.store ?? 'memory', keysFile: values.keys, trustedProxies };
+      for (const u of [values['public-url-v4'], values['public-url-v6']]) if (u !== undefined && !/^https?:\/\/\S+$/.test(u)) usage('--public-url-v4/-v6 take http(s) URLs');
+      const publicUrls = { ...(values['public-url-v4'] ? { v4: values['public-url-v4'] } : {}), ...(values['public-url-v6'] ? { v6: values['public-url-v6'] } : {}) };
+      return { cmd: 'relay', listen: values.listen, store: values.store ?? 'memory', keysFile: values.keys, trustedProxies, publicUrls };
     }
     case 'keygen': {
       const { values } = parse(rest, { id: { type: 'string' }, alg: { type: 'string' }, door: { type: 'string', multiple: true }, out: { type: 'string' } });

@@ -212,6 +212,11 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   await waitKnocks(3, 'the page knocks again before the grant expires');
   await p256.locator('article.door[data-state="open"]').waitFor();
   await w.daemon.waitFor((e) => e.event === 'grant.extend' && w.daemon.events.filter((x) => x.event === 'grant.extend').length > extendsBefore + 1, 5000, 'the re-knock extends both grants');
+  // Installed, it opens without a network: the service worker serves the page, IndexedDB the door.
+  await other.setOffline(true);
+  await p256.reload();
+  await p256.locator('article.door button.big').waitFor({ timeout: 5000 });
+  await other.setOffline(false);
   await other.close();
 
   // Security: a key of one door cannot open another; a used or expired token is refused.

@@ -53,7 +53,9 @@ export const APP_JS = String.raw`'use strict';
 
   function call(url, body) {
     var once = function () {
-      return fetch(url, body ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), cache: 'no-store' } : { cache: 'no-store', headers: { accept: 'application/json' } });
+      // No cache mode on the POST (never cached anyway): with 'no-store' chromium skips its CORS
+      // preflight cache, and the other family's knock is cross-origin (an OPTIONS per tap).
+      return fetch(url, body ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : { cache: 'no-store', headers: { accept: 'application/json' } });
     };
     // A connection the NAT dropped (new public address) fails once: retry on a fresh one.
     return once().catch(function () { return once(); }).then(function (r) {

@@ -236,6 +236,12 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   t.diagnostic(`page load: ${bytes} bytes in ${loadBytes.length} responses, interactive at ${tti} ms`);
 
   // Tap → port open, per family (grants revoked before each tap; connect probes from the phone's namespace).
+  const net = process.env.KGW_DEBUG ? await page.context().newCDPSession(page) : undefined;
+  const seen: string[] = [];
+  if (net) {
+    await net.send('Network.enable');
+    net.on('Network.requestWillBeSent', (e: { request: { method: string; url: string }; timestamp: number }) => seen.push(`${e.request.method} ${e.request.url} ${Math.round(e.timestamp * 1000) % 100000}`));
+  }
   const probe = prober(client);
   t.after(() => probe.close());
   const v4ms: number[] = [];
@@ -267,6 +273,7 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
     answered.push(Number(await door.getAttribute('data-ms')));
     await page.waitForTimeout(700);
   }
+  if (net) t.diagnostic(`requests during the taps: ${seen.filter((x) => x.includes('/v1/knock')).join(' | ')}`);
   t.diagnostic(`tap → port open: IPv4 p50 ${pct(v4ms, 50)} ms (max ${Math.max(...v4ms)}), IPv6 p50 ${pct(v6ms, 50)} ms (max ${Math.max(...v6ms)}); tap → both 202 in the page p50 ${pct(answered, 50)} ms; p50 tap → ${Object.entries(stages).map(([k, v]) => `${k} ${pct(v, 50)}`).join(', ')} ms; samples v4 ${v4ms.join(',')} v6 ${v6ms.join(',')}`);
 
   // The NAT's public address changes: the page notices and knocks again; the new address opens.

@@ -280,7 +280,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       if (up() && outbox.size > 0) await Promise.race([flush(), sleep(1000)]);
       if (outbox.size > 0) logger.warn({ event: 'store.unflushed', target, queued: outbox.size }, `closing with ${outbox.size} changes not written to Redis`);
       await reader.close();
-      await readerConn.close();
+      await readerConn.close({ drop: true });
       budget.flush();
       cache.close();
     },

@@ -33,7 +33,7 @@ export interface RedisStoreOptions {
   readonly namespace?: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Period of the full re-read that repairs missed hints (default 30 s). */
+  /** Period of the full re-read that repairs missed hints, skipped when list() read it meanwhile (default 30 s). */
   readonly fullReconcileMs?: number;
   /** Fail with KGW_STORE_UNAVAILABLE when Redis is not reachable at start (default: start degraded). */
   readonly requireStoreAtStart?: boolean;
@@ -127,8 +127,16 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       budget.warn('store.flush_failed', { id: op.op === 'put' ? op.grant.id : op.id, err: describeError(err), queued: outbox.size }, 'cannot replay a queued change yet'),
     );
 
-  /** Flush, then read the authoritative set into the cache (silently: list() callers read it). */
-  const refresh = async (): Promise<Grant[]> => {
+  /** Set by every full read; the backstop below reads only in a period that had none. */
+  let readInPeriod = false;
+
+  /**
+   * Flush, then read the authoritative set into the cache: silently for list() callers (they read
+   * it), announcing each difference otherwise (the backstop, a reconnect), so a watcher never has
+   * to read the whole set again: in a fleet, one more read per node is O(nodes × grants).
+   */
+  const refresh = async (announce = false): Promise<Grant[]> => {
+    readInPeriod = true;
     await outbox.idle();
     if (outbox.size > 0) await flush();
     const merged = new Map((await remoteList()).map((g) => [g.id, g]));
@@ -137,7 +145,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       if (op.op === 'put') merged.set(op.grant.id, op.grant);
       else merged.delete(op.id);
     }
-    cache.replaceAll(merged.values());
+    if (announce) cache.sync(merged.values());
+    else cache.replaceAll(merged.values());
     return [...merged.values()];
   };
 
@@ -190,12 +199,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       // The cursor starts at the stream's end *before* the full read, so nothing falls in between.
       const last = XRangeReply.parse(await conn.client.xrevrange(streamKey, '+', '-', 'COUNT', 1))[0]?.[0];
       reader.seek(last ?? '0-0');
-      await refresh();
+      await refresh(true);
       if (downSince !== undefined) {
         logger.info({ event: 'store.reconnected', target, queued, flushed, downMs: clock.now() - downSince, grants: cache.size }, `Redis at ${target} is back: replayed ${flushed} of ${queued} queued changes`);
       }
       downSince = undefined;
-      cache.emit(undefined);
     } catch (err) {
       budget.warn('store.resync_failed', { target, err: describeError(err) }, `cannot resynchronise with Redis at ${target}`);
     }
@@ -223,11 +231,13 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   });
   if (first === 'timeout') void readerConn.connect(0);
 
+  // The backstop full read: a period in which nobody read the whole set (in the daemon the
+  // reconciler's repair lists it every period) ends with one.
   const periodic = setInterval(() => {
-    if (!up()) return;
-    refresh()
-      .then(() => cache.emit(undefined))
-      .catch((err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `periodic full read from Redis at ${target} failed`));
+    const quiet = !readInPeriod;
+    readInPeriod = false;
+    if (!up() || !quiet) return;
+    refresh(true).catch((err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `periodic full read from Redis at ${target} failed`));
   }, opts.fullReconcileMs ?? 30_000);
   periodic.unref();
 

@@ -34,10 +34,10 @@ async function launch(spec: StartNodes, nodeId: string): Promise<FleetNode> {
 }
 
 /** Sends `ips` paced at `perSecond`, without waiting for one grant before the next. */
-async function paced(n: FleetNode, ips: readonly string[], perSecond: number, door: string | undefined): Promise<number[]> {
+async function paced(n: FleetNode, ips: readonly string[], perSecond: number, offsetMs: number, door: string | undefined): Promise<number[]> {
   const sentAt: number[] = [];
   const pending: Promise<void>[] = [];
-  const t0 = wallNow();
+  const t0 = wallNow() + offsetMs;
   for (const [i, ip] of ips.entries()) {
     const due = t0 + (i * 1000) / perSecond;
     if (due - wallNow() > 1) await sleep(due - wallNow());
@@ -94,7 +94,7 @@ async function handle(req: HostRequest): Promise<HostAnswers[HostRequest['cmd']]
       for (const id of req.nodeIds) await launch(req, id);
       return null;
     case 'grant':
-      return paced(nodeOf(req.node), req.ips, req.perSecond, req.door);
+      return paced(nodeOf(req.node), req.ips, req.perSecond, req.offsetMs, req.door);
     case 'revoke': {
       const at = wallNow();
       await nodeOf(req.node).revoke(req.ip);

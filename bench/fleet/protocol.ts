@@ -13,8 +13,11 @@ export interface StartNodes {
 
 export type HostRequest =
   | StartNodes
-  /** Opens `ips` from `node`, `perSecond` of them a second; answers the send time of each. */
-  | { readonly cmd: 'grant'; readonly node: string; readonly ips: readonly string[]; readonly perSecond: number; readonly door?: string }
+  /**
+   * Opens `ips` from `node`, `perSecond` of them a second, the first after `offsetMs` (origins
+   * interleave: the fleet's rate is steady, not one burst per round); answers the send times.
+   */
+  | { readonly cmd: 'grant'; readonly node: string; readonly ips: readonly string[]; readonly perSecond: number; readonly offsetMs: number; readonly door?: string }
   /** Revokes one address from `node` (the gateway's revoke: store, then its own firewall). */
   | { readonly cmd: 'revoke'; readonly node: string; readonly ip: string }
   /**

@@ -96,8 +96,8 @@ async function sendGrants(ctx: Ctx, ips: readonly string[], perSecond: number, d
   const rate = perSecond / byNode.size;
   const sent = new Map<string, number>();
   await Promise.all(
-    [...byNode].map(async ([node, mine]) => {
-      const times = await ctx.fleet.hostOf(node).ask({ cmd: 'grant', node, ips: mine, perSecond: rate, ...(door ? { door } : {}) });
+    [...byNode].map(async ([node, mine], k) => {
+      const times = await ctx.fleet.hostOf(node).ask({ cmd: 'grant', node, ips: mine, perSecond: rate, offsetMs: (k * 1000) / perSecond, ...(door ? { door } : {}) });
       mine.forEach((ip, i) => sent.set(ip, times[i] ?? Number.NaN));
     }),
   );

@@ -6,12 +6,12 @@
 //   changes     stream of changes (XADD MAXLEN ~ 10000): a hint, never the truth
 // Merges and lists are Lua scripts (kit/redis/lua.ts), lifetimes follow Redis's clock
 // (codec.ts), changes of other nodes arrive through the stream (feed.ts), and while Redis is
-// away put/remove work on the local cache and wait in the outbox (outbox.ts).
+// away put/remove work on the local cache and wait in the outbox (outbox.ts); a Redis that came
+// back empty gets each node's own grants again (epoch.ts).
 //
 // Start-up: a refused password fails at once (KGW_STORE_AUTH). An unreachable Redis starts the
 // store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
 // KGW_STORE_UNAVAILABLE. Not for Redis Cluster (single endpoint, Sentinel, unix socket, TLS).
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
 import { describeError, kgwError } from '../../core/errors.ts';
@@ -24,6 +24,7 @@ import { startStreamReader } from '../../kit/redis/stream-reader.ts';
 import { GrantCache } from '../grant-cache.ts';
 import { decodeGrant, encodeGrant } from './codec.ts';
 import { changeFeed } from './feed.ts';
+import { epochCheck } from './epoch.ts';
 import { createOutbox, type QueuedOp } from './outbox.ts';
 
 export interface RedisStoreOptions {
@@ -53,6 +54,9 @@ const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.nu
 const ListReply = z.array(z.union([z.string(), z.number()]));
 const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
 
+/** Grants per GRANT_LIST call: ~1 ms of Redis time each, so no one waits long behind a full read. */
+const LIST_CHUNK = 250;
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
@@ -71,7 +75,6 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const up = (): boolean => conn.status() === 'ready';
   let closed = false;
   let downSince: number | undefined;
-  let epoch: string | undefined;
   // Redis's clock minus ours, learnt on each full read.
   let offsetMs = 0;
 
@@ -100,18 +103,23 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     return decode(id, reply, undefined, clock.now());
   };
 
+  /** Every live grant, read a chunk per round trip (see GRANT_LIST in kit/redis/lua.ts). */
   const remoteList = async (): Promise<Grant[]> => {
-    const before = clock.now();
-    const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix]));
-    const after = clock.now();
-    offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
-    const grants: Grant[] = [];
-    for (let i = 1; i + 2 < reply.length; i += 3) {
-      // PTTL was read between before and after: counting from before never stretches a grant.
-      const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
-      if (g && isLive(g, after)) grants.push(g);
-    }
-    return grants;
+    const grants = new Map<string, Grant>();
+    let cursor = '0';
+    do {
+      const before = clock.now();
+      const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix, cursor, LIST_CHUNK]));
+      const after = clock.now();
+      offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
+      cursor = String(reply[1]);
+      for (let i = 2; i + 2 < reply.length; i += 3) {
+        // PTTL was read between before and after: counting from before never stretches a grant.
+        const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
+        if (g && isLive(g, after)) grants.set(g.id, g);
+      }
+    } while (cursor !== '0');
+    return [...grants.values()];
   };
 
   const sendQueued = async (op: QueuedOp): Promise<void> => {
@@ -173,23 +181,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
   });
 
-  // A Redis that comes back empty (restart without persistence, a fresh replacement) lost
-  // everyone's grants. An epoch key, created by whoever sees it first, tells: a node that finds a
-  // different epoch than last time re-seeds its own live grants (each node re-seeds its own).
-  const checkEpoch = async (): Promise<void> => {
-    await conn.client.set(key('epoch'), randomUUID(), 'NX');
-    const current = await conn.client.get(key('epoch'));
-    const lost = epoch !== undefined && current !== epoch;
-    epoch = current ?? undefined;
-    if (!lost) return;
-    let reseeded = 0;
-    for (const g of cache.peek()) {
-      if (g.nodeId !== nodeId || outbox.has(g.id)) continue;
-      outbox.add({ op: 'put', grant: g });
-      reseeded++;
-    }
-    logger.warn({ event: 'store.reseeded', target, grants: reseeded }, `Redis at ${target} came back empty: re-seeding ${reseeded} local grants`);
-  };
+  const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
 
   const onReady = async (): Promise<void> => {
     const queued = outbox.size;

@@ -82,16 +82,25 @@ if type(cur) ~= 'string' then return '' end
 return cur
 `;
 
-// Keys: 1 index. Args: grant key prefix. Returns {redis now ms, id, json ('' = not a string), pttl, …};
-// prunes index entries whose key is gone (expired by PX).
+// Keys: 1 index. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size. Returns
+// {redis now ms, next cursor ('0' = done), id, json ('' = not a string), pttl, …}. One chunk of
+// the index per call: a script blocks every other client of Redis while it runs, and a single
+// read of 10k grants held a 50-node fleet's changes for ~100 ms a time (bench/RESULTS.md, Fleet).
+// ZSCAN returns every grant that is there for the whole read (some maybe twice: the caller
+// dedupes); one that comes or goes meanwhile is a change the stream brings. The first chunk
+// prunes index entries that expired; each chunk drops those whose key is gone.
 const GRANT_LIST_LUA = `
 local k = redis.call('TYPE', KEYS[1]).ok
 local t = redis.call('TIME')
-local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), '0'}
 if k == 'none' then return out end
 if k ~= 'zset' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[1] .. ' is not a sorted set') end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1])
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+if ARGV[2] == '0' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1]) end
+local scan = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+out[2] = scan[1]
+local items = scan[2]
+for i = 1, #items, 2 do
+  local id = items[i]
   local key = ARGV[1] .. id
   local v = redis.pcall('GET', key)
   if not v then

@@ -4,10 +4,11 @@
 //   grant:<id>  the grant as JSON, PX = its remaining TTL (no TTL = until closed)
 //   grants      sorted set of ids by expiry (Redis time; +inf = until closed)
 //   changes     stream of changes (XADD MAXLEN ~ 10000): a hint, never the truth
-// Merges and lists are Lua scripts (kit/redis/lua.ts), lifetimes follow Redis's clock
-// (codec.ts), changes of other nodes arrive through the stream (feed.ts), and while Redis is
-// away put/remove work on the local cache and wait in the outbox (outbox.ts); a Redis that came
-// back empty gets each node's own grants again (epoch.ts).
+// Merges and lists are Lua scripts (kit/redis/lua.ts, run by remote.ts), lifetimes follow
+// Redis's clock (codec.ts), changes of other nodes arrive through the stream (feed.ts; a reader
+// that fell behind what the stream keeps reads every grant at once), and while Redis is away
+// put/remove work on the local cache and wait in the outbox (outbox.ts); a Redis that came back
+// empty gets each node's own grants again (epoch.ts).
 //
 // Start-up: a refused password fails at once (KGW_STORE_AUTH). An unreachable Redis starts the
 // store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
@@ -16,16 +17,16 @@ import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
 import { describeError, kgwError } from '../../core/errors.ts';
 import { createLogBudget } from '../../core/log-budget.ts';
+import { coalesced } from '../../core/coalesce.ts';
 import type { Clock, GrantStore, Logger } from '../../ports.ts';
 import type { RedisConnection } from '../../kit/redis/connection.ts';
 import { keyspace } from '../../kit/redis/keys.ts';
-import { GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
 import { startStreamReader } from '../../kit/redis/stream-reader.ts';
 import { GrantCache } from '../grant-cache.ts';
-import { decodeGrant, encodeGrant } from './codec.ts';
 import { changeFeed } from './feed.ts';
 import { epochCheck } from './epoch.ts';
 import { createOutbox, type QueuedOp } from './outbox.ts';
+import { remoteGrants } from './remote.ts';
 
 export interface RedisStoreOptions {
   /** The command connection (fail-fast); shared with the lease and the nonce store, owned by the caller. */
@@ -50,22 +51,17 @@ export interface RedisStore extends GrantStore {
   connected(): boolean;
 }
 
-const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
-const ListReply = z.array(z.union([z.string(), z.number()]));
+/** Stream entries per XREAD. */
+const READ_COUNT = 500;
 const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
-
-/** Grants per GRANT_LIST call: ~1 ms of Redis time each, so no one waits long behind a full read. */
-const LIST_CHUNK = 250;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
   const { conn, clock, nodeId, logger } = opts;
   const key = keyspace(opts.namespace);
-  const grantPrefix = key('grant:');
-  const indexKey = key('grants');
   const streamKey = key('changes');
-  const maxLen = String(opts.streamMaxLen ?? 10_000);
+  const maxLen = opts.streamMaxLen ?? 10_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   const target = conn.target;
   // One line per kind and minute: these are about Redis or its data, and repeat until fixed.
@@ -75,59 +71,15 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const up = (): boolean => conn.status() === 'ready';
   let closed = false;
   let downSince: number | undefined;
-  // Redis's clock minus ours, learnt on each full read.
-  let offsetMs = 0;
 
-  const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
-    const r = decodeGrant(id, json, pttl, localNow);
-    if ('grant' in r) return r.grant;
-    budget.warn('store.bad_grant', { key: grantPrefix + id, why: r.why }, `ignoring the unreadable grant key ${grantPrefix + id} (${r.why})`);
-    return undefined;
-  };
-
-  const remotePut = async (grant: Grant): Promise<Grant> => {
-    const now = clock.now();
-    if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
-    const e = encodeGrant(grant, now);
-    const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
-    const [json, mode, pttl] = reply;
-    const stored = decode(grant.id, json, pttl, now);
-    if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
-    // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
-    return mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored;
-  };
-
-  const remoteRemove = async (id: string): Promise<Grant | undefined> => {
-    const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
-    if (typeof reply !== 'string' || reply === '') return undefined;
-    return decode(id, reply, undefined, clock.now());
-  };
-
-  /** Every live grant, read a chunk per round trip (see GRANT_LIST in kit/redis/lua.ts). */
-  const remoteList = async (): Promise<Grant[]> => {
-    const grants = new Map<string, Grant>();
-    let cursor = '0';
-    do {
-      const before = clock.now();
-      const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix, cursor, LIST_CHUNK]));
-      const after = clock.now();
-      offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
-      cursor = String(reply[1]);
-      for (let i = 2; i + 2 < reply.length; i += 3) {
-        // PTTL was read between before and after: counting from before never stretches a grant.
-        const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
-        if (g && isLive(g, after)) grants.set(g.id, g);
-      }
-    } while (cursor !== '0');
-    return [...grants.values()];
-  };
+  const remote = remoteGrants({ conn, key, nodeId, clock, maxLen: String(maxLen), budget });
 
   const sendQueued = async (op: QueuedOp): Promise<void> => {
     if (op.op === 'remove') {
-      await remoteRemove(op.id);
+      await remote.remove(op.id);
       return;
     }
-    const stored = await remotePut(op.grant);
+    const stored = await remote.put(op.grant);
     if (outbox.get(op.grant.id) === op && isLive(stored, clock.now())) cache.set(stored);
   };
   const flush = (): Promise<number> =>
@@ -147,7 +99,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     readInPeriod = true;
     await outbox.idle();
     if (outbox.size > 0) await flush();
-    const merged = new Map((await remoteList()).map((g) => [g.id, g]));
+    const merged = new Map((await remote.list()).map((g) => [g.id, g]));
     // Changes still queued (Redis refused them) stay visible locally.
     for (const op of outbox.pending()) {
       if (op.op === 'put') merged.set(op.grant.id, op.grant);
@@ -174,11 +126,26 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   };
 
   const readerConn = conn.duplicate(`knockgw-watch-${nodeId}`);
+  // One full read at a time for gaps (a reader far behind reports one per batch), and one more
+  // after it when a gap came meanwhile: the read in flight may have passed what was lost since.
+  const gapRead = coalesced(() =>
+    refresh(true).then(
+      () => undefined,
+      (err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `full read from Redis at ${target} after a stream gap failed`),
+    ),
+  );
   const reader = startStreamReader({
     conn: readerConn,
     stream: streamKey,
-    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => offsetMs, budget }),
+    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget }),
     onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
+    // A batch as long as the stream keeps may have started past what was trimmed.
+    lagAt: Math.min(READ_COUNT, maxLen),
+    count: READ_COUNT,
+    onGap: () => {
+      budget.warn('store.stream_gap', { stream: streamKey, maxLen }, `fell behind ${streamKey} by more than it keeps: reading every grant now`);
+      void gapRead.run();
+    },
   });
 
   const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
@@ -254,13 +221,13 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     connected: up,
     put: (grant) =>
       write(async () => {
-        const stored = await remotePut(grant);
+        const stored = await remote.put(grant);
         if (isLive(stored, clock.now())) cache.set(stored);
         return stored;
       }, () => local.put(grant)),
     remove: (id) =>
       write(async () => {
-        const old = await remoteRemove(id);
+        const old = await remote.remove(id);
         return cache.delete(id) ?? old;
       }, () => local.remove(id)),
     async list() {

@@ -1,0 +1,84 @@
+// The grant store's three operations as Redis runs them (the Lua scripts of kit/redis/lua.ts),
+// with the replies parsed and re-based on this node's clock (codec.ts). No cache, no queue: the
+// store (index.ts) decides what to do when Redis is away.
+import { z } from 'zod';
+import { isLive, type Grant } from '../../core/grant.ts';
+import { kgwError } from '../../core/errors.ts';
+import type { LogBudget } from '../../core/log-budget.ts';
+import type { Clock } from '../../ports.ts';
+import type { RedisConnection } from '../../kit/redis/connection.ts';
+import type { KeySpace } from '../../kit/redis/keys.ts';
+import { GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
+import { decodeGrant, encodeGrant } from './codec.ts';
+
+const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
+const ListReply = z.array(z.union([z.string(), z.number()]));
+
+/** Grants per GRANT_LIST call: ~2 ms of Redis time each, so no one waits long behind a full read. */
+const LIST_CHUNK = 250;
+
+export interface RemoteGrants {
+  /** Merges and stores (GRANT_PUT); the grant as Redis keeps it. */
+  put(grant: Grant): Promise<Grant>;
+  /** The removed grant, or undefined when there was none. */
+  remove(id: string): Promise<Grant | undefined>;
+  /** Every live grant, a chunk per round trip. */
+  list(): Promise<Grant[]>;
+  /** Redis's clock minus ours, learnt on each full read. */
+  offsetMs(): number;
+}
+
+export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeId: string; clock: Clock; maxLen: string; budget: LogBudget }): RemoteGrants {
+  const { conn, clock, nodeId, maxLen, budget } = deps;
+  const grantPrefix = deps.key('grant:');
+  const indexKey = deps.key('grants');
+  const streamKey = deps.key('changes');
+  let offsetMs = 0;
+
+  const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
+    const r = decodeGrant(id, json, pttl, localNow);
+    if ('grant' in r) return r.grant;
+    budget.warn('store.bad_grant', { key: grantPrefix + id, why: r.why }, `ignoring the unreadable grant key ${grantPrefix + id} (${r.why})`);
+    return undefined;
+  };
+
+  return {
+    offsetMs: () => offsetMs,
+
+    async put(grant) {
+      const now = clock.now();
+      if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
+      const e = encodeGrant(grant, now);
+      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
+      const [json, mode, pttl] = reply;
+      const stored = decode(grant.id, json, pttl, now);
+      if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
+      // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
+      return mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored;
+    },
+
+    async remove(id) {
+      const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
+      if (typeof reply !== 'string' || reply === '') return undefined;
+      return decode(id, reply, undefined, clock.now());
+    },
+
+    async list() {
+      const grants = new Map<string, Grant>();
+      let cursor = '0';
+      do {
+        const before = clock.now();
+        const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix, cursor, LIST_CHUNK]));
+        const after = clock.now();
+        offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
+        cursor = String(reply[1]);
+        for (let i = 2; i + 2 < reply.length; i += 3) {
+          // PTTL was read between before and after: counting from before never stretches a grant.
+          const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
+          if (g && isLive(g, after)) grants.set(g.id, g);
+        }
+      } while (cursor !== '0');
+      return [...grants.values()];
+    },
+  };
+}

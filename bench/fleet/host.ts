@@ -25,6 +25,8 @@ async function launch(spec: StartNodes, nodeId: string): Promise<FleetNode> {
     nodeId,
     namespace: spec.namespace,
     logger: silentLogger,
+    // 49 other nodes and whatever else shares the machine: a connect may take longer than 5 s.
+    connectTimeoutMs: 30_000,
     ...(spec.repairMs !== undefined ? { repairMs: spec.repairMs } : {}),
     ...(spec.leaseTtlMs !== undefined ? { leaseTtlMs: spec.leaseTtlMs } : {}),
   });
@@ -53,7 +55,12 @@ async function paced(n: FleetNode, ips: readonly string[], perSecond: number, of
  * recorded time is taken in apply() itself, so polling late costs nothing in precision).
  */
 async function applied(ips: readonly string[], op: 'add' | 'remove', timeoutMs: number): Promise<PerNode> {
-  const at = (n: FleetNode, ip: string): number | undefined => (op === 'add' ? (n.firewall.holds(ip) ? n.firewall.openedAt(ip) : undefined) : n.firewall.closedAt(ip));
+  // A node that never opened the address (a brief grant that reached it expired) never has to
+  // close it: NaN, told apart from a close that never came (null).
+  const at = (n: FleetNode, ip: string): number | undefined => {
+    if (op === 'add') return n.firewall.holds(ip) ? n.firewall.openedAt(ip) : undefined;
+    return n.firewall.openedAt(ip) === undefined ? Number.NaN : n.firewall.closedAt(ip);
+  };
   const done = (n: FleetNode, ip: string): boolean => at(n, ip) !== undefined;
   const deadline = wallNow() + timeoutMs;
   let waiting = [...nodes.values()].flatMap((n) => ips.map((ip) => ({ n, ip })));

@@ -8,7 +8,7 @@ const top = (l: Load, per: number, n = 4): string => l.redis.calls.slice(0, n).m
 
 function phaseRows(phases: readonly PhaseResult[]): string[][] {
   return phases.map((p) => [
-    String(p.nodes), p.name, String(p.perSecond), String(p.changes), fmt(p.lastP50), fmt(p.lastP99), fmt(p.lastMax), fmt(p.allP50), fmt(p.allP99), String(p.lost),
+    String(p.nodes), p.name, String(p.perSecond), String(p.changes), fmt(p.lastP50), fmt(p.lastP99), fmt(p.lastMax), fmt(p.allP50), fmt(p.allP99), p.neverOpened ? `${p.lost} (+${p.neverOpened} never opened)` : String(p.lost),
     fmt(p.commandsPerChange), fmt(round(p.redis.cpuPct, 0)), fmt(round(p.redis.scriptMs / p.changes, 2)), fmt(p.nodesCpuPct), fmt(round((p.nodesCpuMs * 1000) / (p.changes * p.nodes), 0)), top(p, p.changes),
   ]);
 }

@@ -19,6 +19,8 @@ export interface Spread {
   readonly changes: number;
   /** (change, node) pairs never applied within the wait. */
   readonly lost: number;
+  /** Closes not needed: the node never opened the address (it expired before reaching it). */
+  readonly neverOpened: number;
   readonly lastP50: number;
   readonly lastP99: number;
   readonly lastMax: number;
@@ -53,6 +55,7 @@ export function spread(sentAt: ReadonlyMap<string, number>, ips: readonly string
   const last: number[] = [];
   const all: number[] = [];
   let lost = 0;
+  let neverOpened = 0;
   ips.forEach((ip, i) => {
     const t0 = sentAt.get(ip) ?? Number.NaN;
     let worst = 0;
@@ -63,13 +66,17 @@ export function spread(sentAt: ReadonlyMap<string, number>, ips: readonly string
           lost++;
           continue;
         }
+        if (Number.isNaN(at)) {
+          neverOpened++;
+          continue;
+        }
         all.push(at - t0);
         worst = Math.max(worst, at - t0);
       }
     }
     last.push(worst);
   });
-  return { changes: ips.length, lost, lastP50: round(percentile(last, 0.5), 2), lastP99: round(percentile(last, 0.99), 2), lastMax: round(Math.max(...last), 2), allP50: round(percentile(all, 0.5), 2), allP99: round(percentile(all, 0.99), 2) };
+  return { changes: ips.length, lost, neverOpened, lastP50: round(percentile(last, 0.5), 2), lastP99: round(percentile(last, 0.99), 2), lastMax: round(Math.max(...last), 2), allP50: round(percentile(all, 0.5), 2), allP99: round(percentile(all, 0.99), 2) };
 }
 
 /** Runs `body` and reports what Redis and the node processes spent meanwhile. */

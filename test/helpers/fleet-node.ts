@@ -30,6 +30,8 @@ export interface FleetNodeOptions {
   readonly leaseTtlMs?: number;
   /** The cloud follows changes after this quiet time (production default 1 s). */
   readonly cloudSettleMs?: number;
+  /** How long a start waits for Redis (default 5 s; a loaded bench machine needs more). */
+  readonly connectTimeoutMs?: number;
   /** Keep the firewall's op log (tests); the bench keeps only per-address times. */
   readonly logOps?: boolean;
 }
@@ -57,6 +59,7 @@ export async function startFleetNode(opts: FleetNodeOptions): Promise<FleetNode>
     clock: systemClock,
     logger,
     requireStoreAtStart: true,
+    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
     ...(opts.repairMs !== undefined ? { fullReconcileMs: opts.repairMs } : {}),
   });
   const metrics = createMetrics();

@@ -89,6 +89,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
 
   /** Set by every full read; the backstop below reads only in a period that had none. */
   let readInPeriod = false;
+  /** Per full read in flight, the grants the cache changed meanwhile. */
+  const reading = new Set<Set<string>>();
+  cache.watch((change) => {
+    if (change) for (const ids of reading) ids.add(change.kind === 'put' ? change.grant.id : change.id);
+  });
 
   /**
    * Flush, then read the authoritative set into the cache: silently for list() callers (they read
@@ -99,7 +104,22 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     readInPeriod = true;
     await outbox.idle();
     if (outbox.size > 0) await flush();
-    const merged = new Map((await remote.list()).map((g) => [g.id, g]));
+    const touched = new Set<string>();
+    reading.add(touched);
+    let read: Grant[];
+    try {
+      read = await remote.list();
+    } finally {
+      reading.delete(touched);
+    }
+    const merged = new Map(read.map((g) => [g.id, g]));
+    // A change that reached the cache during the read (the stream, a local write, an expiry) is
+    // newer than what a chunk read before it said: a read takes many round trips.
+    for (const id of touched) {
+      const now = cache.get(id);
+      if (now) merged.set(id, now);
+      else merged.delete(id);
+    }
     // Changes still queued (Redis refused them) stay visible locally.
     for (const op of outbox.pending()) {
       if (op.op === 'put') merged.set(op.grant.id, op.grant);

@@ -28,7 +28,10 @@ export interface StreamReaderOptions {
   readonly onError: (err: unknown) => void;
   /**
    * Entries may have been trimmed (XADD MAXLEN) before this reader saw them: it fell behind by
-   * more than the stream keeps, e.g. in a burst. The owner re-reads what the stream was a hint of.
+   * more than the stream keeps, e.g. in a burst. The reader has already jumped to the stream's
+   * end (what it skipped is older than the owner's next read), and the owner now re-reads what
+   * the stream was a hint of. Without the jump a reader that far behind stays behind, and reads
+   * everything again after every batch.
    */
   readonly onGap?: () => void;
   /** A batch this long means the reader is behind: then it checks for a gap (default: count). */
@@ -107,7 +110,10 @@ export function startStreamReader(opts: StreamReaderOptions): StreamReader {
           }
         }
         // Only a long batch means we are behind; then an entry after `from` may be gone already.
-        if (read >= (opts.lagAt ?? count) && opts.onGap && (await trimmedPast(from))) opts.onGap();
+        if (read >= (opts.lagAt ?? count) && opts.onGap && (await trimmedPast(from))) {
+          cursor = XRangeHead.parse(await conn.client.xrevrange(opts.stream, '+', '-', 'COUNT', 1))[0]?.[0] ?? cursor;
+          opts.onGap();
+        }
         failures = 0;
       } catch (err) {
         if (closed) return;

@@ -78,7 +78,12 @@ export function createRecordingFirewall(opts: { log?: boolean } = {}): Recording
     list() {
       // The kernel forgets a timed-out element; so does this list.
       const now = wallNow();
-      for (const [key, e] of [...entries]) if (!live(e, now)) drop(key, e.ip);
+      for (const [key, e] of [...entries]) {
+        if (live(e, now)) continue;
+        drop(key, e.ip);
+        // It closed when it timed out: keep that for closedAt().
+        last.remove.set(e.ip, Math.max(last.remove.get(e.ip) ?? 0, e.expiresAt ?? now));
+      }
       return Promise.resolve([...entries.values()]);
     },
     teardown() {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { canUseNetns } from '../test/helpers/netns.ts';
-import { describeError, kgwError } from '../gateway/core/errors.ts';
+import { describeError } from '../gateway/core/errors.ts';
 import { benchKnock } from './knock.ts';
 import { benchScale } from './scale.ts';
 import { benchHa } from './ha.ts';
@@ -27,25 +27,46 @@ const PHASES = ['knock', 'scale', 'ha', 'cloud', 'relay', 'fleet'] as const;
 const DEFAULT_PHASES = PHASES.filter((p) => p !== 'fleet');
 type Phase = (typeof PHASES)[number];
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    runs: { type: 'string' },
-    'flood-seconds': { type: 'string' },
-    'flood-interval': { type: 'string', default: 'auto' },
-    markdown: { type: 'string' },
-    fleet: { type: 'boolean', default: false },
-    'fleet-nodes': { type: 'string' },
-  },
-});
+const USAGE = 'usage: npm run bench [-- --quick] [--only knock,scale,ha,cloud,relay,fleet] [--fleet [--fleet-nodes 5,10,25,50]] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE]';
 
+/** A bad argument is a usage error (exit 64) with the usage line, never a stack trace. */
+function usage(message: string): never {
+  process.stderr.write(`knockgw bench: ${message}\n${USAGE}\n`);
+  process.exit(64);
+}
+
+function parseBenchArgs() {
+  try {
+    return parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        runs: { type: 'string' },
+        'flood-seconds': { type: 'string' },
+        'flood-interval': { type: 'string', default: 'auto' },
+        markdown: { type: 'string' },
+        fleet: { type: 'boolean', default: false },
+        'fleet-nodes': { type: 'string' },
+      },
+    }).values;
+  } catch (err) {
+    return usage(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function count(name: string, text: string | undefined, fallback: number, max: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  return Number.isInteger(n) && n >= 1 && n <= max ? n : usage(`--${name} takes a whole number 1..${max} (got "${text}")`);
+}
+
+const values = parseBenchArgs();
 const quick = values.quick;
 const only = (values.only ?? (values.fleet ? 'fleet' : DEFAULT_PHASES.join(','))).split(',').map((p) => p.trim());
-for (const p of only) if (!(PHASES as readonly string[]).includes(p)) throw kgwError('KGW_CLI_USAGE', `unknown bench phase "${p}" (phases: ${PHASES.join(', ')})`);
+for (const p of only) if (!(PHASES as readonly string[]).includes(p)) usage(`unknown bench phase "${p}" (phases: ${PHASES.join(', ')})`);
 const settings = {
-  runs: Number(values.runs ?? (quick ? 10 : 50)),
-  floodSeconds: Number(values['flood-seconds'] ?? (quick ? 4 : 10)),
+  runs: count('runs', values.runs, quick ? 10 : 50, 10_000),
+  floodSeconds: count('flood-seconds', values['flood-seconds'], quick ? 4 : 10, 120),
   floodInterval: values['flood-interval'],
   floodTargetPps: 18_000,
   grantSizes: quick ? [10_000] : [10_000, 100_000],
@@ -53,7 +74,7 @@ const settings = {
   cloudGrants: 100,
   relaySeconds: quick ? 2 : 5,
   fleet: {
-    ladder: (values['fleet-nodes'] ?? (quick ? '5,50' : '5,10,25,50')).split(',').map(Number),
+    ladder: (values['fleet-nodes'] ?? (quick ? '5,50' : '5,10,25,50')).split(',').map((n) => count('fleet-nodes', n, 5, 500)),
     processes: 5,
     grants: quick ? 50 : 100,
     perSecond: 20,

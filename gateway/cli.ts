@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { kgwError } from './core/errors.ts';
 import { parseKnockArg } from './client/knock.ts';
+import { parseIp } from './core/ip.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './core/engines.ts';
 
@@ -74,6 +75,15 @@ const daemonOptions = {
   'log-format': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
+/** A knock port from the command line; a bad one is a usage error (exit 64), like any bad argument. */
+function knockArg(text: string, proto: PortSpec['proto']): PortSpec {
+  try {
+    return parseKnockArg(text, proto);
+  } catch (err) {
+    return usage(err instanceof Error ? err.message.replace(/^KGW_\w+: /, '') : String(err));
+  }
+}
+
 function usage(message: string): never {
   throw kgwError('KGW_CLI_USAGE', `${message}\n${USAGE}`);
 }
@@ -117,7 +127,7 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   if (values.ports !== undefined) {
     overrides.ports = values.ports.split(',').map((p) => {
       const [port = '', proto = 'tcp'] = p.trim().split('/');
-      return parseKnockArg(`${port}:${proto}`, 'tcp');
+      return knockArg(`${port}:${proto}`, 'tcp');
     });
   }
   const source: ConfigSource = {
@@ -183,7 +193,10 @@ export function parseCommand(argv: readonly string[]): Command {
       if (!Number.isInteger(delayMs) || delayMs < 0 || delayMs > 60_000) usage(`-d takes milliseconds 0..60000 (got "${values.delay ?? ''}")`);
       const proto = values.udp ? 'udp' : 'tcp';
       const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
-      return { cmd: 'knock', host, knocks: ports.map((p) => parseKnockArg(p, proto)), delayMs, ...(family ? { family } : {}), verbose: values.verbose ?? false };
+      // knockd's client would quietly knock over the other family; an explicit -4/-6 must hold.
+      const literal = parseIp(host);
+      if (family && literal && literal.family !== family) usage(`-${family} was given, but ${host} is an IPv${literal.family} address`);
+      return { cmd: 'knock', host, knocks: ports.map((p) => knockArg(p, proto)), delayMs, ...(family ? { family } : {}), verbose: values.verbose ?? false };
     }
     case 'status': {
       const { values } = parse(rest, { json: { type: 'boolean' }, control: { type: 'string' } });

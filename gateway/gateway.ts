@@ -3,6 +3,7 @@
 // host firewall and the clouds follow the store. It owns the order things start and stop in;
 // wiring/ builds the real adapters from a Config, and tests build it with in-memory ones.
 import { formatPort, type Grant, type PortSpec } from './core/grant.ts';
+import { enforceable } from './core/grant-policy.ts';
 import { describeError, kgwError } from './core/errors.ts';
 import type { Door } from './core/types.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, ProofSource } from './ports.ts';
@@ -74,18 +75,51 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const metrics = deps.metrics ?? createMetrics();
   const grants = createGrantService({ store, doors: deps.doors, clock, logger: log, nodeId: deps.nodeId, metrics });
   const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics });
+  /** What has been started, so that a stop (or a failed start) stops exactly that. */
+  const sources: ProofSource[] = [];
+  const endpoints: Endpoint[] = [];
+  const doorMap = new Map(deps.doors.map((d) => [d.name, d]));
+  const admit = (g: Grant, now: number): Grant | undefined => {
+    const r = enforceable(g, doorMap, now);
+    return 'grant' in r ? r.grant : undefined;
+  };
+  /**
+   * Rewrites this node's stored grants that the config does not allow (a door gone, ports the
+   * door does not open, an expiry past the door's TTL): dropped or cut, and logged. Other nodes'
+   * grants are only left unenforced here: their own node fixes them (HA nodes share the config).
+   */
+  const cleanStore = async (): Promise<void> => {
+    const now = clock.now();
+    for (const g of await store.list()) {
+      if (g.nodeId !== deps.nodeId) continue;
+      const r = enforceable(g, doorMap, now);
+      if ('drop' in r) {
+        await store.remove(g.id);
+        metrics.inc('grants_dropped_total', 1, { reason: 'config' });
+        log.warn({ event: 'grant.dropped', grantId: g.id, ip: g.ip, door: g.door, reason: r.drop }, `dropped the stored grant ${g.id}: ${r.drop}`);
+      } else if (r.changed) {
+        await store.remove(g.id);
+        await store.put(r.grant);
+        log.warn({ event: 'grant.clamped', grantId: g.id, ip: g.ip, door: g.door, reason: r.changed }, `cut the stored grant ${g.id} to what its door allows: ${r.changed}`);
+      }
+    }
+  };
   const reconciler = createReconciler({
     store,
     firewall,
+    admit,
     ...(deps.cloud ? { cloud: deps.cloud } : {}),
     clock,
     logger: log.child({ component: 'reconciler' }),
     metrics,
     periodicMs: deps.repairMs ?? 30_000,
     ...(deps.cloudSettleMs !== undefined ? { settleMs: deps.cloudSettleMs } : {}),
+    // This node's grants held to the config first, then what the sources lost on the way.
+    beforeRepair: async () => {
+      await cleanStore();
+      for (const src of sources) await src.repair?.();
+    },
   });
-  const sources: ProofSource[] = [];
-  const endpoints: Endpoint[] = [];
   let reconciling = false;
   let reportFailure: (err: unknown) => void = () => undefined;
   const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));

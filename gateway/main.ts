@@ -1,7 +1,7 @@
 // Entry point: parse the command line, run the command, turn any error into a coded one-line
 // message and an exit status (never a stack trace for a user mistake).
 import { parseCommand, USAGE, type Command } from './cli.ts';
-import { describeError, isKnockgwError } from './core/errors.ts';
+import { describeError, exitStatusFor, isKnockgwError } from './core/errors.ts';
 import type { PortSpec } from './core/grant.ts';
 
 async function run(command: Command): Promise<number> {
@@ -40,15 +40,17 @@ async function run(command: Command): Promise<number> {
   }
 }
 
+/** Exit once everything written has left: a oneshot (`base`) or a piped `status` must not hang or lose output. */
+function exitAfterFlush(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 try {
   const command = parseCommand(process.argv.slice(2));
-  const code = await run(command);
-  // A stopped daemon may still hold sockets of components that failed to close in time.
-  if (command.cmd === 'daemon') process.exit(code);
-  process.exitCode = code;
+  exitAfterFlush(await run(command));
 } catch (err) {
   process.stderr.write(`knockgw: ${describeError(err)}\n`);
   if (!isKnockgwError(err) && process.env.KNOCKGW_DEBUG) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
   // Exit now: a start-up that failed half-way may have left connections (Redis, cloud) open.
-  process.exit(isKnockgwError(err, 'KGW_CLI_USAGE') ? 64 : isKnockgwError(err) && err.code.startsWith('KGW_CONFIG') ? 78 : 1);
+  exitAfterFlush(exitStatusFor(err));
 }

@@ -1,7 +1,7 @@
 // The narrow interfaces between the pure core, the services and the adapters.
 import type { Logger } from 'pino';
 import type { Grant, PortSpec } from './core/grant.ts';
-import type { FirewallEntry, FirewallOp, KnockPacket, Proof } from './core/types.ts';
+import type { FirewallEntry, FirewallOp, KernelCompletion, KnockPacket, Proof } from './core/types.ts';
 
 export type { Logger };
 
@@ -26,6 +26,8 @@ export interface ProofSource {
   readonly name: string;
   /** Starts reading; resolves once a proof arriving from now on will be seen. */
   start(ctx: SourceContext): Promise<void>;
+  /** Finds proofs that were lost on the way (the gateway runs it before each full repair). */
+  repair?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -37,6 +39,8 @@ export interface HostFirewall {
   list(): Promise<FirewallEntry[]>;
   /** Removes everything this backend created, and nothing else. */
   teardown(): Promise<void>;
+  /** Kernel engine only: the completions the kernel recorded lately, reported or not. */
+  kernelCompletions?(): Promise<KernelCompletion[]>;
   /** Starts helper processes the first change would otherwise wait for (the daemon, not `base`). */
   warm?(): Promise<void>;
   /** Releases helper processes (the rules stay). */

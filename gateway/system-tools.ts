@@ -42,6 +42,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'ping', pkg: 'iputils-ping', use: 'test', why: 'path checks through the NAT lab' },
   { tool: 'timeout', pkg: 'coreutils', use: 'test', why: 'bounds every flood' },
   { tool: 'sysctl', pkg: 'procps', use: 'test', why: 'turns on forwarding in the NAT lab' },
+  { tool: 'git', pkg: 'git', use: 'test', why: 'reads .gcloudignore with the gitignore rules gcloud uses' },
   { tool: 'sh', pkg: 'dash', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'echo', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'touch', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },

@@ -6,7 +6,7 @@ import { isKnockgwError, kgwError, type KnockgwError } from '../gateway/core/err
 import { parseIp, refusalReason } from '../gateway/core/ip.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../gateway/core/log-budget.ts';
 import { createRateLimiter, take } from '../gateway/core/rate-limit.ts';
-import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_STATUS, verifyKnock, type GrantRequestSink, type RelayKeys } from '../gateway/protocol/relay-v1.ts';
+import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_NONCE_SCOPE, RELAY_STATUS, verifyKnock, type GrantRequestSink, type RelayKeys } from '../gateway/protocol/relay-v1.ts';
 
 export interface BucketSpec {
   /** Tokens added per second. */
@@ -163,7 +163,7 @@ export function createApp(deps: RelayDeps): Hono {
     const ttl = deps.doors?.get(body.door) ?? deps.answerTtlSeconds;
     // Only after the signature verifies: otherwise anyone could drain a client's bucket by name.
     if (take(perKey, client.id, at) !== 'ok') throw kgwError('KGW_RELAY_RATE_LIMITED', `too many knocks for client "${client.id}"; retry later`, { client: client.id });
-    if (!(await deps.nonces.claim(`relay:${client.id}`, body.nonce, NONCE_TTL_MS))) {
+    if (!(await deps.nonces.claim(`${RELAY_NONCE_SCOPE}${client.id}`, body.nonce, NONCE_TTL_MS))) {
       throw kgwError('KGW_RELAY_REPLAY', `nonce ${body.nonce} of client "${client.id}" was already used`, { client: client.id });
     }
     await deps.requests.submit({ ...body, observedIp, receivedAt: at });

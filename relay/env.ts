@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { kgwError } from '../gateway/core/errors.ts';
 
-const storeSpec = z.string().refine(
+export const storeSpec = z.string().refine(
   (s) => s === 'memory' || /^redis(s|\+sentinel)?:\/\/\S+$/.test(s) || /^unix:\/\/\/\S+$/.test(s) || (s.startsWith('/') && !/\s/.test(s)),
   'must be "memory", a redis://, rediss:// or redis+sentinel:// URL, or a unix socket path',
 );
@@ -12,8 +12,14 @@ const wholeNumber = (min: number, max: number) =>
 
 export const relayEnvSchema = z
   .object({
-    /** Where grant requests and nonces go: the Redis the gateways read, or memory (local tests). */
-    KNOCKGW_STORE: storeSpec,
+    /**
+     * Where grant requests and nonces go: the Redis the gateways read (with the relay's own ACL
+     * user, gateway/kit/redis/relay-acl.ts), or memory (local tests). On Cloud Run it is injected
+     * from Secret Manager; on Lambda use KNOCKGW_STORE_PARAMETER instead.
+     */
+    KNOCKGW_STORE: storeSpec.optional(),
+    /** …or an SSM SecureString holding it, read through the Lambda Parameters and Secrets extension. */
+    KNOCKGW_STORE_PARAMETER: z.string().min(1).optional(),
     /** The keys file (protocol v1), e.g. a mounted secret… */
     KNOCKGW_KEYS_FILE: z.string().min(1).optional(),
     /** …or an SSM parameter read through the Lambda Parameters and Secrets extension. */
@@ -30,6 +36,9 @@ export const relayEnvSchema = z
   .superRefine((e, ctx) => {
     if ((e.KNOCKGW_KEYS_FILE === undefined) === (e.KNOCKGW_KEYS_PARAMETER === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['KNOCKGW_KEYS_FILE'], message: 'set exactly one of KNOCKGW_KEYS_FILE (a keys file path) or KNOCKGW_KEYS_PARAMETER (an SSM parameter name)' });
+    }
+    if ((e.KNOCKGW_STORE === undefined) === (e.KNOCKGW_STORE_PARAMETER === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['KNOCKGW_STORE'], message: 'set exactly one of KNOCKGW_STORE (a store URL) or KNOCKGW_STORE_PARAMETER (an SSM parameter holding it)' });
     }
   });
 

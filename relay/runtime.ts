@@ -11,8 +11,9 @@ import { createMemoryRequestQueue } from '../gateway/kit/request-queue-memory.ts
 import { createRedisConnection } from '../gateway/kit/redis/connection.ts';
 import { createRedisNonceStore } from '../gateway/kit/redis/nonces.ts';
 import { createRedisRequestSink } from '../gateway/kit/redis/requests.ts';
+import { redactUrl, redisConnection } from '../gateway/kit/redis/url.ts';
 import { createApp } from './app.ts';
-import type { RelayEnv } from './env.ts';
+import { storeSpec, type RelayEnv } from './env.ts';
 
 export interface RelayRuntimeOptions {
   readonly keys: RelayKeys;
@@ -41,8 +42,21 @@ export function buildRelay(opts: RelayRuntimeOptions): RelayRuntime {
     const app = createApp({ ...common, nonces: createMemoryNonceStore({ clock: opts.clock }), requests: createMemoryRequestQueue(), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
     return { app, clients: opts.keys.size, close: () => Promise.resolve() };
   }
+  // With the gateways' credential a compromised relay could write grants; it works, but says so.
+  const target = redisConnection(opts.store);
+  if (!target.path && (target.username ?? 'default') === 'default') {
+    opts.logger.warn({ event: 'relay.shared_credential', store: redactUrl(opts.store) }, "the relay uses Redis's default user: a compromised relay could write grants; give it its own ACL user (infra/README.md)");
+  }
   // Commands wait for a reconnect at most 2 s: a knock the relay cannot record is a quick 503.
-  const conn = createRedisConnection({ spec: opts.store, name: 'knockgw-relay', failFast: false, commandTimeoutMs: 2000 });
+  // The relay's Redis user may run SET and XADD only (relay-acl.ts): no ready check (INFO), no
+  // CLIENT SETNAME/SETINFO, which would each be refused and logged on every connect. CLIENT LIST
+  // still names the relay by its ACL user.
+  const conn = createRedisConnection({
+    spec: opts.store,
+    failFast: false,
+    commandTimeoutMs: 2000,
+    redisOptions: { enableReadyCheck: false, disableClientInfo: true },
+  });
   conn.client.on('error', (err: Error) => opts.logger.warn({ event: 'store.error', store: conn.target, reason: err.message }, 'relay Redis connection error'));
   void conn.connect(5000);
   const app = createApp({ ...common, nonces: createRedisNonceStore({ conn }), requests: createRedisRequestSink(conn), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
@@ -52,12 +66,10 @@ export function buildRelay(opts: RelayRuntimeOptions): RelayRuntime {
 const ssmAnswer = z.object({ Parameter: z.object({ Value: z.string() }) });
 
 /**
- * Keys from KNOCKGW_KEYS_FILE, or on Lambda from the SSM parameter KNOCKGW_KEYS_PARAMETER through
- * the AWS Parameters and Secrets Lambda Extension (localhost, authenticated by the session token).
+ * A SecureString through the AWS Parameters and Secrets Lambda Extension (localhost, authenticated
+ * by the function's session token; it caches, so a cold start costs one SSM call per parameter).
  */
-export async function loadKeys(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, fetchImpl: typeof fetch = fetch): Promise<RelayKeys> {
-  if (env.KNOCKGW_KEYS_FILE) return loadKeysFile(env.KNOCKGW_KEYS_FILE);
-  const name = env.KNOCKGW_KEYS_PARAMETER ?? '';
+export async function readSsmParameter(name: string, processEnv: Readonly<Record<string, string | undefined>>, fetchImpl: typeof fetch = fetch): Promise<string> {
   const port = processEnv.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
   const url = `http://localhost:${port}/systemsmanager/parameters/get?name=${encodeURIComponent(name)}&withDecryption=true`;
   let text: string;
@@ -66,7 +78,7 @@ export async function loadKeys(env: RelayEnv, processEnv: Readonly<Record<string
     text = await res.text();
     if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
   } catch (err) {
-    throw kgwError('KGW_CONFIG_READ', `cannot read the relay keys parameter ${name} (is the Parameters and Secrets extension layer attached, and ssm:GetParameter allowed?): ${describeError(err)}`, { parameter: name }, err);
+    throw kgwError('KGW_CONFIG_READ', `cannot read the SSM parameter ${name} (is the Parameters and Secrets extension layer attached, and are ssm:GetParameter and kms:Decrypt allowed?): ${describeError(err)}`, { parameter: name }, err);
   }
   let json: unknown;
   try {
@@ -76,14 +88,32 @@ export async function loadKeys(env: RelayEnv, processEnv: Readonly<Record<string
   }
   const answer = ssmAnswer.safeParse(json);
   if (!answer.success) throw kgwError('KGW_CONFIG_READ', `the extension's answer for ${name} has no Parameter.Value`, { parameter: name });
-  return parseKeys(answer.data.Parameter.Value, `ssm:${name}`);
+  return answer.data.Parameter.Value;
+}
+
+/** Keys from KNOCKGW_KEYS_FILE, or on Lambda from the SSM parameter KNOCKGW_KEYS_PARAMETER. */
+export async function loadKeys(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, fetchImpl: typeof fetch = fetch): Promise<RelayKeys> {
+  if (env.KNOCKGW_KEYS_FILE) return loadKeysFile(env.KNOCKGW_KEYS_FILE);
+  const name = env.KNOCKGW_KEYS_PARAMETER ?? '';
+  return parseKeys(await readSsmParameter(name, processEnv, fetchImpl), `ssm:${name}`);
+}
+
+/** The store spec: KNOCKGW_STORE, or the SSM parameter KNOCKGW_STORE_PARAMETER (never a plain variable on Lambda). */
+export async function loadStore(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, fetchImpl: typeof fetch = fetch): Promise<string> {
+  if (env.KNOCKGW_STORE !== undefined) return env.KNOCKGW_STORE;
+  const name = env.KNOCKGW_STORE_PARAMETER ?? '';
+  const value = (await readSsmParameter(name, processEnv, fetchImpl)).trim();
+  // The same rule as KNOCKGW_STORE, and the error names the parameter, never its value.
+  const parsed = storeSpec.safeParse(value);
+  if (!parsed.success) throw kgwError('KGW_CONFIG_INVALID', `the SSM parameter ${name} does not hold a redis://, rediss:// or redis+sentinel:// URL`, { parameter: name });
+  return parsed.data;
 }
 
 /** The relay of a parsed environment (Lambda, container). */
 export async function relayFromEnv(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, getClientIp: (c: Context) => string, opts: { logger: Logger; clock: Clock; fetchImpl?: typeof fetch }): Promise<RelayRuntime> {
   return buildRelay({
     keys: await loadKeys(env, processEnv, opts.fetchImpl),
-    store: env.KNOCKGW_STORE,
+    store: await loadStore(env, processEnv, opts.fetchImpl),
     getClientIp,
     clock: opts.clock,
     logger: opts.logger,

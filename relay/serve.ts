@@ -1,7 +1,8 @@
 // The Node relay until SIGTERM/SIGINT (`knockgw relay` and the container), with a bounded stop.
 import type { Logger } from '../gateway/ports.ts';
 import type { RelayRuntime } from './runtime.ts';
-import { DEFAULT_LIMITS, startRelayServer } from './server.ts';
+import { DEFAULT_LIMITS } from '../gateway/kit/http-limits.ts';
+import { startRelayServer } from './server.ts';
 
 /** Past this a stuck client or Redis must not keep the process alive beyond the platform's grace. */
 const STOP_DEADLINE_MS = 5000;

@@ -6,10 +6,11 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import type { Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
 import type { Logger } from '../gateway/ports.ts';
+import { DEFAULT_LIMITS, limitServer, type ServerLimits } from '../gateway/kit/http-limits.ts';
 
 export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
   return (c) => {
@@ -29,40 +30,6 @@ export function nodeClientIp(trustedProxies = 0): (c: Context) => string {
   };
 }
 
-export interface ServerLimits {
-  /** Headers must be complete this soon after the connection opens (slowloris). */
-  readonly headersTimeoutMs: number;
-  /** The whole request, body included. */
-  readonly requestTimeoutMs: number;
-  /** Open connections one peer address may hold; 0 = no cap (behind a proxy every peer is the proxy). */
-  readonly connectionsPerIp: number;
-}
-
-export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, connectionsPerIp: 32 };
-
-/** Applies the limits to a Node HTTP server: timeouts, and a per-peer connection cap enforced at accept. */
-export function limitServer(server: Server, limits: ServerLimits, onRefused?: (ip: string) => void): void {
-  server.headersTimeout = limits.headersTimeoutMs;
-  server.requestTimeout = limits.requestTimeoutMs;
-  if (limits.connectionsPerIp <= 0) return;
-  const open = new Map<string, number>();
-  server.on('connection', (socket: Socket) => {
-    const ip = socket.remoteAddress ?? '';
-    const n = (open.get(ip) ?? 0) + 1;
-    if (n > limits.connectionsPerIp) {
-      onRefused?.(ip);
-      socket.destroy();
-      return;
-    }
-    open.set(ip, n);
-    socket.once('close', () => {
-      const left = (open.get(ip) ?? 1) - 1;
-      if (left <= 0) open.delete(ip);
-      else open.set(ip, left);
-    });
-  });
-}
-
 export interface RelayServer {
   readonly url: string;
   close(): Promise<void>;
@@ -77,7 +44,8 @@ function parseListen(listen: string): { hostname: string; port: number } {
 
 export async function startRelayServer(opts: { listen: string; app: Hono; limits?: ServerLimits; logger?: Logger }): Promise<RelayServer> {
   const { hostname, port } = parseListen(opts.listen);
-  const server = serve({ fetch: opts.app.fetch, hostname, port }) as Server;
+  // Check timeouts every second, not Node's default 30 s: a slow client is let go on time.
+  const server = serve({ fetch: opts.app.fetch, hostname, port, serverOptions: { connectionsCheckingInterval: 1000 } }) as Server;
   limitServer(server, opts.limits ?? DEFAULT_LIMITS, (ip) => opts.logger?.debug({ event: 'relay.connection_refused', ip }, 'too many open connections from one address'));
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

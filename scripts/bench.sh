@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# `scripts/bench.sh -- --quick` and `scripts/bench.sh --quick` both mean --quick.
+[ "${1:-}" = "--" ] && shift
 exec npm run -s bench -- "$@"

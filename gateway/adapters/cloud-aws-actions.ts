@@ -13,3 +13,7 @@ export const AWS_EC2_ACTIONS = [
 export type AwsAction = (typeof AWS_EC2_ACTIONS)[number];
 /** IAM needs ec2:CreateTags as well: tagging on create (TagSpecifications) is authorised as CreateTags. */
 export const AWS_IAM_ACTIONS: readonly string[] = [...AWS_EC2_ACTIONS, 'CreateTags'].map((a) => `ec2:${a}`);
+
+/** The tags every rule knockgw creates carries (the IAM policy requires both and allows no other). */
+export const TAG_GRANT = 'knockgw:grant';
+export const TAG_EXPIRES = 'knockgw:expires';

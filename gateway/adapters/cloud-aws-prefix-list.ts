@@ -10,6 +10,7 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
+import { backoffDelay, type Backoff } from '../core/backoff.ts';
 import type { Family } from '../core/ip.ts';
 import type { Grant } from '../core/grant.ts';
 import type { AwsCloudConfig } from '../config/types.ts';
@@ -20,6 +21,8 @@ import type { AwsAction } from './cloud-aws-actions.ts';
 
 const MAX_CHANGES_PER_CALL = 100;
 const MAX_CONFLICTS = 6;
+/** Between re-reads after a version conflict: full jitter, so racing writers spread out. */
+const CONFLICT_BACKOFF: Backoff = { baseMs: 100, capMs: 3_200, jitter: 'full' };
 const STALE_SNAPSHOT = new Set(['PrefixListVersionMismatch', 'IncorrectState', 'PrefixListMaxEntriesExceeded']);
 /** Polls of DescribeManagedPrefixLists while a change settles (backoff up to 2 s, ~60 s in all). */
 const MAX_POLLS = 35;
@@ -143,7 +146,7 @@ export function createPrefixListOps(deps: PrefixListDeps): {
         const code = providerCode(err);
         if (!STALE_SNAPSHOT.has(code ?? '') || conflicts >= MAX_CONFLICTS) throw err;
         logger.info({ event: 'cloud.conflict', provider: 'aws', prefixListId: id, code, attempt: conflicts + 1 }, 'prefix list changed under us: re-reading');
-        await sleep(Math.floor(Math.random() * 100 * 2 ** conflicts));
+        await sleep(backoffDelay(CONFLICT_BACKOFF, conflicts + 1));
       }
     }
   }

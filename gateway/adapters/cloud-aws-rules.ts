@@ -11,10 +11,8 @@ import type { AwsCloudConfig } from '../config/types.ts';
 import { kgwError } from '../core/errors.ts';
 import type { CloudRule, Logger } from '../ports.ts';
 import { assertHostCidr, chunk, decodeMeta, encodeMeta, expiryText, laterExpiry, parseAnswer, providerCode as awsCode, type HostGrant } from './cloud-common.ts';
-import type { AwsAction } from './cloud-aws-actions.ts';
+import { TAG_EXPIRES, TAG_GRANT, type AwsAction } from './cloud-aws-actions.ts';
 
-export const TAG_GRANT = 'knockgw:grant';
-export const TAG_EXPIRES = 'knockgw:expires';
 /** Rules per Authorize call: keeps one call well under the 60-rule group quota and the request size. */
 const RULES_PER_CALL = 50;
 

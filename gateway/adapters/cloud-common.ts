@@ -1,5 +1,6 @@
 // What the AWS and GCP adapters share: refusing anything that is not one routable host, the
 // metadata a rule carries (grant id + expiry), and one bounded retry policy.
+import { backoffDelay } from '../core/backoff.ts';
 import type { z } from 'zod';
 import { grantableIp, type Family } from '../core/ip.ts';
 import { isKnockgwError, kgwError } from '../core/errors.ts';
@@ -149,7 +150,7 @@ export async function withRetry<T>(
     try {
       return await fn();
     } catch (err) {
-      const delay = Math.floor(Math.random() * Math.min(opts.policy.capMs, opts.policy.baseMs * 2 ** (attempt - 1)));
+      const delay = backoffDelay({ baseMs: opts.policy.baseMs, capMs: opts.policy.capMs, jitter: 'full' }, attempt);
       const overBudget = Date.now() - start + delay > opts.policy.budgetMs;
       if (!opts.retryable(err) || attempt >= opts.policy.maxAttempts || overBudget) throw err;
       opts.onRetry(err, attempt, delay);

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { FirewallsClient, GlobalOperationsClient } from '@google-cloud/compute';
 import { PassThroughClient } from 'google-auth-library';
 import { z } from 'zod';
+import { backoffDelay, type Backoff } from '../core/backoff.ts';
 import type { GcpCloudConfig } from '../config/types.ts';
 import type { Grant, PortSpec } from '../core/grant.ts';
 import { isKnockgwError, kgwError } from '../core/errors.ts';
@@ -26,6 +27,8 @@ export type GcpMethod = keyof typeof GCP_METHODS;
 export const RULE_PREFIX = 'knockgw-';
 /** Writes in flight at once: GCE has no batch call, and each write waits for its operation. */
 const PARALLEL = 8;
+/** A rule just written may not be readable yet: short, growing waits. */
+const NOT_YET_VISIBLE: Backoff = { baseMs: 100, capMs: 1_600, jitter: 'half' };
 /** Bound on waiting for one operation (each wait call returns after at most ~2 minutes server-side). */
 const OPERATION_DEADLINE_MS = 180_000;
 
@@ -229,7 +232,8 @@ export function createGcpApi(opts: GcpApiOptions): GcpApi {
           return parseAnswer(Firewall, 'GCE firewalls.get', fw);
         } catch (err) {
           if (providerCode(err) !== 'notFound' || attempt >= 4) throw err;
-          await sleep(100 * 2 ** attempt);
+          // A rule just inserted may not be readable yet (eventual consistency): look again shortly.
+          await sleep(backoffDelay(NOT_YET_VISIBLE, attempt + 1));
         }
       }
     },

@@ -1,7 +1,7 @@
 // HostFirewall on iptables/ip6tables: knockgw's own chain KNOCKGW, jumped from INPUT at position
 // 1, with the grants in ipsets knockgw4/knockgw6 (kernel timeouts: expiry holds without the
 // daemon). Without ipset, one commented rule per grant (then nothing expires without the daemon).
-import { kgwError, isKnockgwError } from '../core/errors.ts';
+import { describeError, kgwError, isKnockgwError } from '../core/errors.ts';
 import { parseIp, type Family } from '../core/ip.ts';
 import { entryKey } from '../core/plan.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
@@ -126,31 +126,53 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
     return [...Array.from({ length: jumps }, () => `-D INPUT -j ${IPT_CHAIN}`), `-I INPUT 1 -j ${IPT_CHAIN}`];
   }
 
+  /** Replaces the KNOCKGW chain of one family in one restore (declaring a chain flushes it) and jumps to it first. */
+  async function restoreChain(f: Family, protectedPorts: readonly PortSpec[], grants: readonly string[]): Promise<void> {
+    const lines = [
+      '*filter',
+      `:${IPT_CHAIN} - [0:0]`,
+      `-A ${IPT_CHAIN} -i lo -j RETURN`,
+      // Established connections survive a revoke, like knockd.
+      ...portRules(protectedPorts, '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'),
+      ...grants,
+      ...portRules(protectedPorts, '-j DROP'),
+      `-A ${IPT_CHAIN} -j RETURN`,
+      ...(await jumpLines(f)),
+      'COMMIT',
+    ];
+    await exec(TOOLS[f].restore, ['-w', '--noflush'], { ...ns, input: `${lines.join('\n')}\n` });
+  }
+
+  /** The full base failed: the chain without any grant (no ipset needed) drops the protected ports; then fail. */
+  async function lockdown(protectedPorts: readonly PortSpec[], cause: unknown): Promise<never> {
+    const ports = protectedPorts.map((p) => `${p.port}/${p.proto}`).join(', ');
+    try {
+      for (const f of FAMILIES) await restoreChain(f, protectedPorts, []);
+      log.error({ event: 'firewall.lockdown', ports, err: describeError(cause) }, `the base rules could not be installed; ${ports} are now dropped for everyone until they can`);
+    } catch (again) {
+      log.fatal({ event: 'firewall.lockdown_failed', ports, err: describeError(again) }, `neither the base rules nor the lockdown could be installed: ${ports} may be open`);
+    }
+    throw kgwError('KGW_FW_COMMAND', `cannot install the iptables base rules: ${describeError(cause)}`, {}, cause);
+  }
+
   return {
     name: 'iptables',
 
     async ensureBase(protectedPorts: readonly PortSpec[]): Promise<void> {
-      const withIpset = await useIpset();
-      if (withIpset) {
-        const creates = FAMILIES.map((f) => `create ${IPSETS[f]} hash:ip,port family ${TOOLS[f].inet} timeout 0 maxelem ${IPSET_MAXELEM}`);
-        await exec('ipset', ['restore', '-exist'], { ...ns, input: `${creates.join('\n')}\n` });
-      }
-      for (const f of FAMILIES) {
-        // Declaring the chain in a restore flushes it: the whole chain is replaced atomically.
-        const kept = withIpset ? [] : (await commentedGrants(f)).filter((e) => e.family === f && (e.expiresAt === null || e.expiresAt > clock.now()));
-        const lines = [
-          '*filter',
-          `:${IPT_CHAIN} - [0:0]`,
-          `-A ${IPT_CHAIN} -i lo -j RETURN`,
-          // Established connections survive a revoke, like knockd.
-          ...portRules(protectedPorts, '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'),
-          ...(withIpset ? [`-A ${IPT_CHAIN} -m set --match-set ${IPSETS[f]} src,dst -j ACCEPT`] : kept.map((e) => `-A ${grantRuleSpec(e)}`)),
-          ...portRules(protectedPorts, '-j DROP'),
-          `-A ${IPT_CHAIN} -j RETURN`,
-          ...(await jumpLines(f)),
-          'COMMIT',
-        ];
-        await exec(TOOLS[f].restore, ['-w', '--noflush'], { ...ns, input: `${lines.join('\n')}\n` });
+      let withIpset = false;
+      try {
+        withIpset = await useIpset();
+        if (withIpset) {
+          const creates = FAMILIES.map((f) => `create ${IPSETS[f]} hash:ip,port family ${TOOLS[f].inet} timeout 0 maxelem ${IPSET_MAXELEM}`);
+          await exec('ipset', ['restore', '-exist'], { ...ns, input: `${creates.join('\n')}\n` });
+        }
+        for (const f of FAMILIES) {
+          const kept = withIpset ? [] : (await commentedGrants(f)).filter((e) => e.family === f && (e.expiresAt === null || e.expiresAt > clock.now()));
+          const grants = withIpset ? [`-A ${IPT_CHAIN} -m set --match-set ${IPSETS[f]} src,dst -j ACCEPT`] : kept.map((e) => `-A ${grantRuleSpec(e)}`);
+          await restoreChain(f, protectedPorts, grants);
+        }
+      } catch (err) {
+        await lockdown(protectedPorts, err);
       }
       log.info({ event: 'firewall.base', chain: IPT_CHAIN, ipset: withIpset, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`) }, 'iptables base ready');
     },

@@ -1,10 +1,11 @@
 // HostFirewall on nftables: knockgw's own table `inet knockgw` (see core/nft-ruleset.ts), every
 // change one `nft -f -` transaction. Optionally also the in-kernel knock engine (core/nft-kernel.ts).
 import { z } from 'zod';
-import { kgwError } from '../core/errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
-import { renderBase, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
-import { ALLOWED_SETS, compileKernel, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
+import { renderBase, renderLockdown, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
+import { ALLOWED_SETS, compileKernel, DONE_WINDOW_MS, doneSet, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
+import type { KernelCompletion } from '../core/types.ts';
 import type { PortSpec, Proto } from '../core/grant.ts';
 import type { Clock, HostFirewall, Logger } from '../ports.ts';
 import type { FirewallEntry, FirewallOp } from '../core/types.ts';
@@ -121,13 +122,28 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
     return undefined;
   }
 
+  /** The full base failed: drop the protected ports with the smallest table that can hold, then fail. */
+  async function lockdown(protectedPorts: readonly PortSpec[], cause: unknown): Promise<never> {
+    const ports = protectedPorts.map((p) => `${p.port}/${p.proto}`).join(', ');
+    try {
+      await nft(['-f', '-'], renderLockdown(protectedPorts));
+      log.error({ event: 'firewall.lockdown', ports, err: describeError(cause) }, `the base rules could not be installed; ${ports} are now dropped for everyone until they can`);
+    } catch (again) {
+      log.fatal({ event: 'firewall.lockdown_failed', ports, err: describeError(again) }, `neither the base rules nor the lockdown could be installed: ${ports} may be open`);
+    }
+    throw kgwError('KGW_FW_COMMAND', `cannot install the nftables base rules: ${describeError(cause)}`, {}, cause);
+  }
+
   return {
     name: 'nftables',
     kernelProgram,
 
     async ensureBase(protectedPorts: readonly PortSpec[]): Promise<void> {
-      const script = renderBase(protectedPorts, await existing(), kernelProgram);
-      await nft(['-f', '-'], script);
+      try {
+        await nft(['-f', '-'], renderBase(protectedPorts, await existing(), kernelProgram));
+      } catch (err) {
+        await lockdown(protectedPorts, err);
+      }
       log.info({ event: 'firewall.base', table: `${NFT_FAMILY} ${NFT_TABLE}`, ports: protectedPorts.map((p) => `${p.port}/${p.proto}`), kernelSequences: kernelProgram?.sequences.length ?? 0 }, 'nftables base ready');
       for (const s of kernelProgram?.skipped ?? []) {
         log.info({ event: 'kernel.fallback', sequence: s.id, reason: s.reason }, `sequence ${s.id} runs on the pcap engine: ${s.reason}`);
@@ -168,6 +184,24 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
       // `add` first makes the delete idempotent: nothing else in the ruleset is touched.
       await nft(['-f', '-'], `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`);
       log.info({ event: 'firewall.teardown', table: `${NFT_FAMILY} ${NFT_TABLE}` }, 'nftables table removed');
+    },
+
+    async kernelCompletions(): Promise<KernelCompletion[]> {
+      const now = clock.now();
+      const out: KernelCompletion[] = [];
+      for (const seq of kernelProgram?.sequences ?? []) {
+        for (const family of [4, 6] as const) {
+          const set = await listSet(doneSet(seq.index, family));
+          for (const raw of set?.elem ?? []) {
+            const timed = TimedElem.safeParse(raw);
+            const ip = timed.success && typeof timed.data.elem.val === 'string' ? parseIp(timed.data.elem.val) : undefined;
+            const expires = timed.success ? timed.data.elem.expires : undefined;
+            if (!ip || expires === undefined) continue;
+            out.push({ sequenceIndex: seq.index, ip: ip.address, family: ip.family, completedAt: now - (DONE_WINDOW_MS - expires * 1000) });
+          }
+        }
+      }
+      return out;
     },
 
     async kernelStats(): Promise<KernelSetStats[]> {

@@ -55,6 +55,8 @@ After=local-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+# The boot waits for this unit (Before=network-pre.target): it must never wait forever.
+TimeoutStartSec=30s
 ExecStart=${cmd('base')}
 
 [Install]

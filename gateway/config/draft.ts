@@ -43,6 +43,11 @@ export function finish(cfg: Mutable<Config>): Config {
   if (!NODE_ID.test(cfg.nodeId)) {
     throw kgwError('KGW_CONFIG_INVALID', `the hostname "${cfg.nodeId}" cannot serve as the node id; set nodeId in the config or pass --node-id`, { nodeId: cfg.nodeId });
   }
+  const file = cfg.source.path;
+  // With no door the daemon would close the protected ports with no way in.
+  if (cfg.sequences.length === 0 && (cfg.spa?.access.length ?? 0) === 0) {
+    throw kgwError(cfg.source.kind === 'knockd' ? 'KGW_CONFIG_KNOCKD' : 'KGW_CONFIG_INVALID', `${file}: defines no door (no sequence and no SPA stanza): knockgw would close ${cfg.protectedPorts.map((p) => `${p.port}/${p.proto}`).join(', ')} with no way to open it; add a door section`, { file });
+  }
   return deepFreeze(cfg);
 }
 

@@ -4,6 +4,7 @@
 // directive without a value, `command` is an alias of `start_command`, and when a directive
 // repeats the last one wins. Defaults: seq_timeout 25 s, cmd_timeout 10 s, no tcpflags filter.
 // Unlike knockd, a bad port or timeout is an error instead of atoi()'s silent 0.
+import { MAX_TIMEOUT_S } from '../core/timers.ts';
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { parseIp } from '../core/ip.ts';
@@ -129,6 +130,8 @@ interface CompiledSection {
 function seconds(v: Value | undefined, fallback: number, name: string, min: number, fail: Fail): number {
   if (!v) return fallback;
   if (!/^\d{1,7}$/.test(v.value) || Number(v.value) < min) fail(v.line, `${name} = "${v.value}" is not a whole number of seconds${min > 0 ? ` (at least ${min})` : ''}`);
+  // knockd takes up to 9999999 s; the kernel's set timeouts and Node's timers cannot hold that.
+  if (Number(v.value) > MAX_TIMEOUT_S) fail(v.line, `${name} = ${v.value} is more than knockgw can hold: at most ${MAX_TIMEOUT_S} s (about 24.8 days)`);
   return Number(v.value);
 }
 

@@ -2,6 +2,8 @@
 // knockd.conf (port specs, tcpflags). Every object is strict: a misspelt key must be an error,
 // never a silently ignored line that leaves a door or a limit at its default.
 import { z } from 'zod';
+import { MAX_TIMEOUT_S } from '../core/timers.ts';
+import { KNOCK_STATE_BUDGET_BYTES, knockStateBytes } from '../core/knock-state.ts';
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { TCP } from '../core/types.ts';
@@ -134,7 +136,7 @@ const doorSchema = z.strictObject({
   tcpFlags: tcpFlags.default({ require: TCP.SYN, forbid: 0 }),
   open: z.array(openPort).min(1, 'a door must open at least one port').default([{ port: 22, proto: 'tcp' }]),
   /** Seconds; 0 = until the close sequence. An hour by default, so a forgotten close does not leave a door open for good. */
-  ttl: z.number().int().min(0).max(31 * 24 * 3600).default(3600),
+  ttl: z.number().int().min(0).max(MAX_TIMEOUT_S, `must be at most ${MAX_TIMEOUT_S} s (about 24.8 days: what ipset and Node timers can hold); use 0 for "until closed"`).default(3600),
   closeSequence: sequence.optional(),
 });
 
@@ -238,6 +240,13 @@ export const yamlConfigSchema = z
       sequences.push({ where: `the sequence of door "${d.name}"`, path: ['doors', i, 'sequence'], ports: d.sequence });
       if (d.closeSequence) sequences.push({ where: `the closeSequence of door "${d.name}"`, path: ['doors', i, 'closeSequence'], ports: d.closeSequence });
     });
+    // Schema-valid sizes can still exhaust the heap under a flood: the budget is what counts.
+    const maxTracked = cfg.maxTrackedSources;
+    if (maxTracked !== undefined && knockStateBytes(sequences.length, maxTracked) > KNOCK_STATE_BUDGET_BYTES) {
+      const mib = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
+      const most = Math.floor(KNOCK_STATE_BUDGET_BYTES / knockStateBytes(sequences.length, 1));
+      ctx.addIssue({ code: 'custom', path: ['maxTrackedSources'], message: `maxTrackedSources ${maxTracked} with ${sequences.length} sequence(s) needs up to ${mib(knockStateBytes(sequences.length, maxTracked))} of knock state under a flood, over the ${mib(KNOCK_STATE_BUDGET_BYTES)} budget; use at most ${most}` });
+    }
     // One knock completing two sequences would open and close at once, or open two doors.
     sequences.forEach((s, i) => {
       const other = sequences.slice(0, i).find((o) => sameSequence(o.ports, s.ports));

@@ -76,7 +76,13 @@ function parseYaml(text: string, path: string): z.output<typeof yamlConfigSchema
     const line = lc.linePos(syntax.pos[0]).line;
     throw kgwError('KGW_CONFIG_INVALID', `${path}:${line}: YAML syntax error: ${syntax.message.split('\n')[0] ?? syntax.code}`, { file: path, line });
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    // A "billion laughs" document expands aliases without bound: yaml stops it past this count.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw kgwError('KGW_CONFIG_INVALID', `${path}:1: the YAML cannot be expanded (${err instanceof Error ? err.message : String(err)}); a config needs no more than a few aliases`, { file: path, line: 1 });
+  }
   if (data === null || data === undefined) {
     throw kgwError('KGW_CONFIG_INVALID', `${path}:1: the file is empty; expected a mapping with at least "doors:" (see the README's config example)`, { file: path, line: 1 });
   }

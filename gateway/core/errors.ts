@@ -43,6 +43,9 @@ export const ERROR_CODES = {
   KGW_RELAY_RATE_LIMITED: 'too many requests',
   KGW_RELAY_UNREACHABLE: 'the relay cannot be reached',
   KGW_RELAY_RESPONSE: 'the relay answered something knockgw cannot read',
+  KGW_DEPLOY_USAGE: 'the deploy command line is invalid',
+  KGW_DEPLOY_CREDENTIAL: "the relay's Redis credential would let a compromised relay mint grants",
+  KGW_DEPLOY_STEP: 'a deploy step failed',
   KGW_INTERNAL: 'an internal error',
 } as const;
 
@@ -72,4 +75,17 @@ export function isKnockgwError(err: unknown, code?: ErrorCode): err is KnockgwEr
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/**
+ * The exit status of a command that failed with `err` (the README's Errors table): 64 for a
+ * command line that cannot run (sysexits EX_USAGE), 78 for a configuration that cannot run
+ * (EX_CONFIG: the file, a file it names, or a knockd.conf command that cannot run safely),
+ * 1 for anything else.
+ */
+export function exitStatusFor(err: unknown): 1 | 64 | 78 {
+  if (!isKnockgwError(err)) return 1;
+  if (err.code === 'KGW_CLI_USAGE' || err.code === 'KGW_DEPLOY_USAGE') return 64;
+  if (err.code.startsWith('KGW_CONFIG_') || err.code === 'KGW_CMD_INVALID' || err.code === 'KGW_ONE_TIME_SEQUENCES') return 78;
+  return 1;
 }

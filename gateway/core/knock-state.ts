@@ -130,6 +130,18 @@ export function buildIndex(sequences: readonly SequenceState[]): Map<number, Seq
   return index;
 }
 
+/**
+ * What the knock state can grow to under a flood that fills every table: per sequence and
+ * tracked source a preallocated slot (~35 B) plus its key and index entry (~100 B), and per
+ * source the rate limiter's sketch cells and exact bucket (~200 B).
+ */
+export function knockStateBytes(sequences: number, maxTrackedSources: number): number {
+  return maxTrackedSources * (135 * sequences + 200);
+}
+
+/** The most knock state a config may ask for; past it a flood would exhaust the heap, not the table. */
+export const KNOCK_STATE_BUDGET_BYTES = 256 * 1024 * 1024;
+
 export function createKnockState(sequences: readonly KnockSequence[], opts: KnockMachineOptions): KnockState {
   if (!Number.isInteger(opts.maxTrackedSources) || opts.maxTrackedSources < 1) {
     throw kgwError('KGW_CONFIG_INVALID', `maxTrackedSources must be a positive integer, got ${opts.maxTrackedSources}`, { maxTrackedSources: opts.maxTrackedSources });

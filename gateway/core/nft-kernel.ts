@@ -20,6 +20,11 @@ import type { Family } from './ip.ts';
 import type { PortSpec, Proto } from './grant.ts';
 
 export const KERNEL_SET_SIZE = 262144;
+/**
+ * How long the kernel remembers a completion in its done set: several full repairs (every 30 s)
+ * must see it, and no longer, so that a repair never acts on an old one.
+ */
+export const DONE_WINDOW_MS = 120_000;
 /** The NFLOG group the kernel engine reports completed sequences on (the daemon reads it). */
 export const NFLOG_GROUP = 7213;
 /** The nft set of granted (source, proto, port) per family, shared with the firewall backend. */
@@ -86,6 +91,8 @@ export function parseNflogPrefix(prefix: string): { index: number; action: 'open
 
 const saddr = (f: Family): string => (f === 4 ? 'ip saddr' : 'ip6 saddr');
 const startSet = (i: number, f: Family): string => `q${i}_start${f}`;
+/** Sources that completed sequence i lately: the kernel's own record, for repairing lost NFLOG reports. */
+export const doneSet = (i: number, f: Family): string => `q${i}_done${f}`;
 const stageSet = (i: number, k: number, f: Family): string => `q${i}_s${k}_${f}`;
 const portKey = (p: PortSpec): string => `${p.proto}_${p.port}`;
 const samePort = (a: PortSpec, b: PortSpec): boolean => a.port === b.port && a.proto === b.proto;
@@ -103,6 +110,9 @@ function completion(i: number, seq: KnockSequence, door: Door, f: Family, group:
     if (kind === 'open') parts.push(`update @${ALLOWED_SETS[f]} { ${key}${door.ttlMs > 0 ? ` timeout ${door.ttlMs}ms` : ''} }`);
     else parts.push(`delete @${ALLOWED_SETS[f]} { ${key} }`);
   }
+  // NFLOG can drop a report (a full netlink buffer): the done set remembers the completion
+  // long enough for the daemon's repair to find it (see DONE_WINDOW_MS).
+  parts.push(`update @${doneSet(i, f)} { ${a} }`);
   // queue-threshold 1: hand each event to the daemon at once (the default batches up to 1 s).
   parts.push(`log prefix "${nflogPrefix(i, kind)}" group ${group} queue-threshold 1`);
   return parts.join(' ');
@@ -180,6 +190,7 @@ export function compileKernel(input: KernelCompileInput): KernelProgram {
       const type = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
       sets.push({ name: startSet(i, f), body: `type ${type}; flags dynamic,timeout; ${timeout}; size ${size};` });
       for (let k = 1; k < seq.ports.length; k++) sets.push({ name: stageSet(i, k, f), body: `type ${type}; flags dynamic,timeout; ${timeout}; size ${size};` });
+      sets.push({ name: doneSet(i, f), body: `type ${type}; flags dynamic,timeout; timeout ${DONE_WINDOW_MS}ms; size ${size};` });
     }
     const seen = new Set<string>();
     for (const p of seq.ports) {

@@ -3,6 +3,7 @@
 import type { FirewallEntry, FirewallOp } from './types.ts';
 import type { PortSpec, Proto } from './grant.ts';
 import { ALLOWED_SETS, type KernelProgram } from './nft-kernel.ts';
+import { MAX_TIMEOUT_S } from './timers.ts';
 
 export const NFT_FAMILY = 'inet';
 export const NFT_TABLE = 'knockgw';
@@ -81,8 +82,34 @@ export function renderBase(protectedPorts: readonly PortSpec[], existing: Existi
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * When the base cannot be installed: knockgw's table replaced by one that only drops the
+ * protected ports (loopback and established connections excepted). Grants in the kernel go with
+ * the old table — the store keeps them, and the next successful start puts them back. Fail closed.
+ */
+export function renderLockdown(protectedPorts: readonly PortSpec[]): string {
+  const lists = (['tcp', 'udp'] as const).flatMap((proto) => {
+    const list = portList(protectedPorts, proto);
+    return list ? [{ proto, list }] : [];
+  });
+  return [
+    `table ${Q}`,
+    `delete table ${Q}`,
+    `table ${Q} {`,
+    `  chain ${INPUT_CHAIN} {`,
+    `    type filter hook input priority ${INPUT_PRIORITY}; policy accept;`,
+    '    iif "lo" accept',
+    ...lists.map(({ proto, list }) => `    ${proto} dport ${list} ct state established,related accept`),
+    ...lists.map(({ proto, list }) => `    ${proto} dport ${list} counter drop`),
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** An element timeout the kernel accepts: longer grants are held to the limit and refreshed by the repair. */
 export function nftTimeout(ms: number): string {
-  return `${Math.max(1, Math.ceil(ms))}ms`;
+  return `${Math.min(MAX_TIMEOUT_S * 1000, Math.max(1, Math.ceil(ms)))}ms`;
 }
 
 function elementKey(e: FirewallEntry): string {

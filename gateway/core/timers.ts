@@ -11,3 +11,10 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 export function timerDelay(ms: number, minMs = 0): number {
   return Math.min(MAX_TIMER_MS, Math.max(minMs, Math.ceil(ms)));
 }
+
+/**
+ * The longest TTL or timeout knockgw accepts, in seconds (about 24.8 days): ipset's kernel
+ * maximum (2147483 s) and setTimeout's, below nftables' (2^32 ms). Longer values are refused at
+ * config load, the same for YAML and knockd.conf; 0 ("until closed") needs no timer at all.
+ */
+export const MAX_TIMEOUT_S = 2_147_483;

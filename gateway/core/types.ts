@@ -93,3 +93,12 @@ export type Proof =
     }
   /** A signed knock queued by a relay and verified again by this gateway. */
   | { readonly kind: 'relay'; readonly door: string; readonly ip: string; readonly client: string; readonly requestId: string };
+
+/** A completion the kernel engine recorded in a done set: which sequence (index into the config's list), who, when. */
+export interface KernelCompletion {
+  readonly sequenceIndex: number;
+  readonly ip: string;
+  readonly family: Family;
+  /** Unix ms, to the second (nft reports whole seconds). */
+  readonly completedAt: number;
+}

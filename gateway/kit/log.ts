@@ -1,12 +1,26 @@
 // pino JSON lines (one event per open/close/deny), or a knockd-style readable line for consoles.
 import { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { kgwError } from '../core/errors.ts';
 
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'event', 'component']);
+
+// Log strings carry attacker-chosen text (client ids, doors, addresses, reasons). JSON escapes
+// C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
+// JSON back into raw text: an ESC sequence or a U+202E would then rewrite the operator's
+// terminal or reverse what a line appears to say. They are written as visible \u escapes.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** Line breaks and tabs are fine inside JSON; a console line shows them escaped (no forged lines). */
+const LINE_BREAKS = /[\t\n\r]/g;
+
+function escape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
 
 /** Renders one pino JSON line as `2026-11-25 12:00:00 INFO grant.open ip=… door=… — message`. */
 export function prettyLine(line: string): string {
@@ -20,10 +34,10 @@ export function prettyLine(line: string): string {
   const level = LEVEL_NAMES[Number(rec.level)] ?? String(rec.level);
   const fields = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v.replace(LINE_BREAKS, escape) : JSON.stringify(v)}`)
     .join(' ');
   const head = [time, level.padEnd(5), typeof rec.event === 'string' ? rec.event : ''].filter(Boolean).join(' ');
-  const msg = typeof rec.msg === 'string' && rec.msg !== rec.event ? ` — ${rec.msg}` : '';
+  const msg = typeof rec.msg === 'string' && rec.msg !== rec.event ? ` — ${rec.msg.replace(LINE_BREAKS, escape)}` : '';
   return `${head}${fields ? ` ${fields}` : ''}${msg}`;
 }
 
@@ -49,11 +63,49 @@ export interface LogOptions {
   readonly file?: string;
 }
 
+/** The log file, opened now: a path that cannot be written is a config error at start, not a crash later. */
+function logFile(path: string): DestinationStream {
+  try {
+    return pino.destination({ dest: path, append: true, mkdir: true, sync: true });
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a directory' : err instanceof Error ? err.message : String(err);
+    throw kgwError('KGW_CONFIG_INVALID', `the log file ${path} cannot be opened for writing: ${why}`, { file: path });
+  }
+}
+
 export function createLogger(opts: LogOptions): Logger {
   const out = opts.destination ?? process.stdout;
   const terminal: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
-  const dest = opts.file
-    ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: pino.destination({ dest: opts.file, append: true, mkdir: true, sync: true }), level: 'trace' }])
-    : terminal;
-  return pino({ level: opts.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime }, dest);
+  const dest = opts.file ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: logFile(opts.file), level: 'trace' }]) : terminal;
+  return pino(
+    {
+      level: opts.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.epochTime,
+      formatters: { log: (fields) => cleanFields(fields) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? cleanText(a) : a)) as Parameters<typeof method>);
+        },
+      },
+    },
+    dest,
+  );
+}
+
+export function cleanText(text: string): string {
+  return text.replace(UNSAFE, escape);
+}
+
+function cleanValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return cleanText(value);
+  if (depth > 4 || value === null || typeof value !== 'object' || value instanceof Error) return value;
+  if (Array.isArray(value)) return value.map((v) => cleanValue(v, depth + 1));
+  return cleanFields(value as Record<string, unknown>, depth + 1);
+}
+
+function cleanFields(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[cleanText(k)] = cleanValue(v, depth);
+  return out;
 }

@@ -14,6 +14,12 @@ export const TS_WINDOW_S = 60;
 /** A nonce must be remembered for as long as its timestamp could still be accepted. */
 export const NONCE_TTL_MS = (2 * TS_WINDOW_S + 5) * 1000;
 
+// Relay and gateway claim each nonce in scopes of their own. They must stay apart: the relay's
+// Redis user may write only keys of the relay scope, so it can never reset a gateway's claim and
+// replay a knock (gateway/kit/redis/relay-acl.ts builds its key pattern from RELAY_NONCE_SCOPE).
+export const RELAY_NONCE_SCOPE = 'relay:';
+export const GATEWAY_NONCE_SCOPE = 'gateway:';
+
 /** HTTP status for each relay error code (the documented answers of POST /v1/knock). */
 export const RELAY_STATUS = {
   KGW_RELAY_MALFORMED: 400,

@@ -1,6 +1,8 @@
 // The local control endpoint: HTTP over a root-only unix socket (status, revoke, metrics).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { limitServer, type ServerLimits } from '../kit/http-limits.ts';
 import { kgwError, describeError, isKnockgwError } from '../core/errors.ts';
 import type { Logger } from '../ports.ts';
 
@@ -23,19 +25,58 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw kgwError('KGW_CONTROL', 'the request body is not JSON: send {"ip": "<address>"}');
+  }
+}
+
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
   res.writeHead(status, { 'content-type': type });
   res.end(type === 'application/json' ? `${JSON.stringify(body)}\n` : String(body));
 }
 
+/** Root's own tools on a local socket: small limits, and the whole server shares one budget. */
+const CONTROL_LIMITS: ServerLimits = { headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, connectionsPerIp: 16 };
+
+/**
+ * Makes `path` free for a new socket: nothing there, or a stale socket left by a daemon that
+ * died. A live socket means another daemon serves it; anything that is not a socket is not ours
+ * to delete.
+ */
+async function claimSocketPath(path: string): Promise<void> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw kgwError('KGW_CONTROL', `cannot inspect ${path}: ${describeError(err)}`, { path }, err);
+  });
+  if (!st) return;
+  if (!st.isSocket()) throw kgwError('KGW_CONTROL', `${path} exists and is not a socket: refusing to replace it; remove it or choose another --control path`, { path });
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    const done = (v: boolean): void => {
+      probe.destroy();
+      resolve(v);
+    };
+    probe.once('connect', () => done(true));
+    probe.once('error', () => done(false));
+    probe.setTimeout(1000, () => done(true));
+  });
+  if (live) throw kgwError('KGW_CONTROL', `another knockgw is running on ${path} (it answers there); stop it first, or give this one another --control path`, { path });
+  await unlink(path);
+}
+
 export async function startControlServer(path: string, handlers: ControlHandlers, logger: Logger): Promise<{ close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
+  await claimSocketPath(path);
+  // Check timeouts every second, not Node's default 30 s: a stuck client is let go on time.
+  const server: Server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     void (async () => {
       try {
         if (req.method === 'GET' && req.url === '/v1/status') return send(res, 200, await handlers.status());
         if (req.method === 'GET' && req.url === '/metrics') return send(res, 200, handlers.metrics(), 'text/plain; version=0.0.4');
         if (req.method === 'POST' && req.url === '/v1/revoke') {
-          const parsed: unknown = JSON.parse(await readBody(req));
+          const parsed = parseJson(await readBody(req));
           const ip = typeof parsed === 'object' && parsed !== null && 'ip' in parsed && typeof parsed.ip === 'string' ? parsed.ip : undefined;
           if (!ip) return send(res, 400, { error: { code: 'KGW_CONTROL', message: 'body must be {"ip": "<address>"}' } });
           return send(res, 200, await handlers.revoke(ip));
@@ -47,8 +88,7 @@ export async function startControlServer(path: string, handlers: ControlHandlers
       }
     })();
   });
-  // A stale socket from a killed daemon would make listen fail with EADDRINUSE.
-  await unlink(path).catch(() => undefined);
+  limitServer(server, CONTROL_LIMITS, () => logger.warn({ event: 'control.busy', path }, 'too many open control connections; refusing one'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(kgwError('KGW_CONTROL', `cannot listen on ${path}: ${describeError(err)}`, { path }, err)));
     // umask-independent: the socket is root-only before anyone can connect.

@@ -14,9 +14,10 @@
 //   desired set is what the host firewall was just brought in line with (the repair hands over
 //   the set it read), not a store read of its own: every node settles after every change, the
 //   lease holder alone acts, and a read per node per change is again O(nodes × grants).
+import { timerDelay } from '../core/timers.ts';
 import { desiredEntries, planFirewall } from '../core/plan.ts';
 import { formatPort, isLive, type Grant } from '../core/grant.ts';
-import { describeError } from '../core/errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, StoreChange } from '../ports.ts';
 import type { FirewallOp } from '../core/types.ts';
 import type { Metrics } from './metrics.ts';
@@ -43,10 +44,12 @@ export interface ReconcilerDeps {
   readonly periodicMs: number;
   /** The cloud follows changes after this quiet time (batches a burst of knocks). Default 1 s. */
   readonly settleMs?: number;
+  /** What of a stored grant may be enforced (the config's doors decide); absent = all of it. */
+  readonly admit?: (grant: Grant, now: number) => Grant | undefined;
+  /** Runs in each full repair after the firewall is listed, before the store is (store clean-up, kernel completions to adopt). */
+  readonly beforeRepair?: () => Promise<void>;
 }
 
-/** Longest a timer may wait: setTimeout overflows past 2^31-1 ms. */
-const MAX_TIMER_MS = 2_147_000_000;
 
 const ms = (from: number): number => Math.round((performance.now() - from) * 10) / 10;
 
@@ -101,11 +104,40 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     log.info({ event: 'grant.close', reason: 'ttl', grantId: g.id, ip: g.ip, door: g.door, ports: g.ports.map(formatPort) }, `closed ${g.ports.map(formatPort).join(',')} for ${g.ip} (${g.door}): ttl`);
   };
 
+  /** The live, enforceable part of what the store says. */
+  const enforce = (grants: readonly Grant[], now: number): Grant[] =>
+    grants.flatMap((g) => {
+      const a = deps.admit ? deps.admit(g, now) : g;
+      return a && isLive(a, now) ? [a] : [];
+    });
+
+  /**
+   * A batch is one transaction: one entry the kernel refuses would keep every other out. So a
+   * refused batch is split in halves until the bad entries stand alone; those are reported, the
+   * rest applied. Returns how many operations were refused.
+   */
+  const applySplitting = async (ops: readonly FirewallOp[]): Promise<number> => {
+    try {
+      await deps.firewall.apply(ops);
+      return 0;
+    } catch (err) {
+      if (ops.length === 1) {
+        const { op, entry } = ops[0] as FirewallOp;
+        deps.metrics.inc('firewall_op_failures_total');
+        log.error({ event: 'firewall.op_failed', op, ip: entry.ip, port: entry.port, proto: entry.proto, expiresAt: entry.expiresAt, err: describeError(err) }, `the firewall refused to ${op} ${entry.ip} ${entry.port}/${entry.proto}`);
+        return 1;
+      }
+      const half = Math.ceil(ops.length / 2);
+      return (await applySplitting(ops.slice(0, half))) + (await applySplitting(ops.slice(half)));
+    }
+  };
+
   const applyOps = async (ops: FirewallOp[], timing: Record<string, number | string>): Promise<void> => {
     if (ops.length === 0) return;
     const t = performance.now();
-    await deps.firewall.apply(ops);
-    deps.metrics.inc('firewall_ops_total', ops.length);
+    const refused = await applySplitting(ops);
+    if (refused === ops.length && ops.length > 0) throw kgwError('KGW_FW_COMMAND', `the firewall refused all ${ops.length} operations of a batch`);
+    deps.metrics.inc('firewall_ops_total', ops.length - refused);
     log.debug({ event: 'firewall.apply', adds: ops.filter((o) => o.op === 'add').length, removes: ops.filter((o) => o.op === 'remove').length, ...timing, applyMs: ms(t) }, 'firewall converged');
   };
 
@@ -114,7 +146,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (stopped || at >= expiryAt) return;
     clearTimeout(expiryTimer);
     expiryAt = at;
-    const wait = Math.min(Math.max(0, at - deps.clock.now()) + 5, MAX_TIMER_MS);
+    const wait = timerDelay(at - deps.clock.now() + 5);
     // The kernel drops an expired element by itself; this keeps `known`, the log and the cloud true.
     expiryTimer = setTimeout(() => {
       expiryAt = Infinity;
@@ -142,7 +174,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (!cloud) return Promise.resolve();
     return cloudQueue('cloud reconcile', async () => {
       const now = deps.clock.now();
-      await cloud.reconcile((desired ?? [...known.values()]).filter((g) => isLive(g, now)));
+      await cloud.reconcile(enforce(desired ?? [...known.values()], now));
     });
   }
 
@@ -153,7 +185,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const converge = async (next: readonly Grant[], ips: ReadonlySet<string>, timing: Record<string, number | string>): Promise<void> => {
     const now = deps.clock.now();
     const current = [...ips].flatMap(knownAt);
-    const live = next.filter((g) => ips.has(g.ip) && isLive(g, now));
+    const live = enforce(next.filter((g) => ips.has(g.ip)), now);
     const keep = new Set(live.map((g) => g.id));
     for (const g of current) {
       if (keep.has(g.id)) continue;
@@ -181,7 +213,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function refresh(): Promise<void> {
     return hostQueue('refresh', async () => {
       const now = deps.clock.now();
-      const live = (await deps.store.list()).filter((g) => isLive(g, now));
+      const live = enforce(await deps.store.list(), now);
       await converge(live, new Set([...byIp.keys(), ...live.map((g) => g.ip)]), { path: 'refresh' });
       rearmExpiry();
       cloudLater();
@@ -208,13 +240,17 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         const touched = new Set<string>();
         touchedDuringFull = touched;
         const t0 = performance.now();
-        const grants = await deps.store.list();
+        // The firewall first, then the pre-repair (which may adopt kernel completions into the
+        // store), then the store: an entry the listing saw was completed before the pre-repair
+        // looked, so it is in the store by the time the plan would otherwise remove it.
         const actual = await deps.firewall.list();
+        await deps.beforeRepair?.().catch((err: unknown) => onError('pre-repair', err));
+        const grants = await deps.store.list();
         const listMs = ms(t0);
         await hostQueue('full repair', async () => {
           touchedDuringFull = undefined;
           const now = deps.clock.now();
-          const live = grants.filter((g) => isLive(g, now) && !touched.has(g.ip));
+          const live = enforce(grants, now).filter((g) => !touched.has(g.ip));
           const untouched = (e: { ip: string }): boolean => !touched.has(e.ip);
           const liveIds = new Set(live.map((g) => g.id));
           for (const g of [...known.values()]) {

@@ -7,7 +7,7 @@ import { grantableIp } from '../core/ip.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget, type LogBudget } from '../core/log-budget.ts';
 import type { Proof } from '../core/types.ts';
 import type { Clock, Logger, NonceStore, ProofSource } from '../ports.ts';
-import { NONCE_TTL_MS, parseGrantRequest, verifyKnock, type GrantRequestSource, type RelayKeys } from '../protocol/relay-v1.ts';
+import { GATEWAY_NONCE_SCOPE, NONCE_TTL_MS, parseGrantRequest, verifyKnock, type GrantRequestSource, type RelayKeys } from '../protocol/relay-v1.ts';
 
 export interface RelayCheckDeps {
   readonly keys: RelayKeys;
@@ -30,7 +30,7 @@ export async function checkGrantRequest(deps: RelayCheckDeps, budget: LogBudget,
     door = req.door;
     const verdict = verifyKnock(deps.keys, req, req.observedIp, deps.clock.now());
     const ip = grantableIp(verdict.ip).address;
-    if (!(await deps.nonces.claim(`gateway:${verdict.client.id}`, req.nonce, NONCE_TTL_MS))) {
+    if (!(await deps.nonces.claim(`${GATEWAY_NONCE_SCOPE}${verdict.client.id}`, req.nonce, NONCE_TTL_MS))) {
       // Normal with several gateway nodes: each reads every request, one claims it.
       deps.logger.debug({ event: 'relay.duplicate', id, client, door, ip }, 'relay request already handled');
       return { ok: false, code: 'KGW_RELAY_REPLAY', reason: 'nonce already claimed' };

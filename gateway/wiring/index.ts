@@ -30,7 +30,8 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   try {
     const relay = wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
-    const knocks = knockSources(config, engines, { oneTime: files.oneTime, clock, logger, metrics });
+    const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }));
+    const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
     const cloud = config.cloud.aws || config.cloud.gcp
       ? (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })
@@ -42,7 +43,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       engines: engines.describe,
       store: backend.store,
       storeKind: backend.kind,
-      firewall: hostFirewallFor(config, engines, logger.child({ component: 'firewall' })),
+      firewall,
       ...(cloud ? { cloud } : {}),
       sources: [...knocks, ...relay.sources],
       endpoints: relay.endpoints,

@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import type { EnginePlan } from '../core/engines.ts';
 import { NFLOG_GROUP } from '../core/nft-kernel.ts';
 import type { Config } from '../config/types.ts';
-import type { Clock, Logger, ProofSource } from '../ports.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, ProofSource } from '../ports.ts';
 import { createNflogSource, createTcpdumpSource } from '../adapters/packet-tcpdump.ts';
 import type { Metrics } from '../services/metrics.ts';
 import { createKernelSource } from '../services/source-kernel.ts';
@@ -17,7 +17,7 @@ function hostAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, '')));
 }
 
-export function knockSources(config: Config, engines: EnginePlan, deps: { oneTime: OneTimeFiles | undefined; clock: Clock; logger: Logger; metrics: Metrics }): ProofSource[] {
+export function knockSources(config: Config, engines: EnginePlan, deps: { oneTime: OneTimeFiles | undefined; firewall: HostFirewall; store: GrantStore; clock: Clock; logger: Logger; metrics: Metrics }): ProofSource[] {
   const { clock, logger, metrics, oneTime } = deps;
   const sources: ProofSource[] = [];
   if (engines.pcap.length > 0) {
@@ -41,6 +41,11 @@ export function knockSources(config: Config, engines: EnginePlan, deps: { oneTim
       createKernelSource({
         openReports: () => createNflogSource({ group: NFLOG_GROUP, logger: logger.child({ component: 'nflog' }) }),
         sequences: config.sequences,
+        doors: config.doors,
+        firewall: deps.firewall,
+        store: deps.store,
+        clock,
+        metrics,
       }),
     );
   }

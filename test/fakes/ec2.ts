@@ -47,6 +47,8 @@ export interface Ec2FakeOptions {
 export interface Ec2Fake {
   readonly endpoint: string;
   readonly calls: Record<string, number>;
+  /** Every request's action and parameters, in order (the IAM policy test checks each against the policy). */
+  readonly requests: { readonly action: string; readonly params: Readonly<Record<string, string>> }[];
   readonly throttled: { count: number };
   rules(): FakeSgRule[];
   /** A rule made by someone else (the console, Terraform; proto "-1" = every protocol): no API call is counted. */
@@ -111,6 +113,7 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
     lists.set(l.id, { id: l.id, family: l.family, maxEntries: l.maxEntries ?? 1000, version: 1, state: 'create-complete', entries: new Map() });
   }
   const calls: Record<string, number> = {};
+  const requests: { action: string; params: Record<string, string> }[] = [];
   const throttled = { count: 0 };
   const faults: { fault: Ec2Fault; action?: string; delayMs: number }[] = [];
   const take = createThrottle(opts.bucket);
@@ -237,6 +240,7 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
     const p = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
     const action = p.get('Action') ?? '';
     calls[action] = (calls[action] ?? 0) + 1;
+    requests.push({ action, params: Object.fromEntries(p) });
     if (p.get('Version') !== '2016-11-15') return fail(res, new Ec2Error(400, 'InvalidParameterValue', `unsupported Version ${p.get('Version')}`));
     const fi = faults.findIndex((f) => f.action === undefined || f.action === action);
     const fault = fi >= 0 ? faults.splice(fi, 1)[0] : undefined;
@@ -268,6 +272,7 @@ export async function startEc2Fake(opts: Ec2FakeOptions = {}): Promise<Ec2Fake> 
   return {
     endpoint: `http://127.0.0.1:${port}`,
     calls,
+    requests,
     throttled,
     rules: () => [...rules.values()],
     addForeign(r) {

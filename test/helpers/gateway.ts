@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import type { Host } from './netns.ts';
+import { createLab, type Host, type Lab } from './netns.ts';
 import { tcpConnects } from './tcp.ts';
 
 export const MAIN = fileURLToPath(new URL('../../gateway/main.ts', import.meta.url));
@@ -159,3 +159,18 @@ export const connectsWithin = (host: Host, addr: string, port: number, timeoutMs
 
 /** True once a connect fails within `timeoutMs` (a close converges asynchronously too). */
 export const refusedWithin = (host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> => connectsAs(false, host, addr, port, timeoutMs);
+
+/** One server with an SSH-like listener and one client, the guide's knockd.conf written, and the daemon started on it. */
+export async function guideDaemon(t: { after(fn: () => Promise<void> | void): void }, extra: readonly string[]): Promise<{ lab: Lab; client: Host; dir: Awaited<ReturnType<typeof tempDir>>; daemon: RunningDaemon }> {
+  const lab = await createLab(1);
+  const dir = await tempDir();
+  t.after(async () => {
+    await lab.destroy();
+    await dir.remove();
+  });
+  await waitReady(startSshLike(lab.server));
+  const conf = await dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
+  const daemon = startDaemon(lab.server, ['--knockd-config', conf, '--interface', lab.serverIf(0), '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`, ...extra]);
+  t.after(() => daemon.kill());
+  return { lab, client: lab.clients[0] as Host, dir, daemon };
+}

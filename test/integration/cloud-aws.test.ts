@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAwsCloudFirewall, type AwsCloudFirewall } from '../../gateway/adapters/cloud-aws.ts';
-import { TAG_EXPIRES, TAG_GRANT } from '../../gateway/adapters/cloud-aws-rules.ts';
+import { TAG_EXPIRES, TAG_GRANT } from '../../gateway/adapters/cloud-aws-actions.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import type { RetryPolicy } from '../../gateway/adapters/cloud-common.ts';
 import type { Grant } from '../../gateway/core/grant.ts';

@@ -7,6 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
 import { tcpConnects, tcpSession } from '../helpers/tcp.ts';
 import { createHostFirewall } from '../../gateway/wiring/firewall.ts';
+import { run, type Runner } from '../../gateway/adapters/run.ts';
+import { isKnockgwError, kgwError } from '../../gateway/core/errors.ts';
 import { detectConflicts } from '../../gateway/adapters/firewall-conflicts.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import type { HostFirewall } from '../../gateway/ports.ts';
@@ -148,6 +150,33 @@ for (const backend of BACKENDS) {
     assert.doesNotMatch(ruleset, /knockgw|KNOCKGW/);
     assert.match((await s.exec('iptables', ['-S'])).stdout, /-A INPUT -j FOREIGN/);
     assert.equal((await s.exec('ipset', ['list', '-n'], { allowFail: true })).stdout.trim(), '');
+  });
+}
+
+// A base the kernel refuses (nft once said "value too large" to a 50-day timeout and left no
+// table at all) must leave the protected ports dropped, not open, and fail loudly.
+const LOCKDOWN_CASES = [
+  { label: 'nftables', make: (ns: string, runner: Runner) => createHostFirewall('nftables', { logger, netns: ns, runner }), full: /set allowed4/ },
+  { label: 'iptables+ipset', make: (ns: string, runner: Runner) => createHostFirewall('iptables', { logger, netns: ns, useIpset: true, runner }), full: /--match-set/ },
+];
+for (const c of LOCKDOWN_CASES) {
+  void test(`${c.label}: when the base cannot be installed the protected ports are dropped for everyone and ensureBase fails`, async (t) => {
+    if (!(await requireRoot(t))) return;
+    const lab = await createLab(1);
+    t.after(() => lab.destroy());
+    await startServer(lab.server);
+    const a = lab.clients[0] as Host;
+    assert.equal(await canConnect(a, 4, lab), true, 'open before knockgw');
+    const refusing: Runner = (cmd, args, opts) => (opts?.input !== undefined && c.full.test(opts.input) ? Promise.reject(kgwError('KGW_FW_COMMAND', `${cmd}: value too large`)) : run(cmd, args, opts));
+    const fw = c.make(lab.server.ns, refusing);
+    await assert.rejects(fw.ensureBase(SSH), (e: unknown) => isKnockgwError(e, 'KGW_FW_COMMAND') && /value too large/.test(e.message));
+    for (const f of [4, 6] as const) assert.equal(await canConnect(a, f, lab), false, `v${f}: closed by the lockdown`);
+    // A later start that works replaces the lockdown with the real base, grants and all.
+    const healthy = c.make(lab.server.ns, run);
+    await healthy.ensureBase(SSH);
+    await healthy.apply([{ op: 'add', entry: entry(a, 4, null) }]);
+    assert.equal(await canConnect(a, 4, lab), true);
+    healthy.close?.();
   });
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,4 +82,27 @@ void test('a chunked body over 4 KiB is cut off with 413 over a real socket', as
     req.end('"v":1}');
   });
   assert.equal(status, 413);
+});
+
+void test('the Node relay cuts off a client that never finishes its headers and caps connections per address', async (t) => {
+  const app = createApp({ keys: ids.keys, nonces: memoryNonces(), requests: createMemoryRequestQueue(), clock: { now: () => Date.now() }, getClientIp: nodeClientIp(0) });
+  const server = await startRelayServer({ listen: '127.0.0.1:0', app, limits: { headersTimeoutMs: 1000, requestTimeoutMs: 2000, connectionsPerIp: 2 } });
+  t.after(() => server.close());
+  const port = Number(new URL(server.url).port);
+  const open = (): Promise<Socket> => new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+    s.resume();
+  });
+  const closes = (s: Socket, ms: number): Promise<boolean> => new Promise((resolve) => {
+    s.once('close', () => resolve(true));
+    setTimeout(() => resolve(false), ms);
+  });
+  const slow = await open();
+  slow.write('POST /v1/knock HTTP/1.1\r\nHost: x\r\n');
+  const second = await open();
+  const third = await open();
+  assert.equal(await closes(third, 1000), true, 'a third connection from one address is closed at once');
+  assert.equal(await closes(slow, 4000), true, 'the slow client is cut off after the headers timeout');
+  second.destroy();
 });

@@ -63,6 +63,7 @@ void test('install --root writes the boot unit and the daemon unit; uninstall --
   const base = await readFile(join(dir, 'etc/systemd/system/knockgw-base.service'), 'utf8');
   const daemon = await readFile(join(dir, 'etc/systemd/system/knockgw.service'), 'utf8');
   assert.match(base, /Before=network-pre\.target/);
+  assert.match(base, /^TimeoutStartSec=30s$/m, 'a boot never waits on it forever');
   assert.match(base, new RegExp(`ExecStart=.* base --knockd-config ${conf} --firewall iptables`));
   assert.match(daemon, new RegExp(`ExecStart=.* daemon --knockd-config ${conf} --firewall iptables`));
   assert.match(daemon, /Restart=always/);

@@ -159,3 +159,17 @@ void test('quoted shell characters are plain arguments, as in a shell', () => {
   assert.equal(action.kind, 'command');
   if (action.kind === 'command') assert.deepEqual(action.start.argv, ['/usr/bin/logger', '-t', 'knock', 'door; opened', 'for %IP%']);
 });
+
+void test('a knockd.conf without a door is refused (it would close port 22 with no way in), naming the file', () => {
+  for (const text of ['', '[options]\n UseSyslog\n', '# nothing but comments\n']) {
+    assert.throws(() => compileKnockd(text, PATH, 'gw-a'), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_KNOCKD') && e.message.includes(PATH) && /no door/.test(e.message));
+  }
+});
+
+void test('timeouts beyond what the kernel and Node timers hold are refused with file:line, not clamped at run time', () => {
+  const door = (cmdTimeout: number) => `[open]\n sequence = 7000,8000\n start_command = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT\n cmd_timeout = ${cmdTimeout}\n`;
+  rejects(door(9_999_999), 'KGW_CONFIG_KNOCKD', 5, /at most 2147483 s/);
+  rejects(door(4_320_000), 'KGW_CONFIG_KNOCKD', 5, /at most/);
+  rejects('[open]\n sequence = 7000,8000\n seq_timeout = 3000000\n command = /usr/bin/logger %IP%\n', 'KGW_CONFIG_KNOCKD', 3, /seq_timeout/);
+  assert.equal(compileKnockd(door(2_147_483), PATH, 'gw-a').doors[0]?.ttlMs, 2_147_483_000);
+});

@@ -137,3 +137,11 @@ void test('port spec helpers parse knock and open ports and refuse anything outs
   }
   assert.throws(() => parseOpenSpec('22:tcp'), (e: unknown) => isKnockgwError(e, 'KGW_PORT_INVALID'));
 });
+
+void test('a TTL beyond what the kernel and Node timers hold, or a knock table beyond the memory budget, is refused', () => {
+  rejects(`${door}    ttl: 3000000\n`, 4, /at most 2147483 s/);
+  assert.equal(compileYaml(`${door}    ttl: 2147483\n`, PATH, 'gw-a').doors[0]?.ttlMs, 2_147_483_000);
+  // Schema-valid, but 16M sources per sequence would exhaust the heap under a flood.
+  rejects(`${door}maxTrackedSources: 16777216\n`, 4, /maxTrackedSources 16777216 .* over the 256 MiB budget; use at most \d+/);
+  assert.equal(compileYaml(`${door}maxTrackedSources: 262144\n`, PATH, 'gw-a').maxTrackedSources, 262144);
+});

@@ -21,8 +21,10 @@ void test('doors with commands or one-time sequences are left to the pcap engine
 
 void test('every stage set is sized for floods and times out with seq_timeout, per family', () => {
   const { sets } = compile([seq()]);
-  assert.deepEqual(sets.map((s) => s.name), ['q0_start4', 'q0_s1_4', 'q0_s2_4', 'q0_start6', 'q0_s1_6', 'q0_s2_6', 'knock_rate4', 'knock_rate6']);
-  for (const s of sets.slice(0, 6)) assert.match(s.body, /flags dynamic,timeout; timeout 5000ms; size 262144;/);
+  assert.deepEqual(sets.map((s) => s.name), ['q0_start4', 'q0_s1_4', 'q0_s2_4', 'q0_done4', 'q0_start6', 'q0_s1_6', 'q0_s2_6', 'q0_done6', 'knock_rate4', 'knock_rate6']);
+  for (const s of sets.filter((x) => !x.name.includes('done') && !x.name.startsWith('knock_rate'))) assert.match(s.body, /flags dynamic,timeout; timeout 5000ms; size 262144;/);
+  // The kernel's record of completions outlives several repairs, and no more.
+  for (const s of sets.filter((x) => x.name.includes('done'))) assert.match(s.body, /flags dynamic,timeout; timeout 120000ms; size 262144;/);
 });
 
 void test('the last knock grants the door ports with the door TTL and logs; a close sequence deletes them', () => {
@@ -30,6 +32,7 @@ void test('the last knock grants the door ports with the door TTL and logs; a cl
   const rules = (name: string) => program.chains.find((c) => c.name === name)?.rules ?? [];
   assert.ok(rules('q0_udp_9000').some((r) => r.startsWith('meta nfproto ipv4 ip saddr @q0_start4 ip saddr @q0_s2_4') && r.includes('update @allowed4 { ip saddr . 6 . 22 timeout 3600000ms }') && r.includes('log prefix "kgw:0:open" group 5 queue-threshold 1')));
   assert.ok(rules('q1_tcp_7000').some((r) => r.includes('delete @allowed6 { ip6 saddr . 6 . 22 }') && r.includes('kgw:1:close')));
+  assert.ok(rules('q0_udp_9000').some((r) => r.includes('update @q0_done4 { ip saddr } log prefix "kgw:0:open"')), 'the completion is recorded before it is reported');
   // UDP steps ignore TCP flags; TCP steps ignore (do not reset on) packets with other flags.
   assert.equal(rules('q0_udp_9000').some((r) => r.includes('tcp flags')), false);
   assert.equal(rules('q0_tcp_7000')[0], 'tcp flags & 0x12 != 0x2 return');

@@ -68,3 +68,13 @@ void test('a fresh add is one plain add; a refresh and a remove keep add/delete/
   assert.match(mixed, /^delete element inet knockgw allowed4 \{ 198\.51\.100\.8 \. tcp \. 22 \}$/m);
   assert.match(mixed, /^add element inet knockgw allowed4 \{ 198\.51\.100\.7 \. tcp \. 22, 198\.51\.100\.8 \. tcp \. 22 \}$/m);
 });
+
+void test('element timeouts never exceed what the kernel holds; the lockdown drops the protected ports and nothing else', async () => {
+  const { nftTimeout, renderLockdown } = await import('../../gateway/core/nft-ruleset.ts');
+  assert.equal(nftTimeout(50 * 24 * 3600 * 1000), '2147483000ms');
+  assert.equal(nftTimeout(0.2), '1ms');
+  const text = renderLockdown([{ port: 22, proto: 'tcp' }, { port: 53, proto: 'udp' }]);
+  assert.match(text, /^table inet knockgw\ndelete table inet knockgw\n/);
+  assert.match(text, /tcp dport \{ 22 \} ct state established,related accept\n\s+udp dport \{ 53 \} ct state established,related accept\n\s+tcp dport \{ 22 \} counter drop\n\s+udp dport \{ 53 \} counter drop/);
+  assert.doesNotMatch(text, /allowed4|set /);
+});

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kgwError } from '../../gateway/core/errors.ts';
 import { createApp, type RelayDeps } from '../../relay/app.ts';
+import { nodeClientIp } from '../../relay/server.ts';
 import { createMemoryRequestQueue } from '../../gateway/kit/request-queue-memory.ts';
 import { parseGrantRequest, type QueuedRequest } from '../../gateway/protocol/relay-v1.ts';
 import { captureLog, fixedClock, identities, knock, memoryNonces, NOW_MS } from '../helpers/relay-fixtures.ts';
@@ -209,4 +210,51 @@ void test('a store outage is a coded 503 and any other failure a coded 500, neve
   const res = await broken.post(knock(ids.bob));
   assert.equal(res.status, 500);
   assert.deepEqual(await res.json(), { error: { code: 'KGW_INTERNAL', message: 'internal error' } });
+});
+
+void test('an observed address the gateway would never grant is refused with a coded 403, not "accepted"', async (t) => {
+  for (const ip of ['127.0.0.1', '0.0.0.0', '::', '::1', '224.0.0.5', 'ff02::1']) {
+    const s = setup({ getClientIp: () => ip });
+    t.after(s.stop);
+    const e = await errorOf(await s.post(knock(ids.bob)));
+    assert.deepEqual([ip, e.status, e.code], [ip, 403, 'KGW_RELAY_IP_FORBIDDEN']);
+    assert.equal(s.received.length, 0, `${ip}: nothing queued`);
+  }
+  // Through a trusted proxy the address comes from X-Forwarded-For: the same rule applies.
+  const proxied = setup({ getClientIp: nodeClientIp(1) });
+  t.after(proxied.stop);
+  for (const xff of ['0.0.0.0', '::', '239.1.2.3', '127.0.0.1']) {
+    const e = await errorOf(await proxied.post(knock(ids.bob), { headers: { 'content-type': 'application/json', 'x-forwarded-for': `198.51.100.1, ${xff}` } }));
+    assert.deepEqual([xff, e.status, e.code], [xff, 403, 'KGW_RELAY_IP_FORBIDDEN']);
+  }
+});
+
+void test('a relay that knows the doors refuses one the gateway lacks and tells the expiry; one that does not claims none', async (t) => {
+  // carol's key may open openWeb, but this gateway has only openSSH (0 = until closed).
+  const knowing = setup({ doors: new Map([['openSSH', 0]]) });
+  t.after(knowing.stop);
+  const accepted = (await (await knowing.post(knock(ids.carol))).json()) as Record<string, unknown>;
+  assert.equal(accepted.expiresAt, null, 'until closed, as the gateway says');
+  const e = await errorOf(await knowing.post(knock(ids.carol, { door: 'openWeb' })));
+  assert.deepEqual([e.status, e.code], [403, 'KGW_RELAY_DOOR_UNKNOWN']);
+  assert.equal(knowing.received.length, 1, 'only the known door was queued');
+  const blind = setup();
+  t.after(blind.stop);
+  const answer = (await (await blind.post(knock(ids.bob))).json()) as Record<string, unknown>;
+  assert.equal('expiresAt' in answer, false, 'no expiry it does not know');
+});
+
+void test('refusals are logged within a budget, and a client that hangs up is not an error', async (t) => {
+  const { log, events } = captureLog();
+  const s = setup({ log, getClientIp: () => '203.0.113.99' });
+  t.after(s.stop);
+  for (let i = 0; i < 300; i++) await s.post({ ...knock(ids.bob), sig: knock(ids.alice).sig });
+  const denied = events.filter((e) => e.event === 'relay.denied').length;
+  assert.ok(denied <= 20, `${denied} lines for 300 refusals`);
+  const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+  const broken = setup({ log, requests: { submit: () => Promise.reject(aborted) } });
+  t.after(broken.stop);
+  await broken.post(knock(ids.bob));
+  assert.equal(events.filter((e) => e.event === 'relay.error').length, 0);
+  assert.equal(events.filter((e) => e.event === 'relay.client_aborted').length, 1);
 });

@@ -43,10 +43,16 @@ export function startedPrograms(text: string): Set<string> {
   for (const re of PATTERNS) {
     for (const m of text.matchAll(re)) {
       if (m[0].includes('[')) {
-        // A wrapper's argv: the first word that is neither an option, a number, nor a signal.
-        const words = [...(m[1] ?? '').matchAll(/'([^']*)'/g)].map((w) => w[1] ?? '');
-        const prog = words.find((w) => /^[a-z][a-z0-9_.+-]*$/.test(w));
-        if (prog) found.add(prog);
+        // A wrapper's argv: the first element that is neither an option, a number, nor a signal
+        // is the program; when that element is computed (process.execPath), it is not a tool.
+        for (const item of (m[1] ?? '').split(',').map((w) => w.trim())) {
+          const literal = /^'([^']*)'$/.exec(item)?.[1];
+          if (literal === undefined) break;
+          if (/^[a-z][a-z0-9_.+-]*$/.test(literal)) {
+            found.add(literal);
+            break;
+          }
+        }
         continue;
       }
       for (const g of m.slice(1)) if (g) found.add(g);
@@ -68,7 +74,8 @@ function packageOf(tool: string): string {
 void test('the scanner finds programs however they are started', () => {
   const text = `spawn('tcpdump', []); host.exec('knock', ['-4']); spawn(opts.netns ? 'ip' : 'nft', argv);
     sh('ip', ['netns', 'exec', ns, 'iptables-restore', '-w']); const SETPRIV = '/usr/bin/setpriv'; ['/usr/bin/not-started'];
-    c.spawn('timeout', ['-k', '1', '-s', 'INT', '6', 'hping3', '--rand-source']); run('ipset', ['list']);`;
+    c.spawn('timeout', ['-k', '1', '-s', 'INT', '6', 'hping3', '--rand-source']); run('ipset', ['list']);
+    h.exec('timeout', ['-s', 'KILL', '10', process.execPath, MAIN, 'base']);`;
   assert.deepEqual([...startedPrograms(text)].sort(), ['hping3', 'ip', 'ipset', 'iptables-restore', 'knock', 'nft', 'setpriv', 'tcpdump', 'timeout']);
 });
 

@@ -11,12 +11,25 @@ export interface RedisNonceStoreOptions {
   readonly keys?: KeySpace;
 }
 
+/**
+ * Where the nonces of every scope starting with `scopePrefix` live. encodeURIComponent works
+ * character by character, so the encoded scope starts with the encoded prefix: the relay's Redis
+ * ACL pattern is this prefix plus `*` (relay-acl.ts).
+ */
+export function nonceKeyPrefix(keys: KeySpace, scopePrefix: string): string {
+  return keys(`nonce:${encodeURIComponent(scopePrefix)}`);
+}
+
+export function nonceKey(keys: KeySpace, scope: string, nonce: string): string {
+  // Encoded so that scope "a:b" + nonce "c" and scope "a" + nonce "b:c" stay distinct.
+  return `${nonceKeyPrefix(keys, scope)}:${encodeURIComponent(nonce)}`;
+}
+
 export function createRedisNonceStore(opts: RedisNonceStoreOptions): NonceStore {
   const key = opts.keys ?? keyspace();
   return {
     async claim(scope, nonce, ttlMs) {
-      // Encoded so that scope "a:b" + nonce "c" and scope "a" + nonce "b:c" stay distinct.
-      const k = key(`nonce:${encodeURIComponent(scope)}:${encodeURIComponent(nonce)}`);
+      const k = nonceKey(key, scope, nonce);
       try {
         return (await opts.conn.client.set(k, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
       } catch (err) {

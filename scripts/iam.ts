@@ -1,0 +1,36 @@
+// The gateway's cloud permissions for a config file, generated from what the adapters accept:
+//   npm run iam -- aws --config /etc/knockgw/config.yaml --account 123456789012
+//   npm run iam -- gcp --config /etc/knockgw/config.yaml --service-account gw@P.iam.gserviceaccount.com
+// AWS: the policy JSON on stdout, the command that marks the groups/lists as knockgw's on stderr.
+// GCP: the commands that create the custom role and bind it with the knockgw-* condition.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { gatewayAwsPolicy, managedTagCommands } from '../gateway/adapters/cloud-aws-policy.ts';
+import { gatewayGcpCommands } from '../gateway/adapters/cloud-gcp-policy.ts';
+import { compileYaml } from '../gateway/config/load.ts';
+import { describeError, kgwError } from '../gateway/core/errors.ts';
+
+async function main(argv: readonly string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, options: { config: { type: 'string' }, account: { type: 'string' }, 'service-account': { type: 'string' } } });
+  const [cloud] = positionals;
+  if ((cloud !== 'aws' && cloud !== 'gcp') || !values.config) throw kgwError('KGW_CLI_USAGE', 'usage: npm run iam -- aws|gcp --config FILE (--account ID | --service-account EMAIL)');
+  const config = compileYaml(await readFile(values.config, 'utf8'), values.config, hostname());
+  if (cloud === 'aws') {
+    const aws = config.cloud.aws;
+    if (!aws) throw kgwError('KGW_CLI_USAGE', `${values.config} has no cloud.aws section`);
+    if (!values.account) throw kgwError('KGW_CLI_USAGE', '--account (the 12-digit account of the groups) is required');
+    process.stdout.write(`${JSON.stringify(gatewayAwsPolicy(aws, values.account), null, 2)}\n`);
+    process.stderr.write(`# the policy allows changes only on groups/lists tagged as knockgw's; tag them once:\n${managedTagCommands(aws).join('\n')}\n`);
+    return;
+  }
+  const gcp = config.cloud.gcp;
+  if (!gcp) throw kgwError('KGW_CLI_USAGE', `${values.config} has no cloud.gcp section`);
+  if (!values['service-account']) throw kgwError('KGW_CLI_USAGE', '--service-account (the gateway\'s) is required');
+  process.stdout.write(`${gatewayGcpCommands(gcp, values['service-account']).join('\n')}\n`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`knockgw iam: ${describeError(err)}\n`);
+  process.exitCode = 64;
+});

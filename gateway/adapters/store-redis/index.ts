@@ -4,6 +4,8 @@
 //   grant:<id>  the grant as JSON, PX = its remaining TTL (no TTL = until closed)
 //   grants      sorted set of ids by expiry (Redis time; +inf = until closed)
 //   changes     stream of changes (XADD MAXLEN ~ 10000): a hint, never the truth
+//   gen         the generation: one more per change (kit/redis/lua.ts), so a full read that finds
+//               the one it last read whole costs one round trip, not two commands per grant
 // Merges and lists are Lua scripts (kit/redis/lua.ts, run by remote.ts), lifetimes follow
 // Redis's clock (codec.ts), changes of other nodes arrive through the stream (feed.ts; a reader
 // that fell behind what the stream keeps reads every grant at once), and while Redis is away
@@ -37,6 +39,11 @@ export interface RedisStoreOptions {
   readonly logger: Logger;
   /** Period of the full re-read that repairs missed hints, skipped when list() read it meanwhile (default 30 s). */
   readonly fullReconcileMs?: number;
+  /**
+   * A full read reads every grant even when the generation is the one last read whole, once the
+   * last such read is this old (default 10 × fullReconcileMs): catches a hand edit with redis-cli.
+   */
+  readonly fullReadMaxAgeMs?: number;
   /** Fail with KGW_STORE_UNAVAILABLE when Redis is not reachable at start (default: start degraded). */
   readonly requireStoreAtStart?: boolean;
   /** How long start-up waits for Redis (default 5 s). */
@@ -95,24 +102,39 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     if (change) for (const ids of reading) ids.add(change.kind === 'put' ? change.grant.id : change.id);
   });
 
+  const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
+  /** The generation of the last complete read, and when it started. */
+  let readGen: string | undefined;
+  let readAt = -Infinity;
+  const maxReadAgeMs = opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000);
+
   /**
    * Flush, then read the authoritative set into the cache: silently for list() callers (they read
    * it), announcing each difference otherwise (the backstop, a reconnect), so a watcher never has
-   * to read the whole set again: in a fleet, one more read per node is O(nodes × grants).
+   * to read the whole set again: in a fleet, one more read per node is O(nodes × grants). When
+   * the generation is still the one last read whole, the cache is that set (every change since
+   * came with a generation) and nothing is read; `force` reads all the same (a stream gap, a
+   * reconnect), and so does a read after fullReadMaxAgeMs.
    */
-  const refresh = async (announce = false): Promise<Grant[]> => {
+  const refresh = async (announce = false, force = false): Promise<Grant[]> => {
     readInPeriod = true;
     await outbox.idle();
     if (outbox.size > 0) await flush();
+    const startedAt = clock.now();
+    const since = !force && outbox.size === 0 && startedAt - readAt < maxReadAgeMs ? readGen : undefined;
     const touched = new Set<string>();
     reading.add(touched);
-    let read: Grant[];
+    let read: Awaited<ReturnType<typeof remote.list>>;
     try {
-      read = await remote.list();
+      read = await remote.list(since);
     } finally {
       reading.delete(touched);
     }
-    const merged = new Map(read.map((g) => [g.id, g]));
+    if (!read.grants) return cache.live();
+    [readGen, readAt] = [read.gen, startedAt];
+    // A Redis flushed without a restart: each node puts its own grants back (queued: kept below).
+    await checkEpoch();
+    const merged = new Map(read.grants.map((g) => [g.id, g]));
     // A change that reached the cache during the read (the stream, a local write, an expiry) is
     // newer than what a chunk read before it said: a read takes many round trips.
     for (const id of touched) {
@@ -127,6 +149,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     }
     if (announce) cache.sync(merged.values());
     else cache.replaceAll(merged.values());
+    if (outbox.size > 0) void flush();
     return [...merged.values()];
   };
 
@@ -149,7 +172,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   // One full read at a time for gaps (a reader far behind reports one per batch), and one more
   // after it when a gap came meanwhile: the read in flight may have passed what was lost since.
   const gapRead = coalesced(() =>
-    refresh(true).then(
+    refresh(true, true).then(
       () => undefined,
       (err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `full read from Redis at ${target} after a stream gap failed`),
     ),
@@ -168,8 +191,6 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     },
   });
 
-  const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
-
   const onReady = async (): Promise<void> => {
     const queued = outbox.size;
     try {
@@ -178,7 +199,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       // The cursor starts at the stream's end *before* the full read, so nothing falls in between.
       const last = XRangeReply.parse(await conn.client.xrevrange(streamKey, '+', '-', 'COUNT', 1))[0]?.[0];
       reader.seek(last ?? '0-0');
-      await refresh(true);
+      await refresh(true, true);
       if (downSince !== undefined) {
         logger.info({ event: 'store.reconnected', target, queued, flushed, downMs: clock.now() - downSince, grants: cache.size }, `Redis at ${target} is back: replayed ${flushed} of ${queued} queued changes`);
       }

@@ -22,8 +22,12 @@ export interface RemoteGrants {
   put(grant: Grant): Promise<Grant>;
   /** The removed grant, or undefined when there was none. */
   remove(id: string): Promise<Grant | undefined>;
-  /** Every live grant, a chunk per round trip. */
-  list(): Promise<Grant[]>;
+  /**
+   * Every live grant, a chunk per round trip, and the generation they were read at (at least:
+   * a chunk may see later changes). With `since` = that generation as read before, one round
+   * trip and no grants when it is still the same: nothing changed.
+   */
+  list(since?: string): Promise<{ gen: string; grants?: Grant[] }>;
   /** Redis's clock minus ours, learnt on each full read. */
   offsetMs(): number;
 }
@@ -33,6 +37,7 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
   const grantPrefix = deps.key('grant:');
   const indexKey = deps.key('grants');
   const streamKey = deps.key('changes');
+  const genKey = deps.key('gen');
   let offsetMs = 0;
 
   const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
@@ -49,7 +54,7 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
       const now = clock.now();
       if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
       const e = encodeGrant(grant, now);
-      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
+      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
       const [json, mode, pttl] = reply;
       const stored = decode(grant.id, json, pttl, now);
       if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
@@ -58,27 +63,31 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
     },
 
     async remove(id) {
-      const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
+      const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey, genKey], [id, nodeId, maxLen]);
       if (typeof reply !== 'string' || reply === '') return undefined;
       return decode(id, reply, undefined, clock.now());
     },
 
-    async list() {
+    async list(since) {
       const grants = new Map<string, Grant>();
       let cursor = '0';
+      let gen: string | undefined;
       do {
         const before = clock.now();
-        const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix, cursor, LIST_CHUNK]));
+        const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey, genKey], [grantPrefix, cursor, LIST_CHUNK, since ?? '']));
         const after = clock.now();
         offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
         cursor = String(reply[1]);
-        for (let i = 2; i + 2 < reply.length; i += 3) {
+        // The first chunk's generation: every later chunk sees that state or a newer one.
+        gen ??= String(reply[2]);
+        if (since !== undefined && since !== '' && gen === since) return { gen };
+        for (let i = 3; i + 2 < reply.length; i += 3) {
           // PTTL was read between before and after: counting from before never stretches a grant.
           const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
           if (g && isLive(g, after)) grants.set(g.id, g);
         }
       } while (cursor !== '0');
-      return [...grants.values()];
+      return { gen: gen ?? '', grants: [...grants.values()] };
     },
   };
 }

@@ -40,7 +40,7 @@ async function calls(r: Redis, cmd: string): Promise<number> {
   return Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
 }
 
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const start = performance.now();
   while (!(await cond())) {
     if (performance.now() - start > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
@@ -106,6 +106,35 @@ void test('puts and removes on another node: each read after them holds exactly 
   const gen = await r.get(a.key('gen'));
   assert.equal(await a.remove('openSSH@203.0.113.1'), undefined);
   assert.equal(await r.get(a.key('gen')), gen);
+});
+
+void test('a trickle of changes elsewhere reaches the cache by the stream: the reads after it read no grant', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await node(t, redis.url, 'gw-a');
+  const b = await node(t, redis.url, 'gw-b');
+  const r = raw(t, redis.url);
+  await Promise.all(Array.from({ length: 300 }, (_, i) => a.put(grant(ipOf(i), 'gw-a'))));
+  await until('B holds all 300', async () => (await b.list()).length === 300, 3000);
+  assert.equal((await a.list()).length, 300);
+  const seen: string[] = [];
+  b.watch((c) => c && seen.push(c.kind));
+  await r.config('RESETSTAT');
+  for (let i = 0; i < 10; i++) {
+    const g = await a.put(grant(ipOf(1000 + i), 'gw-a'));
+    await until(`B saw put ${i}`, () => seen.length === 2 * i + 1, 1000);
+    assert.equal((await b.list()).length, 301);
+    await a.remove(g.id);
+    await until(`B saw remove ${i}`, () => seen.length === 2 * i + 2, 1000);
+    assert.equal((await b.list()).length, 300);
+  }
+  // A's own entries move its generation on too, once its reader has passed them.
+  await until('A reads nothing', async () => (await a.list()).length === 300 && (await calls(r, 'zscan')) === 0, 1000);
+  assert.equal(await calls(r, 'zscan'), 0, 'nobody walked the index');
+
+  // An entry from a knockgw without generations: the next read reads everything.
+  await r.xadd(a.key('changes'), '*', 'op', 'remove', 'id', 'openSSH@203.0.113.9', 'node', 'gw-old');
+  await until('B read it all', async () => (await b.list()).length === 300 && (await calls(r, 'zscan')) > 0, 1000);
 });
 
 void test('a hand edit that leaves the generation alone is read at the latest after fullReadMaxAgeMs', async (t) => {

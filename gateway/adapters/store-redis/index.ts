@@ -27,6 +27,7 @@ import { startStreamReader } from '../../kit/redis/stream-reader.ts';
 import { GrantCache } from '../grant-cache.ts';
 import { changeFeed } from './feed.ts';
 import { epochCheck } from './epoch.ts';
+import { generation } from './generation.ts';
 import { createOutbox, type QueuedOp } from './outbox.ts';
 import { remoteGrants } from './remote.ts';
 
@@ -103,10 +104,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   });
 
   const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
-  /** The generation of the last complete read, and when it started. */
-  let readGen: string | undefined;
-  let readAt = -Infinity;
-  const maxReadAgeMs = opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000);
+  const gen = generation(opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000));
 
   /**
    * Flush, then read the authoritative set into the cache: silently for list() callers (they read
@@ -121,19 +119,19 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     await outbox.idle();
     if (outbox.size > 0) await flush();
     const startedAt = clock.now();
-    const since = !force && outbox.size === 0 && startedAt - readAt < maxReadAgeMs ? readGen : undefined;
+    const since = outbox.size === 0 ? gen.since(startedAt, force) : undefined;
     const touched = new Set<string>();
     reading.add(touched);
     let read: Awaited<ReturnType<typeof remote.list>>;
     try {
       read = await remote.list(since);
+      // A Redis flushed without a restart: each node puts its own grants back (queued: kept below).
+      if (read.grants) await checkEpoch();
     } finally {
       reading.delete(touched);
     }
     if (!read.grants) return cache.live();
-    [readGen, readAt] = [read.gen, startedAt];
-    // A Redis flushed without a restart: each node puts its own grants back (queued: kept below).
-    await checkEpoch();
+    gen.read(read.gen, startedAt);
     const merged = new Map(read.grants.map((g) => [g.id, g]));
     // A change that reached the cache during the read (the stream, a local write, an expiry) is
     // newer than what a chunk read before it said: a read takes many round trips.
@@ -180,7 +178,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const reader = startStreamReader({
     conn: readerConn,
     stream: streamKey,
-    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget }),
+    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget, applied: (g) => gen.applied(g) }),
     onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
     // A batch as long as the stream keeps may have started past what was trimmed.
     lagAt: Math.min(READ_COUNT, maxLen),

@@ -1,36 +1,80 @@
 // Which generation of the grant set the cache holds (the `gen` key: one more per change, see
-// kit/redis/lua.ts), so that a full read can ask Redis "still that one?" instead of reading every
+// kit/redis/lua.ts), so that a full read can ask Redis for one number instead of reading every
 // grant: in a fleet, every node's periodic read of every grant is O(nodes × grants).
 //
-// A complete read sets it (the generation its first chunk saw: every later chunk sees that state
-// or a newer one, so the cache is at least that set). Stream entries come in order, one per
-// generation: the next one moves it on, so a trickle of changes does not cost every node a read
-// of every grant. A hole (entries trimmed, or entries older than a read that overtook them) waits
-// for the next whole read. An entry without a generation (an older knockgw in a rolling upgrade)
-// forgets it. Grants that expire by PX change no generation: every node closes them on its own
-// timers. A hand edit with redis-cli changes none either: hence a whole read at least every maxAgeMs.
+// A complete read sets it: to the generation its first chunk saw (every later chunk sees that
+// state or a newer one), or, when the change feed handed over every entry from before the read
+// to past that generation without a hole meanwhile, to the feed's last entry. Entries come in
+// order, one per generation: the next one moves it on, so a trickle of changes does not cost
+// every node a read of every grant. A hole (entries trimmed, entries older than a read that
+// overtook them) waits for the next whole read; an entry without a generation (an older knockgw
+// in a rolling upgrade) forgets it. Grants that expire by PX change no generation: every node
+// closes those on its own timers. A hand edit with redis-cli changes none either: hence a whole
+// read at least every maxAgeMs.
 
 export interface Generation {
-  /** What to ask a full read starting at `now`: the generation held, or undefined = read everything. */
+  /** The generation held, unless a full read starting at `now` must read everything. */
   since(now: number, force: boolean): string | undefined;
-  /** A complete read that started at `at` found generation `gen` ('' = none yet). */
-  read(gen: string, at: number): void;
-  /** A stream entry with this generation reached the cache. */
+  /** Before a whole read: what read() needs to know whether the feed kept up meanwhile. */
+  mark(): number;
+  /** A complete read that started at `at` (mark `mark`) found generation `gen` ('' = none yet). */
+  read(gen: string, at: number, mark: number): void;
+  /** A change entry with this generation reached the cache. */
   applied(gen: string | undefined): void;
+  /**
+   * Whether the cache holds generation `target` (Redis's now) within `waitMs`: at once when it
+   * does, after waiting for the feed when it is a little behind, false when it is not that.
+   */
+  reach(target: string, waitMs: number): Promise<boolean>;
 }
+
+/** Further behind than this, the feed is not waited for: a whole read is sooner. */
+const MAX_BEHIND = 1000;
 
 export function generation(maxAgeMs: number): Generation {
   let held: string | undefined;
   let readAt = -Infinity;
+  /** The feed's last entry, and how many times it skipped a generation. */
+  let last: number | undefined;
+  let holes = 0;
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of [...waiters]) w();
+  };
   return {
     since: (now, force) => (force || now - readAt >= maxAgeMs || !held ? undefined : held),
-    read(gen, at) {
-      held = gen;
+    mark: () => holes,
+    read(gen, at, mark) {
+      held = gen !== '' && mark === holes && last !== undefined && last >= Number(gen) ? String(last) : gen;
       readAt = at;
+      wake();
     },
     applied(gen) {
+      const g = gen === undefined ? NaN : Number(gen);
+      if (last === undefined || g !== last + 1) holes++;
+      last = Number.isFinite(g) ? g : undefined;
       if (gen === undefined) held = undefined;
-      else if (held && Number(gen) === Number(held) + 1) held = gen;
+      else if (held && g === Number(held) + 1) held = gen;
+      wake();
+    },
+    reach(target, waitMs) {
+      const behind = (): number => (held ? Number(target) - Number(held) : NaN);
+      if (behind() === 0) return Promise.resolve(true);
+      if (!(behind() > 0 && behind() <= MAX_BEHIND)) return Promise.resolve(false);
+      return new Promise((resolve) => {
+        const done = (ok: boolean): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(ok);
+        };
+        const check = (): void => {
+          const b = behind();
+          if (b <= 0) done(true);
+          else if (!(b > 0)) done(false);
+        };
+        const timer = setTimeout(() => done(false), waitMs);
+        waiters.add(check);
+      });
     },
   };
 }

@@ -59,6 +59,8 @@ export interface RedisStore extends GrantStore {
   connected(): boolean;
 }
 
+/** How long a full read waits for the change feed to bring what Redis's generation says it has. */
+const FEED_WAIT_MS = 1000;
 /** Stream entries per XREAD. */
 const READ_COUNT = 500;
 const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
@@ -110,8 +112,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
    * Flush, then read the authoritative set into the cache: silently for list() callers (they read
    * it), announcing each difference otherwise (the backstop, a reconnect), so a watcher never has
    * to read the whole set again: in a fleet, one more read per node is O(nodes × grants). When
-   * the generation is still the one last read whole, the cache is that set (every change since
-   * came with a generation) and nothing is read; `force` reads all the same (a stream gap, a
+   * Redis's generation is the one the cache holds (or the change feed brings it within a moment),
+   * the cache is that set and no grant is read; `force` reads all the same (a stream gap, a
    * reconnect), and so does a read after fullReadMaxAgeMs.
    */
   const refresh = async (announce = false, force = false): Promise<Grant[]> => {
@@ -119,19 +121,19 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     await outbox.idle();
     if (outbox.size > 0) await flush();
     const startedAt = clock.now();
-    const since = outbox.size === 0 ? gen.since(startedAt, force) : undefined;
+    if (outbox.size === 0 && gen.since(startedAt, force) !== undefined && (await gen.reach(await remote.generation(), FEED_WAIT_MS))) return cache.live();
     const touched = new Set<string>();
     reading.add(touched);
+    const mark = gen.mark();
     let read: Awaited<ReturnType<typeof remote.list>>;
     try {
-      read = await remote.list(since);
+      read = await remote.list();
       // A Redis flushed without a restart: each node puts its own grants back (queued: kept below).
-      if (read.grants) await checkEpoch();
+      await checkEpoch();
     } finally {
       reading.delete(touched);
     }
-    if (!read.grants) return cache.live();
-    gen.read(read.gen, startedAt);
+    gen.read(read.gen, startedAt, mark);
     const merged = new Map(read.grants.map((g) => [g.id, g]));
     // A change that reached the cache during the read (the stream, a local write, an expiry) is
     // newer than what a chunk read before it said: a read takes many round trips.

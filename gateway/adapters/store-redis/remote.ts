@@ -22,12 +22,10 @@ export interface RemoteGrants {
   put(grant: Grant): Promise<Grant>;
   /** The removed grant, or undefined when there was none. */
   remove(id: string): Promise<Grant | undefined>;
-  /**
-   * Every live grant, a chunk per round trip, and the generation they were read at (at least:
-   * a chunk may see later changes). With `since` = that generation as read before, one round
-   * trip and no grants when it is still the same: nothing changed.
-   */
-  list(since?: string): Promise<{ gen: string; grants?: Grant[] }>;
+  /** Every live grant, a chunk per round trip, and the generation the first chunk saw (a later chunk may see later changes). */
+  list(): Promise<{ gen: string; grants: Grant[] }>;
+  /** The generation now ('' = none, or unreadable: then a full read follows and the next put repairs it). */
+  generation(): Promise<string>;
   /** Redis's clock minus ours, learnt on each full read. */
   offsetMs(): number;
 }
@@ -68,19 +66,20 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
       return decode(id, reply, undefined, clock.now());
     },
 
-    async list(since) {
+    generation: () => conn.client.get(genKey).then((g) => g ?? '', () => ''),
+
+    async list() {
       const grants = new Map<string, Grant>();
       let cursor = '0';
       let gen: string | undefined;
       do {
         const before = clock.now();
-        const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey, genKey], [grantPrefix, cursor, LIST_CHUNK, since ?? '']));
+        const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey, genKey], [grantPrefix, cursor, LIST_CHUNK]));
         const after = clock.now();
         offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
         cursor = String(reply[1]);
         // The first chunk's generation: every later chunk sees that state or a newer one.
         gen ??= String(reply[2]);
-        if (since !== undefined && since !== '' && gen === since) return { gen };
         for (let i = 3; i + 2 < reply.length; i += 3) {
           // PTTL was read between before and after: counting from before never stretches a grant.
           const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);

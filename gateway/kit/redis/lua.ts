@@ -103,10 +103,9 @@ if type(cur) ~= 'string' then return '' end
 return cur
 `;
 
-// Keys: 1 index, 2 generation. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size,
-// the generation the caller last read whole ('' = none). Returns {redis now ms, next cursor ('0'
-// = done), generation ('' = none yet), id, json ('' = not a string), pttl, …}; a first call whose
-// generation is the caller's returns no grants: nothing changed since that read. One chunk of
+// Keys: 1 index, 2 generation. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size.
+// Returns {redis now ms, next cursor ('0' = done), generation ('' = none yet), id, json ('' = not
+// a string), pttl, …}: the first chunk's generation is one the whole read saw (or a later one). One chunk of
 // the index per call: a script blocks every other client of Redis while it runs, and a single
 // read of 10k grants held a 50-node fleet's changes for ~100 ms a time (bench/RESULTS.md, Fleet).
 // ZSCAN returns every grant that is there for the whole read (some maybe twice: the caller
@@ -118,7 +117,7 @@ local t = redis.call('TIME')
 local gen = redis.pcall('GET', KEYS[2])
 if type(gen) ~= 'string' then gen = '' end
 local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), '0', gen}
-if k == 'none' or (ARGV[2] == '0' and gen ~= '' and gen == ARGV[4]) then return out end
+if k == 'none' then return out end
 if k ~= 'zset' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[1] .. ' is not a sorted set') end
 if ARGV[2] == '0' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1]) end
 local scan = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])

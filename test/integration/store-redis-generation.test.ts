@@ -145,6 +145,19 @@ void test('a trickle of changes elsewhere reaches the cache by the stream: the r
   await until('B read it all', async () => (await b.list()).length === 300 && (await calls(r, 'zscan')) > 0, 1000);
 });
 
+void test('nodes that started on an empty namespace follow the feed from its first change', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await node(t, redis.url, 'gw-a');
+  const b = await node(t, redis.url, 'gw-b');
+  const r = raw(t, redis.url);
+  await r.config('RESETSTAT');
+  for (let i = 0; i < 5; i++) await a.put(grant(ipOf(i), 'gw-a'));
+  assert.equal((await b.list()).length, 5);
+  assert.equal((await a.list()).length, 5);
+  assert.equal(await calls(r, 'zscan'), 0, 'the start-up reads left a generation to follow');
+});
+
 void test('a hand edit that leaves the generation alone is read at the latest after fullReadMaxAgeMs', async (t) => {
   const redis = await startRedis(t);
   if (!redis) return;

@@ -104,8 +104,9 @@ return cur
 `;
 
 // Keys: 1 index, 2 generation. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size.
-// Returns {redis now ms, next cursor ('0' = done), generation ('' = none yet), id, json ('' = not
-// a string), pttl, …}: the first chunk's generation is one the whole read saw (or a later one). One chunk of
+// Returns {redis now ms, next cursor ('0' = done), generation, id, json ('' = not a string), pttl,
+// …}: the first chunk's generation is one the whole read saw (or a later one). A namespace without
+// one gets one born here, so the first change after the read is the next one. One chunk of
 // the index per call: a script blocks every other client of Redis while it runs, and a single
 // read of 10k grants held a 50-node fleet's changes for ~100 ms a time (bench/RESULTS.md, Fleet).
 // ZSCAN returns every grant that is there for the whole read (some maybe twice: the caller
@@ -115,7 +116,10 @@ const GRANT_LIST_LUA = `
 local k = redis.call('TYPE', KEYS[1]).ok
 local t = redis.call('TIME')
 local gen = redis.pcall('GET', KEYS[2])
-if type(gen) ~= 'string' then gen = '' end
+if type(gen) ~= 'string' then
+  gen = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+  redis.call('SET', KEYS[2], gen)
+end
 local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), '0', gen}
 if k == 'none' then return out end
 if k ~= 'zset' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[1] .. ' is not a sorted set') end

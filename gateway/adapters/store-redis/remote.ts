@@ -8,11 +8,14 @@ import type { LogBudget } from '../../core/log-budget.ts';
 import type { Clock } from '../../ports.ts';
 import type { RedisConnection } from '../../kit/redis/connection.ts';
 import type { KeySpace } from '../../kit/redis/keys.ts';
-import { GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
+import { GRANT_GEN, GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
 import { decodeGrant, encodeGrant } from './codec.ts';
 
 const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
 const ListReply = z.array(z.union([z.string(), z.number()]));
+const GenReply = z.tuple([z.number(), z.string()]);
+/** Clock samples kept; the one with the shortest round trip is the estimate. */
+const CLOCK_SAMPLES = 8;
 
 /** Grants per GRANT_LIST call: ~2 ms of Redis time each, so no one waits long behind a full read. */
 const LIST_CHUNK = 250;
@@ -26,7 +29,7 @@ export interface RemoteGrants {
   list(): Promise<{ gen: string; grants: Grant[] }>;
   /** The generation now ('' = none, or unreadable: then a full read follows and the next put repairs it). */
   generation(): Promise<string>;
-  /** Redis's clock minus ours, learnt on each full read. */
+  /** Redis's clock minus ours: of the last few reads, the one with the shortest round trip. */
   offsetMs(): number;
 }
 
@@ -37,6 +40,13 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
   const streamKey = deps.key('changes');
   const genKey = deps.key('gen');
   let offsetMs = 0;
+  const samples: { offset: number; rtt: number }[] = [];
+  /** One reading of Redis's clock (ms) taken between our `before` and `after`. */
+  const sample = (redisNow: number, before: number, after: number): void => {
+    samples.push({ offset: redisNow - Math.round((before + after) / 2), rtt: after - before });
+    if (samples.length > CLOCK_SAMPLES) samples.shift();
+    offsetMs = samples.reduce((best, s) => (s.rtt < best.rtt ? s : best)).offset;
+  };
 
   const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
     const r = decodeGrant(id, json, pttl, localNow);
@@ -66,7 +76,13 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
       return decode(id, reply, undefined, clock.now());
     },
 
-    generation: () => conn.client.get(genKey).then((g) => g ?? '', () => ''),
+    async generation() {
+      const before = clock.now();
+      const reply = GenReply.safeParse(await runScript(conn.client, GRANT_GEN, [genKey], []).catch(() => undefined));
+      if (!reply.success) return '';
+      sample(reply.data[0], before, clock.now());
+      return reply.data[1];
+    },
 
     async list() {
       const grants = new Map<string, Grant>();
@@ -76,7 +92,7 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
         const before = clock.now();
         const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey, genKey], [grantPrefix, cursor, LIST_CHUNK]));
         const after = clock.now();
-        offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
+        sample(Number(reply[0]), before, after);
         cursor = String(reply[1]);
         // The first chunk's generation: every later chunk sees that state or a newer one.
         gen ??= String(reply[2]);

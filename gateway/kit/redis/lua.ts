@@ -143,6 +143,16 @@ end
 return out
 `;
 
+// Keys: 1 generation. Returns {redis now ms, generation ('' = none)}: what a read asks first, and
+// a sample of Redis's clock (a full read no longer comes often enough to be the only one).
+const GRANT_GEN_LUA = `
+local t = redis.call('TIME')
+local g = redis.pcall('GET', KEYS[1])
+if type(g) ~= 'string' then g = '' end
+return {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), g}
+`;
+
+export const GRANT_GEN = defineScript(GRANT_GEN_LUA);
 export const GRANT_PUT = defineScript(GRANT_PUT_LUA);
 export const GRANT_REMOVE = defineScript(GRANT_REMOVE_LUA);
 export const GRANT_LIST = defineScript(GRANT_LIST_LUA);

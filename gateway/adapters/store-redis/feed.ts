@@ -24,6 +24,8 @@ export interface ChangeFeedDeps {
   readonly budget: LogBudget;
   /** The entry's generation (undefined: written by a knockgw without generations) is in the cache. */
   readonly applied: (gen: string | undefined) => void;
+  /** False when a later change of this grant is in the cache already (our own write's reply). */
+  readonly claim: (id: string, gen: string | undefined) => boolean;
 }
 
 export function changeFeed(deps: ChangeFeedDeps): (id: string, fields: readonly string[]) => void {
@@ -35,7 +37,7 @@ export function changeFeed(deps: ChangeFeedDeps): (id: string, fields: readonly 
     if (f.get('node') === deps.nodeId) return deps.applied(gen);
     const id = f.get('id');
     const op = f.get('op');
-    if (id && outbox.has(id)) return deps.applied(gen);
+    if (id && (outbox.has(id) || !deps.claim(id, gen))) return deps.applied(gen);
     if (id && op === 'remove') {
       cache.delete(id);
       return deps.applied(gen);

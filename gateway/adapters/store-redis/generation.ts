@@ -22,14 +22,25 @@ export interface Generation {
   /** A change entry with this generation reached the cache. */
   applied(gen: string | undefined): void;
   /**
-   * Whether the cache holds generation `target` (Redis's now) within `waitMs`: at once when it
-   * does, after waiting for the feed when it is a little behind, false when it is not that.
+   * Whether a change of grant `id` made at generation `gen` may go into the cache: not when a
+   * later change of the same grant is already there. Our own write's reply can come after the feed
+   * handed over another node's later change of that grant (or the reverse): the cache follows
+   * Redis's order, not the order of arrival.
    */
-  reach(target: string, waitMs: number): Promise<boolean>;
+  claim(id: string, gen: string | undefined): boolean;
+  /**
+   * Whether the cache holds generation `target` (Redis's now, asked when since() said `from`), or
+   * a later one, within `waitMs`: at once when it does (the feed may have passed it meanwhile),
+   * after waiting for the feed when it is a little behind, false when Redis is behind `from`
+   * (another history: a replica, a restore) or far ahead.
+   */
+  reach(from: string, target: string, waitMs: number): Promise<boolean>;
 }
 
 /** Further behind than this, the feed is not waited for: a whole read is sooner. */
 const MAX_BEHIND = 1000;
+/** Grants whose last change's generation is remembered before the oldest are forgotten. */
+const MAX_IDS = 100_000;
 
 export function generation(maxAgeMs: number): Generation {
   let held: string | undefined;
@@ -38,6 +49,8 @@ export function generation(maxAgeMs: number): Generation {
   let last: number | undefined;
   let holes = 0;
   const waiters = new Set<() => void>();
+  /** Per grant, the generation of its last change in the cache (pruned far behind the feed). */
+  const byId = new Map<string, number>();
   const wake = (): void => {
     for (const w of [...waiters]) w();
   };
@@ -57,10 +70,19 @@ export function generation(maxAgeMs: number): Generation {
       else if (held && g === Number(held) + 1) held = gen;
       wake();
     },
-    reach(target, waitMs) {
+    claim(id, gen) {
+      const g = Number(gen);
+      if (gen === undefined || !Number.isFinite(g)) return true;
+      if ((byId.get(id) ?? -Infinity) > g) return false;
+      byId.set(id, g);
+      if (byId.size > MAX_IDS && last !== undefined) for (const [k, v] of byId) if (v < last - MAX_IDS / 2) byId.delete(k);
+      return true;
+    },
+    reach(from, target, waitMs) {
       const behind = (): number => (held ? Number(target) - Number(held) : NaN);
-      if (behind() === 0) return Promise.resolve(true);
-      if (!(behind() > 0 && behind() <= MAX_BEHIND)) return Promise.resolve(false);
+      if (!(Number(target) >= Number(from))) return Promise.resolve(false);
+      if (behind() <= 0) return Promise.resolve(true);
+      if (!(behind() <= MAX_BEHIND)) return Promise.resolve(false);
       return new Promise((resolve) => {
         const done = (ok: boolean): void => {
           clearTimeout(timer);

@@ -83,14 +83,15 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   let downSince: number | undefined;
 
   const remote = remoteGrants({ conn, key, nodeId, clock, maxLen: String(maxLen), budget });
+  const gen = generation(opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000));
 
   const sendQueued = async (op: QueuedOp): Promise<void> => {
     if (op.op === 'remove') {
       await remote.remove(op.id);
       return;
     }
-    const stored = await remote.put(op.grant);
-    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now())) cache.set(stored);
+    const { grant: stored, gen: g } = await remote.put(op.grant);
+    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
   };
   const flush = (): Promise<number> =>
     outbox.flush(sendQueued, up, (op, err) =>
@@ -106,7 +107,6 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   });
 
   const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
-  const gen = generation(opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000));
 
   /**
    * Flush, then read the authoritative set into the cache: silently for list() callers (they read
@@ -121,7 +121,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     await outbox.idle();
     if (outbox.size > 0) await flush();
     const startedAt = clock.now();
-    if (outbox.size === 0 && gen.since(startedAt, force) !== undefined && (await gen.reach(await remote.generation(), FEED_WAIT_MS))) return cache.live();
+    const since = outbox.size === 0 ? gen.since(startedAt, force) : undefined;
+    if (since !== undefined && (await gen.reach(since, await remote.generation(), FEED_WAIT_MS))) return cache.live();
     const touched = new Set<string>();
     reading.add(touched);
     const mark = gen.mark();
@@ -180,7 +181,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const reader = startStreamReader({
     conn: readerConn,
     stream: streamKey,
-    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget, applied: (g) => gen.applied(g) }),
+    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget, applied: (g) => gen.applied(g), claim: (id, g) => gen.claim(id, g) }),
     onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
     // A batch as long as the stream keeps may have started past what was trimmed.
     lagAt: Math.min(READ_COUNT, maxLen),
@@ -262,14 +263,14 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     connected: up,
     put: (grant) =>
       write(async () => {
-        const stored = await remote.put(grant);
-        if (isLive(stored, clock.now())) cache.set(stored);
+        const { grant: stored, gen: g } = await remote.put(grant);
+        if (isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
         return stored;
       }, () => local.put(grant)),
     remove: (id) =>
       write(async () => {
-        const old = await remote.remove(id);
-        return cache.delete(id) ?? old;
+        const r = await remote.remove(id);
+        return (r && !gen.claim(id, r.gen) ? undefined : cache.delete(id)) ?? r?.old;
       }, () => local.remove(id)),
     async list() {
       if (!up()) return cache.live();

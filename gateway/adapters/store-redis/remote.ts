@@ -11,7 +11,8 @@ import type { KeySpace } from '../../kit/redis/keys.ts';
 import { GRANT_GEN, GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
 import { decodeGrant, encodeGrant } from './codec.ts';
 
-const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
+const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number(), z.string()]);
+const RemoveReply = z.tuple([z.string(), z.string()]).nullable();
 const ListReply = z.array(z.union([z.string(), z.number()]));
 const GenReply = z.tuple([z.number(), z.string()]);
 /** Clock samples kept; the one with the shortest round trip is the estimate. */
@@ -21,10 +22,10 @@ const CLOCK_SAMPLES = 8;
 const LIST_CHUNK = 250;
 
 export interface RemoteGrants {
-  /** Merges and stores (GRANT_PUT); the grant as Redis keeps it. */
-  put(grant: Grant): Promise<Grant>;
-  /** The removed grant, or undefined when there was none. */
-  remove(id: string): Promise<Grant | undefined>;
+  /** Merges and stores (GRANT_PUT); the grant as Redis keeps it, and the generation it made. */
+  put(grant: Grant): Promise<{ grant: Grant; gen: string }>;
+  /** The removed grant (undefined: none, or unreadable) and the generation; undefined when nothing was there. */
+  remove(id: string): Promise<{ old: Grant | undefined; gen: string } | undefined>;
   /** Every live grant, a chunk per round trip, and the generation the first chunk saw (a later chunk may see later changes). */
   list(): Promise<{ gen: string; grants: Grant[] }>;
   /** The generation now ('' = none, or unreadable: then a full read follows and the next put repairs it). */
@@ -60,20 +61,20 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
 
     async put(grant) {
       const now = clock.now();
-      if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
+      if (grant.expiresAt !== null && grant.expiresAt <= now) return { grant, gen: '' };
       const e = encodeGrant(grant, now);
       const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
-      const [json, mode, pttl] = reply;
+      const [json, mode, pttl, gen] = reply;
       const stored = decode(grant.id, json, pttl, now);
       if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
       // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
-      return mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored;
+      return { grant: mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored, gen };
     },
 
     async remove(id) {
-      const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey, genKey], [id, nodeId, maxLen]);
-      if (typeof reply !== 'string' || reply === '') return undefined;
-      return decode(id, reply, undefined, clock.now());
+      const reply = RemoveReply.parse(await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey, genKey], [id, nodeId, maxLen]));
+      if (!reply) return undefined;
+      return { old: reply[0] === '' ? undefined : decode(id, reply[0], undefined, clock.now()), gen: reply[1] };
     },
 
     async generation() {

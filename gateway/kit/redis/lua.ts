@@ -42,7 +42,7 @@ end
 // Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, JSON head (every field but the two
 // below, without its closing brace), createdAt, expiresAt ('null' = until closed), px ('' = until
 // closed), stream maxlen, node id. Merge rule (= mergeGrant): first createdAt, the longer
-// remaining TTL. The stream entry carries the generation it made.
+// remaining TTL. The reply and the stream entry carry the generation it made.
 const GRANT_PUT_LUA = BUMP_LUA + `
 local function kind(k) return redis.call('TYPE', k).ok end
 if kind(KEYS[2]) ~= 'zset' and kind(KEYS[2]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[2] .. ' is not a sorted set') end
@@ -86,11 +86,11 @@ end
 redis.call('ZADD', KEYS[2], score, ARGV[1])
 local gen = bump(KEYS[4])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[1], 'node', ARGV[7], 'grant', value, 'pttl', string.format('%d', pttl), 'gen', gen)
-return {value, mode, pttl}
+return {value, mode, pttl, gen}
 `;
 
-// Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, node id, stream maxlen. Returns the
-// old JSON or ''. Removing nothing changes nothing: no generation, no stream entry.
+// Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, node id, stream maxlen. Returns {old
+// JSON or '', generation}, or nil: removing nothing changes nothing (no generation, no entry).
 const GRANT_REMOVE_LUA = BUMP_LUA + `
 local cur = redis.pcall('GET', KEYS[1])
 local n = redis.call('DEL', KEYS[1])
@@ -99,8 +99,8 @@ if n == 0 then return false end
 local gen = bump(KEYS[4])
 if redis.call('TYPE', KEYS[3]).ok ~= 'stream' and redis.call('TYPE', KEYS[3]).ok ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'remove', 'id', ARGV[1], 'node', ARGV[2], 'gen', gen)
-if type(cur) ~= 'string' then return '' end
-return cur
+if type(cur) ~= 'string' then cur = '' end
+return {cur, gen}
 `;
 
 // Keys: 1 index, 2 generation. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size.

@@ -6,7 +6,10 @@ import type { HaResult } from './ha.ts';
 import type { CloudResult } from './cloud.ts';
 import type { RelayBenchResult } from './relay.ts';
 import type { SpaSystemResult } from './spa.ts';
+import type { FleetResult } from './fleet/index.ts';
+import { fleetMetricLines, renderFleet } from './fleet/report.ts';
 import { round } from './lib.ts';
+import { fmt, table } from './table.ts';
 
 export interface BenchResults {
   knock?: SystemResult[];
@@ -15,15 +18,8 @@ export interface BenchResults {
   ha?: HaResult;
   cloud?: CloudResult[];
   relay?: RelayBenchResult[];
+  fleet?: FleetResult;
   errors: { phase: string; message: string }[];
-}
-
-const fmt = (v: number | undefined, unit = ''): string => (v === undefined || !Number.isFinite(v) ? 'n/a' : `${v}${unit}`);
-
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 const sys = (r: BenchResults, name: string): SystemResult | undefined => r.knock?.find((s) => s.name === name);
@@ -98,6 +94,7 @@ export function renderTables(r: BenchResults): string {
     out.push('', 'relay: signed knocks against the Node server (one process pinned to one core)');
     out.push(table(['alg', 'req/s', 'p50 ms', 'p99 ms', 'req per CPU-s', 'errors'], r.relay.map((x) => [x.alg, String(x.reqPerSec), fmt(x.p50Ms), fmt(x.p99Ms), String(x.reqPerCpuSec), String(x.errors)])));
   }
+  if (r.fleet) out.push('', renderFleet(r.fleet));
   for (const e of r.errors) out.push('', `PHASE FAILED: ${e.phase}: ${e.message}`);
   return out.join('\n');
 }
@@ -155,7 +152,8 @@ export function metricLines(r: BenchResults): string[] {
   }
   const relayMin = r.relay?.length ? Math.min(...r.relay.map((x) => x.reqPerSec)) : undefined;
   m.push(['relay_req_per_s', relayMin]);
-  return m.filter(([, v]) => v !== undefined).map(([k, v]) => `bench ${k}=${v}`);
+  const lines = m.filter(([, v]) => v !== undefined).map(([k, v]) => `bench ${k}=${v}`);
+  return r.fleet ? [...lines, ...fleetMetricLines(r.fleet)] : lines;
 }
 
 /** Each target from the issue: the measured value and whether it is met. */

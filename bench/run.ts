@@ -2,6 +2,7 @@
 // printing a table, the verdict on each target, and one `bench key=value` line per metric.
 //   sudo npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay] [--runs N]
 //        [--flood-seconds S] [--flood-interval auto|uNN] [--markdown FILE]
+//   npm run bench -- --fleet [--fleet-nodes 5,10,25,50] [--quick]   (no root needed; fleet/index.ts)
 // Everything it starts (namespaces, knockd, fwknopd, hping3, daemons, redis, fakes) is removed on exit,
 // on failure and on Ctrl-C; the whole run is bounded in time.
 import { cpus, loadavg, release } from 'node:os';
@@ -16,14 +17,18 @@ import { benchScale } from './scale.ts';
 import { benchHa } from './ha.ts';
 import { benchCloud } from './cloud.ts';
 import { benchRelay } from './relay.ts';
+import { benchFleet } from './fleet/index.ts';
 import { cleanupAll, installSignalCleanup } from './lib.ts';
+import { CLOUD_LEASE_TTL_MS } from '../gateway/wiring/cloud-runtime.ts';
 import { metricLines, renderTables, verdicts, type BenchResults } from './report.ts';
 import type { SystemName } from './systems.ts';
 
-const PHASES = ['knock', 'spa', 'scale', 'ha', 'cloud', 'relay'] as const;
+const PHASES = ['knock', 'spa', 'scale', 'ha', 'cloud', 'relay', 'fleet'] as const;
+/** The fleet simulation runs only when asked for (--fleet): minutes of 2 cores for one question. */
+const DEFAULT_PHASES = PHASES.filter((p) => p !== 'fleet');
 type Phase = (typeof PHASES)[number];
 
-const USAGE = 'usage: npm run bench [-- --quick] [--only knock,scale,ha,cloud,relay] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE]';
+const USAGE = 'usage: npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay,fleet] [--fleet [--fleet-nodes 5,10,25,50]] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE]';
 
 /** A bad argument is a usage error (exit 64) with the usage line, never a stack trace. */
 function usage(message: string): never {
@@ -41,6 +46,8 @@ function parseBenchArgs() {
         'flood-seconds': { type: 'string' },
         'flood-interval': { type: 'string', default: 'auto' },
         markdown: { type: 'string' },
+        fleet: { type: 'boolean', default: false },
+        'fleet-nodes': { type: 'string' },
       },
     }).values;
   } catch (err) {
@@ -56,7 +63,7 @@ function count(name: string, text: string | undefined, fallback: number, max: nu
 
 const values = parseBenchArgs();
 const quick = values.quick;
-const only = (values.only ?? PHASES.join(',')).split(',').map((p) => p.trim());
+const only = (values.only ?? (values.fleet ? 'fleet' : DEFAULT_PHASES.join(','))).split(',').map((p) => p.trim());
 for (const p of only) if (!(PHASES as readonly string[]).includes(p)) usage(`unknown bench phase "${p}" (phases: ${PHASES.join(', ')})`);
 const settings = {
   runs: count('runs', values.runs, quick ? 10 : 50, 10_000),
@@ -67,8 +74,18 @@ const settings = {
   haSamples: quick ? 50 : 200,
   cloudGrants: 100,
   relaySeconds: quick ? 2 : 5,
+  fleet: {
+    ladder: (values['fleet-nodes'] ?? (quick ? '5,50' : '5,10,25,50')).split(',').map((n) => count('fleet-nodes', n, 5, 500)),
+    processes: 5,
+    grants: quick ? 50 : 100,
+    perSecond: 20,
+    fastPerSecond: 250,
+    live: quick ? 2000 : 10_000,
+    idleSeconds: quick ? 5 : 10,
+    leaseTtlMs: CLOUD_LEASE_TTL_MS,
+  },
   /** Hard bound on the whole run: past it, everything is torn down and the bench fails. */
-  budgetMs: (quick ? 4 : 12) * 60_000,
+  budgetMs: (quick ? 4 : 12) * 60_000 + (values.fleet ? 6 * 60_000 : 0),
 };
 const SYSTEMS: readonly SystemName[] = ['knockd', 'kernel', 'pcap'];
 
@@ -114,6 +131,11 @@ async function runPhases(results: BenchResults): Promise<void> {
   await phase('cloud', async () => {
     log(`cloud calls per grant: ${settings.cloudGrants} grants, AWS prefix-list, AWS rules, GCP aggregated, GCP per-grant…`);
     results.cloud = await benchCloud(settings.cloudGrants);
+  });
+  await phase('fleet', async () => {
+    log(`fleet: ${settings.fleet.ladder.join(' → ')} gateway nodes on one redis-server, ${settings.fleet.live} live grants at the largest…`);
+    results.fleet = { sizes: [] };
+    await benchFleet(settings.fleet, log, results.fleet);
   });
   await phase('relay', async () => {
     results.relay = [];

@@ -40,8 +40,20 @@ export const GrantSchema = z
     }
   });
 
-
 type Watcher = (change: StoreChange | undefined) => void;
+
+/**
+ * Two reads of one grant re-base its expiry on this clock with the round trip's error (a few ms):
+ * only a difference beyond that is a change (an extension, a shortened grant).
+ */
+const SAME_EXPIRY_MS = 1000;
+
+function differs(old: Grant | undefined, next: Grant): boolean {
+  if (!old) return true;
+  if (old.ip !== next.ip || old.ports.length !== next.ports.length || old.ports.some((p, i) => p.port !== next.ports[i]?.port || p.proto !== next.ports[i]?.proto)) return true;
+  if (old.expiresAt === null || next.expiresAt === null) return old.expiresAt !== next.expiresAt;
+  return Math.abs(old.expiresAt - next.expiresAt) > SAME_EXPIRY_MS;
+}
 
 /**
  * The live grants of one node and their watchers. A timer armed for the earliest expiry removes
@@ -95,6 +107,21 @@ export class GrantCache {
       this.#grants.set(g.id, g);
       this.#arm(g.expiresAt);
     }
+  }
+
+  /**
+   * Replaces everything with an authoritative set and tells the watchers what differed, one change
+   * each (put: new or changed, remove: gone), so none of them has to read the whole set again.
+   * Returns how many changes it announced.
+   */
+  sync(grants: Iterable<Grant>): number {
+    const before = new Map(this.#grants);
+    this.replaceAll(grants);
+    const changes: StoreChange[] = [];
+    for (const g of this.#grants.values()) if (differs(before.get(g.id), g)) changes.push({ kind: 'put', grant: g });
+    for (const id of before.keys()) if (!this.#grants.has(id)) changes.push({ kind: 'remove', id });
+    for (const c of changes) this.emit(c);
+    return changes.length;
   }
 
   /** Live grants without side effects (for a snapshot taken while a sweep announces). */

@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../core/grant.ts';
 import { describeError, kgwError } from '../core/errors.ts';
+import { coalesced } from '../core/coalesce.ts';
 import type { Clock, GrantStore, Logger } from '../ports.ts';
 import { GrantCache, GrantSchema } from './grant-cache.ts';
 
@@ -84,29 +85,21 @@ export async function createMemoryStore(opts: MemoryStoreOptions): Promise<Memor
   const { stateFile, clock } = opts;
   const logger = opts.logger;
   let closed = false;
-  // Coalesced writer: at most one write in flight; changes during it cause exactly one more.
-  let dirty = false;
-  let writing: Promise<void> | undefined;
-
   const snapshot = (): string =>
     `${JSON.stringify({ version: 1, savedAt: clock.now(), grants: cache.peek() }, null, 1)}\n`;
 
-  const writeLoop = async (file: string): Promise<void> => {
-    while (dirty) {
-      dirty = false;
-      try {
-        await writeAtomic(file, snapshot());
-      } catch (err) {
-        // The grants stay live in memory; the next change retries the write.
-        logger.error({ event: 'store.state_write_failed', path: file, err: describeError(err) }, `cannot write the state file ${file}`);
-      }
-    }
-  };
-
-  const persist = (): void => {
+  // At most one write in flight; changes during it cause exactly one more.
+  const write = coalesced(async () => {
     if (!stateFile) return;
-    dirty = true;
-    writing ??= writeLoop(stateFile).finally(() => (writing = undefined));
+    try {
+      await writeAtomic(stateFile, snapshot());
+    } catch (err) {
+      // The grants stay live in memory; the next change retries the write.
+      logger.error({ event: 'store.state_write_failed', path: stateFile, err: describeError(err) }, `cannot write the state file ${stateFile}`);
+    }
+  });
+  const persist = (): void => {
+    if (stateFile) void write.run();
   };
 
   const cache = new GrantCache({ clock, logger, onExpired: persist });
@@ -153,13 +146,11 @@ export async function createMemoryStore(opts: MemoryStoreOptions): Promise<Memor
     watch(onChange) {
       return cache.watch(onChange);
     },
-    async flush() {
-      while (writing) await writing;
-    },
+    flush: () => write.idle(),
     async close() {
       if (closed) return;
       closed = true;
-      while (writing) await writing;
+      await write.idle();
       cache.close();
     },
   };

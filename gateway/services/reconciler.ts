@@ -1,12 +1,19 @@
 // Convergence of the host firewall (and the cloud) on the set of live grants.
 // - fast path: a store change that names its grant (put/remove) becomes the few firewall ops it
 //   implies, applied at once — no store or firewall listing between a knock and the open port;
-// - refresh: on a bare hint or a grant's expiry, re-read the store (cheap) and apply the
-//   differences against what we know, like a batch of fast changes;
+// - refresh: on a bare hint (the store lost track: a reconnect, an unreadable change), re-read
+//   the store and apply the differences against what we know, like a batch of fast changes;
+// - expiry: a known grant's end is applied from what we know, without reading the store. In a
+//   fleet every node sees every expiry: a store read per expiry per node is O(nodes × grants)
+//   Redis work for each grant that ends (measured in bench/RESULTS.md, Fleet). An extension this
+//   node missed is a missed hint like any other, for the periodic repair;
 // - full repair (level-triggered, on a timer): read the store AND the firewall and fix every
 //   difference (a rule deleted by hand, a missed hint). Its slow listing runs outside the queue,
 //   so it never delays a knock; addresses a fast change touched meanwhile are left to that change;
-// - cloud: its own queue, after changes settle — API calls never hold up the host firewall.
+// - cloud: its own queue, after changes settle — API calls never hold up the host firewall. Its
+//   desired set is what the host firewall was just brought in line with (the repair hands over
+//   the set it read), not a store read of its own: every node settles after every change, the
+//   lease holder alone acts, and a read per node per change is again O(nodes × grants).
 import { timerDelay } from '../core/timers.ts';
 import { desiredEntries, planFirewall } from '../core/plan.ts';
 import { formatPort, isLive, type Grant } from '../core/grant.ts';
@@ -143,7 +150,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // The kernel drops an expired element by itself; this keeps `known`, the log and the cloud true.
     expiryTimer = setTimeout(() => {
       expiryAt = Infinity;
-      void refresh();
+      void expire();
     }, wait);
     expiryTimer.unref();
   };
@@ -161,12 +168,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     cloudTimer.unref();
   };
 
-  function cloudNow(): Promise<void> {
+  /** `desired`: what a repair just read; by default the grants the host firewall follows now. */
+  function cloudNow(desired?: readonly Grant[]): Promise<void> {
     const cloud = deps.cloud;
     if (!cloud) return Promise.resolve();
     return cloudQueue('cloud reconcile', async () => {
       const now = deps.clock.now();
-      await cloud.reconcile(enforce(await deps.store.list(), now));
+      await cloud.reconcile(enforce(desired ?? [...known.values()], now));
     });
   }
 
@@ -212,6 +220,19 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     });
   }
 
+  /** Forgets (and logs) the known grants whose time ran out; the firewall's timeouts closed them. */
+  function expire(): Promise<void> {
+    return hostQueue('expiry', async () => {
+      const now = deps.clock.now();
+      const ips = new Set([...known.values()].filter((g) => !isLive(g, now)).map((g) => g.ip));
+      if (ips.size > 0) {
+        await converge([...ips].flatMap(knownAt), ips, { path: 'expiry' });
+        cloudLater();
+      }
+      rearmExpiry();
+    });
+  }
+
   function full(): Promise<void> {
     if (stopped) return Promise.resolve();
     fullInFlight ??= (async () => {
@@ -244,7 +265,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           deps.metrics.inc('reconcile_runs_total');
           rearmExpiry();
         });
-        await cloudNow();
+        await cloudNow(grants);
       } finally {
         touchedDuringFull = undefined;
         fullInFlight = undefined;

@@ -45,6 +45,8 @@ export interface StoreOptions {
   /** Redis only (see store-redis/index.ts for the defaults). */
   readonly namespace?: string;
   readonly fullReconcileMs?: number;
+  readonly fullReadMaxAgeMs?: number;
+  readonly streamMaxLen?: number;
   readonly requireStoreAtStart?: boolean;
   readonly connectTimeoutMs?: number;
   /** Cap of the jittered exponential reconnect backoff (default 400 ms). */
@@ -98,6 +100,8 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
     logger: opts.logger,
     ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
     ...(opts.fullReconcileMs !== undefined ? { fullReconcileMs: opts.fullReconcileMs } : {}),
+    ...(opts.fullReadMaxAgeMs !== undefined ? { fullReadMaxAgeMs: opts.fullReadMaxAgeMs } : {}),
+    ...(opts.streamMaxLen !== undefined ? { streamMaxLen: opts.streamMaxLen } : {}),
     ...(opts.requireStoreAtStart !== undefined ? { requireStoreAtStart: opts.requireStoreAtStart } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
   }).catch(async (err: unknown) => {

@@ -202,6 +202,20 @@ void test('a restarted node catches up from the full set', async (t) => {
   assert.deepEqual(got, Array.from({ length: 70 }, (_, i) => ipOf(i + 10)).sort());
 });
 
+void test('a node that falls behind more than the stream keeps reads every grant at once, not a repair period later', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  // A short stream and no periodic read within the test: only the gap check can catch B up.
+  const a = await node(t, redis.url, 'gw-a', { streamMaxLen: 100, fullReconcileMs: 600_000 });
+  const b = await node(t, redis.url, 'gw-b', { streamMaxLen: 100, fullReconcileMs: 600_000 });
+  const seen = new Set<string>();
+  b.watch((c) => c?.kind === 'put' && seen.add(c.grant.id));
+  await Promise.all(Array.from({ length: 2000 }, (_, i) => a.put(grant(ipOf(i), 60_000, 'gw-a'))));
+  assert.ok((await raw(t, redis.url).xlen(a.key('changes'))) < 2000, 'the stream was trimmed');
+  await until('B announced all 2000', () => seen.size === 2000, 3000);
+  assert.ok(b.log.events('store.stream_gap').length >= 1);
+});
+
 void test('a wrong or missing password fails the start with KGW_STORE_AUTH', async (t) => {
   const redis = await startRedis(t, { password: 's3cret' });
   if (!redis) return;

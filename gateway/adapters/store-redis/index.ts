@@ -4,27 +4,32 @@
 //   grant:<id>  the grant as JSON, PX = its remaining TTL (no TTL = until closed)
 //   grants      sorted set of ids by expiry (Redis time; +inf = until closed)
 //   changes     stream of changes (XADD MAXLEN ~ 10000): a hint, never the truth
-// Merges and lists are Lua scripts (kit/redis/lua.ts), lifetimes follow Redis's clock
-// (codec.ts), changes of other nodes arrive through the stream (feed.ts), and while Redis is
-// away put/remove work on the local cache and wait in the outbox (outbox.ts).
+//   gen         the generation: one more per change (kit/redis/lua.ts), so a full read that finds
+//               the one it last read whole costs one round trip, not two commands per grant
+// Merges and lists are Lua scripts (kit/redis/lua.ts, run by remote.ts), lifetimes follow
+// Redis's clock (codec.ts), changes of other nodes arrive through the stream (feed.ts; a reader
+// that fell behind what the stream keeps reads every grant at once), and while Redis is away
+// put/remove work on the local cache and wait in the outbox (outbox.ts); a Redis that came back
+// empty gets each node's own grants again (epoch.ts).
 //
 // Start-up: a refused password fails at once (KGW_STORE_AUTH). An unreachable Redis starts the
 // store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
 // KGW_STORE_UNAVAILABLE. Not for Redis Cluster (single endpoint, Sentinel, unix socket, TLS).
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
 import { describeError, kgwError } from '../../core/errors.ts';
 import { createLogBudget } from '../../core/log-budget.ts';
+import { coalesced } from '../../core/coalesce.ts';
 import type { Clock, GrantStore, Logger } from '../../ports.ts';
 import type { RedisConnection } from '../../kit/redis/connection.ts';
 import { keyspace } from '../../kit/redis/keys.ts';
-import { GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../kit/redis/lua.ts';
 import { startStreamReader } from '../../kit/redis/stream-reader.ts';
 import { GrantCache } from '../grant-cache.ts';
-import { decodeGrant, encodeGrant } from './codec.ts';
 import { changeFeed } from './feed.ts';
+import { epochCheck } from './epoch.ts';
+import { generation } from './generation.ts';
 import { createOutbox, type QueuedOp } from './outbox.ts';
+import { remoteGrants } from './remote.ts';
 
 export interface RedisStoreOptions {
   /** The command connection (fail-fast); shared with the lease and the nonce store, owned by the caller. */
@@ -33,8 +38,13 @@ export interface RedisStoreOptions {
   readonly namespace?: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Period of the full re-read that repairs missed hints (default 30 s). */
+  /** Period of the full re-read that repairs missed hints, skipped when list() read it meanwhile (default 30 s). */
   readonly fullReconcileMs?: number;
+  /**
+   * A full read reads every grant even when the generation is the one last read whole, once the
+   * last such read is this old (default 10 × fullReconcileMs): catches a hand edit with redis-cli.
+   */
+  readonly fullReadMaxAgeMs?: number;
   /** Fail with KGW_STORE_UNAVAILABLE when Redis is not reachable at start (default: start degraded). */
   readonly requireStoreAtStart?: boolean;
   /** How long start-up waits for Redis (default 5 s). */
@@ -49,8 +59,10 @@ export interface RedisStore extends GrantStore {
   connected(): boolean;
 }
 
-const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number()]);
-const ListReply = z.array(z.union([z.string(), z.number()]));
+/** How long a full read waits for the change feed to bring what Redis's generation says it has. */
+const FEED_WAIT_MS = 1000;
+/** Stream entries per XREAD. */
+const READ_COUNT = 500;
 const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -58,10 +70,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisStore> {
   const { conn, clock, nodeId, logger } = opts;
   const key = keyspace(opts.namespace);
-  const grantPrefix = key('grant:');
-  const indexKey = key('grants');
   const streamKey = key('changes');
-  const maxLen = String(opts.streamMaxLen ?? 10_000);
+  const maxLen = opts.streamMaxLen ?? 10_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   const target = conn.target;
   // One line per kind and minute: these are about Redis or its data, and repeat until fixed.
@@ -71,73 +81,76 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const up = (): boolean => conn.status() === 'ready';
   let closed = false;
   let downSince: number | undefined;
-  let epoch: string | undefined;
-  // Redis's clock minus ours, learnt on each full read.
-  let offsetMs = 0;
 
-  const decode = (id: string, json: string, pttl: number | undefined, localNow: number): Grant | undefined => {
-    const r = decodeGrant(id, json, pttl, localNow);
-    if ('grant' in r) return r.grant;
-    budget.warn('store.bad_grant', { key: grantPrefix + id, why: r.why }, `ignoring the unreadable grant key ${grantPrefix + id} (${r.why})`);
-    return undefined;
-  };
-
-  const remotePut = async (grant: Grant): Promise<Grant> => {
-    const now = clock.now();
-    if (grant.expiresAt !== null && grant.expiresAt <= now) return grant;
-    const e = encodeGrant(grant, now);
-    const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
-    const [json, mode, pttl] = reply;
-    const stored = decode(grant.id, json, pttl, now);
-    if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
-    // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
-    return mode === 'new' ? Object.freeze({ ...stored, expiresAt: grant.expiresAt }) : stored;
-  };
-
-  const remoteRemove = async (id: string): Promise<Grant | undefined> => {
-    const reply = await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey], [id, nodeId, maxLen]);
-    if (typeof reply !== 'string' || reply === '') return undefined;
-    return decode(id, reply, undefined, clock.now());
-  };
-
-  const remoteList = async (): Promise<Grant[]> => {
-    const before = clock.now();
-    const reply = ListReply.parse(await runScript(conn.client, GRANT_LIST, [indexKey], [grantPrefix]));
-    const after = clock.now();
-    offsetMs = Number(reply[0]) - Math.round((before + after) / 2);
-    const grants: Grant[] = [];
-    for (let i = 1; i + 2 < reply.length; i += 3) {
-      // PTTL was read between before and after: counting from before never stretches a grant.
-      const g = decode(String(reply[i]), String(reply[i + 1]), Number(reply[i + 2]), before);
-      if (g && isLive(g, after)) grants.push(g);
-    }
-    return grants;
-  };
+  const remote = remoteGrants({ conn, key, nodeId, clock, maxLen: String(maxLen), budget });
+  const gen = generation(opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000));
 
   const sendQueued = async (op: QueuedOp): Promise<void> => {
     if (op.op === 'remove') {
-      await remoteRemove(op.id);
+      await remote.remove(op.id);
       return;
     }
-    const stored = await remotePut(op.grant);
-    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now())) cache.set(stored);
+    const { grant: stored, gen: g } = await remote.put(op.grant);
+    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
   };
   const flush = (): Promise<number> =>
     outbox.flush(sendQueued, up, (op, err) =>
       budget.warn('store.flush_failed', { id: op.op === 'put' ? op.grant.id : op.id, err: describeError(err), queued: outbox.size }, 'cannot replay a queued change yet'),
     );
 
-  /** Flush, then read the authoritative set into the cache (silently: list() callers read it). */
-  const refresh = async (): Promise<Grant[]> => {
+  /** Set by every full read; the backstop below reads only in a period that had none. */
+  let readInPeriod = false;
+  /** Per full read in flight, the grants the cache changed meanwhile. */
+  const reading = new Set<Set<string>>();
+  cache.watch((change) => {
+    if (change) for (const ids of reading) ids.add(change.kind === 'put' ? change.grant.id : change.id);
+  });
+
+  const checkEpoch = epochCheck({ conn, key: key('epoch'), nodeId, cache, outbox, logger });
+
+  /**
+   * Flush, then read the authoritative set into the cache: silently for list() callers (they read
+   * it), announcing each difference otherwise (the backstop, a reconnect), so a watcher never has
+   * to read the whole set again: in a fleet, one more read per node is O(nodes × grants). When
+   * Redis's generation is the one the cache holds (or the change feed brings it within a moment),
+   * the cache is that set and no grant is read; `force` reads all the same (a stream gap, a
+   * reconnect), and so does a read after fullReadMaxAgeMs.
+   */
+  const refresh = async (announce = false, force = false): Promise<Grant[]> => {
+    readInPeriod = true;
     await outbox.idle();
     if (outbox.size > 0) await flush();
-    const merged = new Map((await remoteList()).map((g) => [g.id, g]));
+    const startedAt = clock.now();
+    const since = outbox.size === 0 ? gen.since(startedAt, force) : undefined;
+    if (since !== undefined && (await gen.reach(since, await remote.generation(), FEED_WAIT_MS))) return cache.live();
+    const touched = new Set<string>();
+    reading.add(touched);
+    const mark = gen.mark();
+    let read: Awaited<ReturnType<typeof remote.list>>;
+    try {
+      read = await remote.list();
+      // A Redis flushed without a restart: each node puts its own grants back (queued: kept below).
+      await checkEpoch();
+    } finally {
+      reading.delete(touched);
+    }
+    gen.read(read.gen, startedAt, mark);
+    const merged = new Map(read.grants.map((g) => [g.id, g]));
+    // A change that reached the cache during the read (the stream, a local write, an expiry) is
+    // newer than what a chunk read before it said: a read takes many round trips.
+    for (const id of touched) {
+      const now = cache.get(id);
+      if (now) merged.set(id, now);
+      else merged.delete(id);
+    }
     // Changes still queued (Redis refused them) stay visible locally.
     for (const op of outbox.pending()) {
       if (op.op === 'put') merged.set(op.grant.id, op.grant);
       else merged.delete(op.id);
     }
-    cache.replaceAll(merged.values());
+    if (announce) cache.sync(merged.values());
+    else cache.replaceAll(merged.values());
+    if (outbox.size > 0) void flush();
     return [...merged.values()];
   };
 
@@ -157,30 +170,27 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   };
 
   const readerConn = conn.duplicate(`knockgw-watch-${nodeId}`);
+  // One full read at a time for gaps (a reader far behind reports one per batch), and one more
+  // after it when a gap came meanwhile: the read in flight may have passed what was lost since.
+  const gapRead = coalesced(() =>
+    refresh(true, true).then(
+      () => undefined,
+      (err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `full read from Redis at ${target} after a stream gap failed`),
+    ),
+  );
   const reader = startStreamReader({
     conn: readerConn,
     stream: streamKey,
-    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => offsetMs, budget }),
+    onEntry: changeFeed({ nodeId, stream: streamKey, cache, outbox, clock, offsetMs: () => remote.offsetMs(), budget, applied: (g) => gen.applied(g), claim: (id, g) => gen.claim(id, g) }),
     onError: (err) => budget.warn('store.watch_failed', { err: describeError(err) }, 'reading the change stream failed; retrying'),
+    // A batch as long as the stream keeps may have started past what was trimmed.
+    lagAt: Math.min(READ_COUNT, maxLen),
+    count: READ_COUNT,
+    onGap: () => {
+      budget.warn('store.stream_gap', { stream: streamKey, maxLen }, `fell behind ${streamKey} by more than it keeps: reading every grant now`);
+      void gapRead.run();
+    },
   });
-
-  // A Redis that comes back empty (restart without persistence, a fresh replacement) lost
-  // everyone's grants. An epoch key, created by whoever sees it first, tells: a node that finds a
-  // different epoch than last time re-seeds its own live grants (each node re-seeds its own).
-  const checkEpoch = async (): Promise<void> => {
-    await conn.client.set(key('epoch'), randomUUID(), 'NX');
-    const current = await conn.client.get(key('epoch'));
-    const lost = epoch !== undefined && current !== epoch;
-    epoch = current ?? undefined;
-    if (!lost) return;
-    let reseeded = 0;
-    for (const g of cache.peek()) {
-      if (g.nodeId !== nodeId || outbox.has(g.id)) continue;
-      outbox.add({ op: 'put', grant: g });
-      reseeded++;
-    }
-    logger.warn({ event: 'store.reseeded', target, grants: reseeded }, `Redis at ${target} came back empty: re-seeding ${reseeded} local grants`);
-  };
 
   const onReady = async (): Promise<void> => {
     const queued = outbox.size;
@@ -190,12 +200,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       // The cursor starts at the stream's end *before* the full read, so nothing falls in between.
       const last = XRangeReply.parse(await conn.client.xrevrange(streamKey, '+', '-', 'COUNT', 1))[0]?.[0];
       reader.seek(last ?? '0-0');
-      await refresh();
+      await refresh(true, true);
       if (downSince !== undefined) {
         logger.info({ event: 'store.reconnected', target, queued, flushed, downMs: clock.now() - downSince, grants: cache.size }, `Redis at ${target} is back: replayed ${flushed} of ${queued} queued changes`);
       }
       downSince = undefined;
-      cache.emit(undefined);
     } catch (err) {
       budget.warn('store.resync_failed', { target, err: describeError(err) }, `cannot resynchronise with Redis at ${target}`);
     }
@@ -223,11 +232,13 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   });
   if (first === 'timeout') void readerConn.connect(0);
 
+  // The backstop full read: a period in which nobody read the whole set (in the daemon the
+  // reconciler's repair lists it every period) ends with one.
   const periodic = setInterval(() => {
-    if (!up()) return;
-    refresh()
-      .then(() => cache.emit(undefined))
-      .catch((err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `periodic full read from Redis at ${target} failed`));
+    const quiet = !readInPeriod;
+    readInPeriod = false;
+    if (!up() || !quiet) return;
+    refresh(true).catch((err: unknown) => budget.warn('store.resync_failed', { target, err: describeError(err) }, `periodic full read from Redis at ${target} failed`));
   }, opts.fullReconcileMs ?? 30_000);
   periodic.unref();
 
@@ -252,14 +263,14 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     connected: up,
     put: (grant) =>
       write(async () => {
-        const stored = await remotePut(grant);
-        if (isLive(stored, clock.now())) cache.set(stored);
+        const { grant: stored, gen: g } = await remote.put(grant);
+        if (isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
         return stored;
       }, () => local.put(grant)),
     remove: (id) =>
       write(async () => {
-        const old = await remoteRemove(id);
-        return cache.delete(id) ?? old;
+        const r = await remote.remove(id);
+        return (r && !gen.claim(id, r.gen) ? undefined : cache.delete(id)) ?? r?.old;
       }, () => local.remove(id)),
     async list() {
       if (!up()) return cache.live();
@@ -280,7 +291,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       if (up() && outbox.size > 0) await Promise.race([flush(), sleep(1000)]);
       if (outbox.size > 0) logger.warn({ event: 'store.unflushed', target, queued: outbox.size }, `closing with ${outbox.size} changes not written to Redis`);
       await reader.close();
-      await readerConn.close();
+      await readerConn.close({ drop: true });
       budget.flush();
       cache.close();
     },

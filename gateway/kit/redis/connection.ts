@@ -39,8 +39,11 @@ export interface RedisConnection {
   connect(timeoutMs: number): Promise<'ready' | 'timeout' | KnockgwError>;
   /** A second connection to the same server (a blocking XREAD needs its own). */
   duplicate(name: string): RedisConnection;
-  /** QUIT when ready (pending replies arrive), else drop the socket. */
-  close(): Promise<void>;
+  /**
+   * QUIT when ready (pending replies arrive), else drop the socket. drop: drop it at once, for a
+   * connection whose only command is a blocking read (QUIT would wait out the whole BLOCK).
+   */
+  close(opts?: { drop?: boolean }): Promise<void>;
 }
 
 /** Low: nodes must converge within a second of Redis returning, and a retry against a Redis that is still down costs next to nothing. */
@@ -118,10 +121,10 @@ export function createRedisConnection(opts: RedisConnectionOptions): RedisConnec
     duplicate(name) {
       return createRedisConnection({ ...opts, name });
     },
-    async close() {
+    async close({ drop = false } = {}) {
       const wasReady = client.status === 'ready';
       status = 'closed';
-      if (wasReady) await client.quit().catch(() => client.disconnect());
+      if (wasReady && !drop) await client.quit().catch(() => client.disconnect());
       else client.disconnect();
     },
   };

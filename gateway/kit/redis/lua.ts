@@ -22,10 +22,28 @@ export async function runScript(client: Redis, s: Script, keys: readonly string[
 
 // ---------------------------------------------------------------- grant store (see adapters/store-redis/)
 
-// Keys: 1 grant, 2 index, 3 stream. Args: id, JSON head (every field but the two below, without
-// its closing brace), createdAt, expiresAt ('null' = until closed), px ('' = until closed),
-// stream maxlen, node id. Merge rule (= mergeGrant): first createdAt, the longer remaining TTL.
-const GRANT_PUT_LUA = `
+// The generation (key 'gen'): every change to the set of grants adds one, in the same script, so
+// a node that read the whole set at generation g and sees g again knows nothing changed (grants
+// that expire by PX aside: every node closes those on its own timers). A missing or foreign value
+// is born again from Redis's clock in µs, so a Redis that restarted empty or was flushed never
+// repeats a generation a node remembers.
+const BUMP_LUA = `
+local function bump(k)
+  local g = redis.pcall('INCR', k)
+  if type(g) ~= 'number' or g < 1000000 then
+    local t = redis.call('TIME')
+    g = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', k, string.format('%.0f', g))
+  end
+  return string.format('%.0f', g)
+end
+`;
+
+// Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, JSON head (every field but the two
+// below, without its closing brace), createdAt, expiresAt ('null' = until closed), px ('' = until
+// closed), stream maxlen, node id. Merge rule (= mergeGrant): first createdAt, the longer
+// remaining TTL. The reply and the stream entry carry the generation it made.
+const GRANT_PUT_LUA = BUMP_LUA + `
 local function kind(k) return redis.call('TYPE', k).ok end
 if kind(KEYS[2]) ~= 'zset' and kind(KEYS[2]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[2] .. ' is not a sorted set') end
 if kind(KEYS[3]) ~= 'stream' and kind(KEYS[3]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
@@ -66,32 +84,51 @@ else
   score = now + pttl
 end
 redis.call('ZADD', KEYS[2], score, ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[1], 'node', ARGV[7], 'grant', value, 'pttl', string.format('%d', pttl))
-return {value, mode, pttl}
+local gen = bump(KEYS[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[1], 'node', ARGV[7], 'grant', value, 'pttl', string.format('%d', pttl), 'gen', gen)
+return {value, mode, pttl, gen}
 `;
 
-// Keys: 1 grant, 2 index, 3 stream. Args: id, node id, stream maxlen. Returns the old JSON or ''.
-const GRANT_REMOVE_LUA = `
+// Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, node id, stream maxlen. Returns {old
+// JSON or '', generation}, or nil: removing nothing changes nothing (no generation, no entry).
+const GRANT_REMOVE_LUA = BUMP_LUA + `
 local cur = redis.pcall('GET', KEYS[1])
 local n = redis.call('DEL', KEYS[1])
 if redis.call('TYPE', KEYS[2]).ok == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 if n == 0 then return false end
+local gen = bump(KEYS[4])
 if redis.call('TYPE', KEYS[3]).ok ~= 'stream' and redis.call('TYPE', KEYS[3]).ok ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'remove', 'id', ARGV[1], 'node', ARGV[2])
-if type(cur) ~= 'string' then return '' end
-return cur
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'remove', 'id', ARGV[1], 'node', ARGV[2], 'gen', gen)
+if type(cur) ~= 'string' then cur = '' end
+return {cur, gen}
 `;
 
-// Keys: 1 index. Args: grant key prefix. Returns {redis now ms, id, json ('' = not a string), pttl, …};
-// prunes index entries whose key is gone (expired by PX).
+// Keys: 1 index, 2 generation. Args: grant key prefix, ZSCAN cursor ('0' = start), chunk size.
+// Returns {redis now ms, next cursor ('0' = done), generation, id, json ('' = not a string), pttl,
+// …}: the first chunk's generation is one the whole read saw (or a later one). A namespace without
+// one gets one born here, so the first change after the read is the next one. One chunk of
+// the index per call: a script blocks every other client of Redis while it runs, and a single
+// read of 10k grants held a 50-node fleet's changes for ~100 ms a time (bench/RESULTS.md, Fleet).
+// ZSCAN returns every grant that is there for the whole read (some maybe twice: the caller
+// dedupes); one that comes or goes meanwhile is a change the stream brings. The first chunk
+// prunes index entries that expired; each chunk drops those whose key is gone.
 const GRANT_LIST_LUA = `
 local k = redis.call('TYPE', KEYS[1]).ok
 local t = redis.call('TIME')
-local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+local gen = redis.pcall('GET', KEYS[2])
+if type(gen) ~= 'string' then
+  gen = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+  redis.call('SET', KEYS[2], gen)
+end
+local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), '0', gen}
 if k == 'none' then return out end
 if k ~= 'zset' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[1] .. ' is not a sorted set') end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1])
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+if ARGV[2] == '0' then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. out[1]) end
+local scan = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+out[2] = scan[1]
+local items = scan[2]
+for i = 1, #items, 2 do
+  local id = items[i]
   local key = ARGV[1] .. id
   local v = redis.pcall('GET', key)
   if not v then
@@ -106,6 +143,16 @@ end
 return out
 `;
 
+// Keys: 1 generation. Returns {redis now ms, generation ('' = none)}: what a read asks first, and
+// a sample of Redis's clock (a full read no longer comes often enough to be the only one).
+const GRANT_GEN_LUA = `
+local t = redis.call('TIME')
+local g = redis.pcall('GET', KEYS[1])
+if type(g) ~= 'string' then g = '' end
+return {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), g}
+`;
+
+export const GRANT_GEN = defineScript(GRANT_GEN_LUA);
 export const GRANT_PUT = defineScript(GRANT_PUT_LUA);
 export const GRANT_REMOVE = defineScript(GRANT_REMOVE_LUA);
 export const GRANT_LIST = defineScript(GRANT_LIST_LUA);

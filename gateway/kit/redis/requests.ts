@@ -84,7 +84,7 @@ export function createRedisRequestSource(conn: RedisConnection, opts: { stream?:
       closed = true;
       wake?.();
       await reader.close();
-      await own.close();
+      await own.close({ drop: true });
     },
   };
 }

@@ -8,6 +8,15 @@ import type { RedisConnection } from './connection.ts';
 
 const XReadReply = z.array(z.tuple([z.string(), z.array(z.tuple([z.string(), z.array(z.string())]))])).nullable();
 
+const XRangeHead = z.array(z.tuple([z.string(), z.array(z.string())]));
+
+/** Orders two stream ids ("ms-seq"). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am !== bm ? am - bm : as - bs;
+}
+
 export interface StreamReaderOptions {
   /** A connection of its own; the reader does not close it. */
   readonly conn: RedisConnection;
@@ -17,6 +26,16 @@ export interface StreamReaderOptions {
   readonly onEntry: (id: string, fields: readonly string[]) => void;
   /** Read errors; the reader retries with `backoff`. */
   readonly onError: (err: unknown) => void;
+  /**
+   * Entries may have been trimmed (XADD MAXLEN) before this reader saw them: it fell behind by
+   * more than the stream keeps, e.g. in a burst. The reader has already jumped to the stream's
+   * end (what it skipped is older than the owner's next read), and the owner now re-reads what
+   * the stream was a hint of. Without the jump a reader that far behind stays behind, and reads
+   * everything again after every batch.
+   */
+  readonly onGap?: () => void;
+  /** A batch this long means the reader is behind: then it checks for a gap (default: count). */
+  readonly lagAt?: number;
   /** XREAD BLOCK timeout, also how long a stuck read can hold close() (default 5 s). */
   readonly blockMs?: number;
   /** Entries per read (default 500). */
@@ -61,6 +80,13 @@ export function startStreamReader(opts: StreamReaderOptions): StreamReader {
       wake = done;
     });
 
+  const count = opts.count ?? 500;
+  /** True when the stream's oldest entry is newer than `id`: what followed `id` may be trimmed. */
+  const trimmedPast = async (id: string | undefined): Promise<boolean> => {
+    const first = XRangeHead.parse(await conn.client.xrange(opts.stream, '-', '+', 'COUNT', 1))[0]?.[0];
+    return id !== undefined && first !== undefined && compareIds(id, first) < 0;
+  };
+
   const loop = async (): Promise<void> => {
     let failures = 0;
     while (!closed) {
@@ -69,16 +95,24 @@ export function startStreamReader(opts: StreamReaderOptions): StreamReader {
         continue;
       }
       try {
-        const read = conn.client.xread('COUNT', opts.count ?? 500, 'BLOCK', opts.blockMs ?? 5000, 'STREAMS', opts.stream, cursor);
+        const reading = conn.client.xread('COUNT', count, 'BLOCK', opts.blockMs ?? 5000, 'STREAMS', opts.stream, cursor);
         // ioredis may never settle a read once the connection is dropped: close() must not wait on it.
-        read.catch(() => undefined);
-        const raw = await Promise.race([read, whenClosed]);
+        reading.catch(() => undefined);
+        const raw = await Promise.race([reading, whenClosed]);
         if (raw === 'closed') return;
+        const from = cursor;
+        let read = 0;
         for (const [, entries] of XReadReply.parse(raw) ?? []) {
           for (const [id, fields] of entries) {
             cursor = id;
+            read++;
             opts.onEntry(id, fields);
           }
+        }
+        // Only a long batch means we are behind; then an entry after `from` may be gone already.
+        if (read >= (opts.lagAt ?? count) && opts.onGap && (await trimmedPast(from))) {
+          cursor = XRangeHead.parse(await conn.client.xrevrange(opts.stream, '+', '-', 'COUNT', 1))[0]?.[0] ?? cursor;
+          opts.onGap();
         }
         failures = 0;
       } catch (err) {

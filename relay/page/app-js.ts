@@ -123,17 +123,20 @@ export const APP_JS = String.raw`'use strict';
   }
 
   // The page's public addresses, per family; a change (new carrier address, another network) re-knocks.
-  function watch(devs) {
+  var watching = null; // the devices being watched; the timers and listeners exist once
+  function watch(list) {
+    if (watching) { watching.splice.apply(watching, [0, watching.length].concat(list)); return; }
+    watching = list.slice();
+    var devs = watching;
+    // One GET /v1/ip per family (not per door); a new address re-knocks every door that is open.
     setInterval(function () {
-      if (document.visibilityState !== 'visible') return;
-      devs.forEach(function (dev) {
-        var st = state[dev.client];
-        if (!st.opened) return;
-        bases().forEach(function (f) {
-          call(f[1] + '/v1/ip').then(function (a) {
-            if (st.ips[f[0]] && a.ip && a.ip !== st.ips[f[0]]) { st.ips[f[0]] = a.ip; knock(dev, 'new address ' + a.ip); }
-          }, function () { /* offline for now: the online event knocks */ });
-        });
+      var open = devs.filter(function (dev) { return state[dev.client].opened; });
+      if (document.visibilityState !== 'visible' || !open.length) return;
+      bases().forEach(function (f) {
+        call(f[1] + '/v1/ip').then(function (a) {
+          var stale = open.filter(function (dev) { var known = state[dev.client].ips[f[0]]; return known && a.ip && a.ip !== known; });
+          stale.forEach(function (dev) { state[dev.client].ips[f[0]] = a.ip; knock(dev, 'new address ' + a.ip); });
+        }, function () { /* offline for now: the online event knocks */ });
       });
     }, 4000);
     // One knock per change: online and connection-change events come in bursts.

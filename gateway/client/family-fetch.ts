@@ -1,5 +1,6 @@
 // A fetch that reaches its URL over one address family only (node:http/https with `family`), so a
-// relay knock leaves over the same family as the connection it is meant to open.
+// relay knock leaves over the same family as the connection it is meant to open. Enough of fetch
+// for relayKnock: method, headers, a string body, a signal; the answer's status and body.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 

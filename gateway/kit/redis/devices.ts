@@ -2,7 +2,7 @@
 // `enroll:<sha256>` keys that expire by themselves and are consumed with GETDEL (exactly one of
 // concurrent redemptions wins), devices as fields of one hash. Fails closed: a Redis that cannot
 // answer is KGW_STORE_UNAVAILABLE, never an accepted token or an unknown device let through.
-import { describeError, kgwError } from '../../core/errors.ts';
+import { describeError, isKnockgwError, kgwError } from '../../core/errors.ts';
 import { deviceSchema, newDeviceId, newToken, tokenHash, tokenRecordSchema, tokenRefused, type Device, type DeviceRegistry } from '../../protocol/devices.ts';
 import type { RedisConnection } from './connection.ts';
 import { keyspace, type KeySpace } from './keys.ts';
@@ -27,7 +27,7 @@ export function createRedisDeviceRegistry(opts: { conn: RedisConnection; keys?: 
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('KGW_')) throw err;
+      if (isKnockgwError(err)) throw err;
       throw kgwError('KGW_STORE_UNAVAILABLE', `cannot ${what} in Redis: ${describeError(err)}`, {}, err);
     }
   };

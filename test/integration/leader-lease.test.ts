@@ -81,10 +81,12 @@ void test('a leader cut off from Redis stops leading once its lease could have e
   await until('A leads', () => a.isLeader(), 1000);
   const cutAt = performance.now();
   await redis.stop('SIGKILL');
-  const lostAfter = await until('A gives up', () => !a.isLeader(), TTL + 100);
-  t.diagnostic(`leadership dropped ${(performance.now() - cutAt).toFixed(0)} ms after Redis vanished (TTL ${TTL} ms)`);
-  assert.ok(lostAfter <= TTL);
-  await until('lost event', () => a.events.includes('lost:lease expired without renewal'), 200);
+  // The last renewal was sent before the cut, so once TTL has passed since the cut A cannot
+  // claim to lead, however late this test's own timers run on a loaded machine.
+  await new Promise((r) => setTimeout(r, TTL));
+  assert.equal(a.isLeader(), false, 'A still claimed to lead a TTL after Redis vanished');
+  await until('lost event', () => a.events.includes('lost:lease expired without renewal'), 1000);
+  t.diagnostic(`lease.lost seen ${(performance.now() - cutAt).toFixed(0)} ms after Redis vanished (TTL ${TTL} ms)`);
   // And it leads again once Redis is back (the restarted Redis is empty).
   await redis.start();
   await until('A leads again', () => a.isLeader(), 2000);

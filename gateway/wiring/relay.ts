@@ -38,6 +38,7 @@ export async function wireRelay(config: Config, backend: StoreBackend, deps: { k
   if (!relay || !keys) return { sources: [], endpoints: [] };
   const file = devicesFileFor(config);
   const devices = backend.devices?.() ?? (await createFileDeviceRegistry(file ? { path: file } : {}));
+  if (!backend.devices && !file) logger.warn({ event: 'devices.memory_only' }, 'enrolled devices are kept in memory only (no relay.devicesFile and no state file): a restart forgets them');
   const check = { keys, nonces: backend.nonces, clock, logger, devices };
   const sources: ProofSource[] = [];
   const endpoints: Endpoint[] = [];

@@ -3,9 +3,10 @@
 // the relay and its knock page; `knockgw enroll` prints the link; the page enrolls (a WebCrypto
 // key that never leaves the browser), opens port 22 for the NAT's IPv4 address and the client's
 // IPv6 /64 and nothing else, knocks again when the NAT's address changes, when the network comes
-// back and before the grant expires, and is refused once the device is revoked. Screenshots go to docs/; timings are printed as diagnostics.
+// back and before the grant expires, and is refused once the device is revoked. Screenshots (docs/ with KGW_SCREENSHOTS=docs); timings are printed as diagnostics.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,7 @@ import { knockOtherDoor, pct, prober, redeem } from '../helpers/phone.ts';
 const PORT = 8443;
 // The screenshots in docs/ come from this test: KGW_SCREENSHOTS=docs writes them there (the
 // README shows them); otherwise they go to the temp dir, so a test run leaves the tree clean.
-const DOCS = process.env.KGW_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../docs/', import.meta.url)) : tmpdir();
+const DOCS = process.env.KGW_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../docs/', import.meta.url)) : undefined;
 const statusSchema = z.object({ grants: z.array(z.object({ ip: z.string(), covers: z.string().optional(), door: z.string(), source: z.string() })) });
 
 interface World { lab: NatLab; daemon: RunningDaemon; control: string; v4Url: string; v6Url: string; phone: PhoneBrowser; page: Page; requests: string[] }
@@ -87,6 +88,8 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   if (!(await requireRoot(t))) return;
   const w = await world(t);
   const { client, nat, server } = w.lab;
+  const shots = DOCS ?? (await mkdtemp(join(tmpdir(), 'kgw-shots-')));
+  if (!DOCS) t.after(() => rm(shots, { recursive: true, force: true }));
   const { page } = w;
   assert.equal(await canConnect(client, server.v4, 22), false, 'port 22 is closed before any knock');
 
@@ -99,7 +102,7 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   assert.match(csp, /default-src 'none'/, 'the page is served with a strict CSP');
   assert.match(csp, new RegExp(`connect-src 'self' ${w.v4Url.replace(/[.[\]]/g, '\\$&')} ${w.v6Url.replace(/[.[\]]/g, '\\$&')}`));
   await page.locator('#enroll-btn').waitFor({ state: 'visible' });
-  await page.screenshot({ path: join(DOCS, 'phone-enroll.png'), scale: 'css' });
+  await page.screenshot({ path: join(shots, 'phone-enroll.png'), scale: 'css' });
   await page.locator('#enroll-btn').click();
   const door = page.locator('article.door');
   await door.waitFor({ state: 'visible', timeout: 10_000 });
@@ -121,7 +124,7 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   const shown = (await door.locator('.status').textContent()) ?? '';
   assert.match(shown, new RegExp(`IPv4: 22/tcp for ${nat.v4.replace(/\./g, '\\.')}, until`));
   assert.match(shown, /IPv6: 22\/tcp for fd00:198:18:1::\/64, until/);
-  await page.screenshot({ path: join(DOCS, 'phone-opened.png'), scale: 'css' });
+  await page.screenshot({ path: join(shots, 'phone-opened.png'), scale: 'css' });
   const status = statusSchema.parse(JSON.parse((await cli(w, 'status', '--json')).stdout));
   assert.deepEqual(status.grants.map((g) => [g.covers ?? g.ip, g.door, g.source]).sort(), [[nat.v4, 'openSSH', 'relay'], ['fd00:198:18:1::/64', 'openSSH', 'relay']], 'exactly two grants: the NAT address and the client /64');
   assert.equal(await connectsWithin(client, server.v4, 22), true, 'IPv4 through the NAT connects');
@@ -245,7 +248,7 @@ void test('a phone behind carrier NAT enrolls, opens 22 for its IPv4 NAT address
   await door.locator('button.big').click();
   await page.locator('article.door[data-state="refused"]').waitFor({ timeout: 10_000 });
   assert.match((await door.locator('.status').textContent()) ?? '', /not enrolled \(any more\)/);
-  await page.screenshot({ path: join(DOCS, 'phone-refused.png'), scale: 'css' });
+  await page.screenshot({ path: join(shots, 'phone-refused.png'), scale: 'css' });
   assert.equal(await canConnect(client, server.v4, 22), false, 'a revoked device opens nothing');
 
   // The page loaded nothing from anywhere but the relay's two origins.

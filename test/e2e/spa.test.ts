@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
-import { canConnect, connectsWithin, MAIN, refusedWithin, startDaemon, startSshLike, tempDir, waitReady, type LogEvent, type RunningDaemon } from '../helpers/gateway.ts';
+import { requireRoot, type Lab } from '../helpers/netns.ts';
+import { canConnect, connectsWithin, MAIN, refusedWithin, sshLab, startDaemon, type LogEvent, type TempDir, type RunningDaemon } from '../helpers/gateway.ts';
 import { encodeIn, FIXTURES, fwknop, sendUdp, spaYaml } from '../helpers/spa.ts';
 
-interface World { lab: Lab; daemon: RunningDaemon; dir: Awaited<ReturnType<typeof tempDir>>; control: string; restart(): Promise<void> }
+interface World { lab: Lab; daemon: RunningDaemon; dir: TempDir; control: string; restart(): Promise<void> }
 
 const FLAVORS = [
   { name: 'YAML spa:', firewall: 'nftables', files: false },
@@ -20,13 +20,7 @@ const FLAVORS = [
 ] as const;
 
 async function world(t: TestContext, opts: { files: boolean; firewall: 'nftables' | 'iptables' }): Promise<World> {
-  const lab = await createLab(2);
-  const dir = await tempDir();
-  t.after(async () => {
-    await lab.destroy();
-    await dir.remove();
-  });
-  await waitReady(startSshLike(lab.server));
+  const { lab, dir } = await sshLab(t, 2);
   const control = join(dir.path, 'ctl.sock');
   // The fwknopd files as Debian installs them (keys filled in); FW_ACCESS_TIMEOUT is its 30 s default there.
   const config = opts.files

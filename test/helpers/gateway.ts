@@ -114,7 +114,9 @@ export async function waitReady(child: ChildProcess): Promise<void> {
 }
 
 /** A temp dir with a knockd.conf (or any files) for one test. */
-export async function tempDir(): Promise<{ path: string; write(name: string, text: string): Promise<string>; remove(): Promise<void> }> {
+export interface TempDir { readonly path: string; write(name: string, text: string): Promise<string>; remove(): Promise<void> }
+
+export async function tempDir(): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), 'knockgw-test-'));
   return {
     path,
@@ -160,15 +162,23 @@ export const connectsWithin = (host: Host, addr: string, port: number, timeoutMs
 /** True once a connect fails within `timeoutMs` (a close converges asynchronously too). */
 export const refusedWithin = (host: Host, addr: string, port: number, timeoutMs = 2000): Promise<boolean> => connectsAs(false, host, addr, port, timeoutMs);
 
-/** One server with an SSH-like listener and one client, the guide's knockd.conf written, and the daemon started on it. */
-export async function guideDaemon(t: { after(fn: () => Promise<void> | void): void }, extra: readonly string[]): Promise<{ lab: Lab; client: Host; dir: Awaited<ReturnType<typeof tempDir>>; daemon: RunningDaemon }> {
-  const lab = await createLab(1);
+type AfterHook = { after(fn: () => Promise<void> | void): void };
+
+/** A lab of `clients` clients whose server has an SSH-like listener, and a temp dir; both go after the test. */
+export async function sshLab(t: AfterHook, clients: number): Promise<{ lab: Lab; dir: TempDir }> {
+  const lab = await createLab(clients);
   const dir = await tempDir();
   t.after(async () => {
     await lab.destroy();
     await dir.remove();
   });
   await waitReady(startSshLike(lab.server));
+  return { lab, dir };
+}
+
+/** One server with an SSH-like listener and one client, the guide's knockd.conf written, and the daemon started on it. */
+export async function guideDaemon(t: AfterHook, extra: readonly string[]): Promise<{ lab: Lab; client: Host; dir: TempDir; daemon: RunningDaemon }> {
+  const { lab, dir } = await sshLab(t, 1);
   const conf = await dir.write('knockd.conf', GUIDE_KNOCKD_CONF);
   const daemon = startDaemon(lab.server, ['--knockd-config', conf, '--interface', lab.serverIf(0), '--state', `${dir.path}/state.json`, '--control', `${dir.path}/ctl.sock`, ...extra]);
   t.after(() => daemon.kill());

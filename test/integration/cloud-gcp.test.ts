@@ -55,7 +55,8 @@ void test('409 alreadyExists on insert and 404 notFound on delete count as succe
   const h = grantFor('203.0.113.11');
   await Promise.all([fw.grant([h]), racing.grant([h])]);
   assert.equal(fake.calls['firewalls.insert'], 3);
-  assert.equal(fake.calls['firewalls.get'], 1, 'the 409 loser checked the existing rule');
+  // At least once: the winner's rule may not be readable yet, and the loser looks again (on a loaded machine it does).
+  assert.ok((fake.calls['firewalls.get'] ?? 0) >= 1, 'the 409 loser checked the existing rule');
   assert.equal(fake.firewalls().length, 2);
   await racing.revoke([grantFor('203.0.113.77')]);
   await fw.revoke([h]);

@@ -6,6 +6,7 @@ import { parseKnockArg } from './client/knock.ts';
 import { parseIp } from './core/ip.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './core/engines.ts';
+import { KEY_ALGS, type KeyAlg } from './client/keygen.ts';
 
 export const USAGE = `usage:
   knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
@@ -22,8 +23,11 @@ export const USAGE = `usage:
   knockgw uninstall [--root DIR]      (removes the units and every rule knockgw created)
   knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
   (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
-  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N]
-  knockgw keygen --id ID [--alg ed25519|hmac-sha256] [--door DOOR]… [--out FILE]`;
+  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N] [--public-url-v4 URL] [--public-url-v6 URL]
+  knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
+  knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
+  knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]
+  knockgw ssh HOST [PORT] [--door DOOR --relay URL --key FILE | --sequence P[:udp],… | --spa FWKNOPRC] [-4|-6] [--wait 10s]   (ssh ProxyCommand)`;
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -53,8 +57,11 @@ export type Command =
   | { readonly cmd: 'base'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
   | { readonly cmd: 'install'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly root?: string }
   | { readonly cmd: 'uninstall'; readonly root?: string }
-  | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number }
-  | { readonly cmd: 'keygen'; readonly id: string; readonly alg: 'ed25519' | 'hmac-sha256'; readonly doors: string[]; readonly out?: string }
+  | { readonly cmd: 'relay'; readonly listen: string; readonly store: string; readonly keysFile: string; readonly trustedProxies: number; readonly publicUrls?: { v4?: string; v6?: string } }
+  | { readonly cmd: 'keygen'; readonly id: string; readonly alg: KeyAlg; readonly doors: string[]; readonly out?: string }
+  | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
+  | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
+  | { readonly cmd: 'ssh'; readonly host: string; readonly port: number; readonly family?: 4 | 6; readonly relay?: { url: string; keyFile: string; door: string }; readonly sequence?: PortSpec[]; readonly spaFile?: string; readonly waitMs: number }
   | { readonly cmd: 'help' };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
@@ -94,6 +101,13 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   } catch (err) {
     return usage(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** "90s", "15m", "2h": an enrollment link's lifetime in ms. */
+function parseDuration(text: string): number {
+  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
+  if (!m) usage(`--expires "${text}" must be a number with s, m or h, e.g. 15m`);
+  return Number(m?.[1]) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[(m?.[2] ?? 's') as 's' | 'm' | 'h'];
 }
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -208,17 +222,51 @@ export function parseCommand(argv: readonly string[]): Command {
       return { cmd: 'revoke', ip: positionals[0] ?? '', control: values.control ?? DEFAULT_CONTROL };
     }
     case 'relay': {
-      const { values } = parse(rest, { listen: { type: 'string' }, store: { type: 'string' }, keys: { type: 'string' }, 'trusted-proxies': { type: 'string' } });
+      const { values } = parse(rest, { listen: { type: 'string' }, store: { type: 'string' }, keys: { type: 'string' }, 'trusted-proxies': { type: 'string' }, 'public-url-v4': { type: 'string' }, 'public-url-v6': { type: 'string' } });
       if (!values.listen || !values.keys) usage('relay --listen ADDR:PORT --store URL --keys FILE');
       const trustedProxies = Number(values['trusted-proxies'] ?? '0');
       if (!Number.isInteger(trustedProxies) || trustedProxies < 0 || trustedProxies > 10) usage('--trusted-proxies takes 0..10');
-      return { cmd: 'relay', listen: values.listen, store: values.store ?? 'memory', keysFile: values.keys, trustedProxies };
+      for (const u of [values['public-url-v4'], values['public-url-v6']]) if (u !== undefined && !/^https?:\/\/\S+$/.test(u)) usage('--public-url-v4/-v6 take http(s) URLs');
+      const publicUrls = { ...(values['public-url-v4'] ? { v4: values['public-url-v4'] } : {}), ...(values['public-url-v6'] ? { v6: values['public-url-v6'] } : {}) };
+      return { cmd: 'relay', listen: values.listen, store: values.store ?? 'memory', keysFile: values.keys, trustedProxies, publicUrls };
     }
     case 'keygen': {
       const { values } = parse(rest, { id: { type: 'string' }, alg: { type: 'string' }, door: { type: 'string', multiple: true }, out: { type: 'string' } });
       if (!values.id) usage('keygen --id ID');
-      const alg = oneOf<'ed25519' | 'hmac-sha256'>('alg', values.alg, ['ed25519', 'hmac-sha256']) ?? 'ed25519';
+      const alg = oneOf<KeyAlg>('alg', values.alg, KEY_ALGS) ?? 'ed25519';
       return { cmd: 'keygen', id: values.id, alg, doors: values.door ?? [], ...(values.out ? { out: values.out } : {}) };
+    }
+    case 'enroll': {
+      const { values } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' }, control: { type: 'string' } });
+      if (!values.door) usage('enroll --door DOOR');
+      const ttlMs = values.expires === undefined ? undefined : parseDuration(values.expires);
+      if (values.relay !== undefined && !/^https?:\/\/\S+$/.test(values.relay)) usage('--relay takes an http(s) URL, e.g. https://knock.example.net');
+      return { cmd: 'enroll', door: values.door, control: values.control ?? DEFAULT_CONTROL, ...(values.relay ? { relay: values.relay } : {}), ...(values.name ? { name: values.name } : {}), ...(ttlMs ? { ttlMs } : {}) };
+    }
+    case 'devices': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, control: { type: 'string' } }, true);
+      const [action, id] = positionals;
+      if (action === 'list' && positionals.length === 1) return { cmd: 'devices', action, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+      if (action === 'revoke' && id && positionals.length === 2) return { cmd: 'devices', action, id, json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+      return usage('devices list | devices revoke ID');
+    }
+    case 'ssh': {
+      const { values, positionals } = parse(rest, { door: { type: 'string' }, relay: { type: 'string' }, key: { type: 'string' }, sequence: { type: 'string' }, spa: { type: 'string' }, wait: { type: 'string' }, ipv4: { type: 'boolean', short: '4' }, ipv6: { type: 'boolean', short: '6' } }, true);
+      const [host, portText = '22'] = positionals;
+      const port = Number(portText);
+      if (!host || positionals.length > 2 || !Number.isInteger(port) || port < 1 || port > 65535) usage('ssh HOST [PORT] (as ProxyCommand: knockgw ssh %h %p …)');
+      if ((values.relay === undefined) !== (values.key === undefined)) usage('ssh: --relay URL and --key FILE go together');
+      if (values.relay && !values.door) usage('ssh: --relay needs --door DOOR');
+      if ([values.relay, values.sequence, values.spa].filter((v) => v !== undefined).length > 1) usage('ssh: knock one way: --relay, --sequence or --spa');
+      const sequence = values.sequence?.split(',').map((a) => parseKnockArg(a, 'tcp'));
+      const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
+      return {
+        cmd: 'ssh', host, port, waitMs: values.wait ? parseDuration(values.wait) : 10_000,
+        ...(family ? { family } : {}),
+        ...(values.relay && values.key && values.door ? { relay: { url: values.relay, keyFile: values.key, door: values.door } } : {}),
+        ...(sequence ? { sequence } : {}),
+        ...(values.spa ? { spaFile: values.spa } : {}),
+      };
     }
     default:
       return usage(`unknown command "${sub}"`);

@@ -8,6 +8,7 @@ import { formatPort } from './core/grant.ts';
 import { systemClock } from './ports.ts';
 import type { Command } from './cli.ts';
 import { startControlServer } from './services/control-server.ts';
+import { enrollmentHandlers } from './services/enrollment.ts';
 import { assembleGateway } from './wiring/index.ts';
 
 /** A stop that takes longer than this (a hung helper, a stuck cloud call) ends with exit 1. */
@@ -16,13 +17,17 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format, ...(config.log.file ? { file: config.log.file } : {}) });
-  const { gateway, release } = await assembleGateway(config, { clock: systemClock, logger });
+  const { gateway, release, devices, pageUrl } = await assembleGateway(config, { clock: systemClock, logger });
+  const enrollment = devices
+    ? enrollmentHandlers({ devices, doors: config.doors.map((d) => d.name), clock: systemClock, logger: logger.child({ component: 'devices' }), ...(pageUrl ? { pageUrl } : {}) })
+    : undefined;
   const control = await startControlServer(
     config.control,
     {
       status: () => gateway.status(),
       revoke: async (ip) => ({ closed: (await gateway.revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
       metrics: () => gateway.metrics.render(),
+      ...(enrollment ? { devices: enrollment } : {}),
     },
     logger,
   ).catch(async (err: unknown) => {

@@ -2,7 +2,8 @@
 // proof sources feed the intake, the intake writes grants to the store, the reconciler makes the
 // host firewall and the clouds follow the store. It owns the order things start and stop in;
 // wiring/ builds the real adapters from a Config, and tests build it with in-memory ones.
-import { formatPort, type Grant, type PortSpec } from './core/grant.ts';
+import { formatPort, grantCoverage, type Grant, type PortSpec } from './core/grant.ts';
+import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
 import { enforceable } from './core/grant-policy.ts';
 import { describeError, kgwError } from './core/errors.ts';
 import type { Door } from './core/types.ts';
@@ -49,7 +50,7 @@ export interface GatewayStatus {
   readonly firewall: string;
   readonly store: 'memory' | 'redis';
   readonly engines: Readonly<Record<string, string>>;
-  readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { ports: string[]; expiresAt: string | null })[];
+  readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { covers: string; exposure: string; ports: string[]; expiresAt: string | null })[];
 }
 
 export interface Gateway {
@@ -218,7 +219,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         firewall: firewall.name,
         store: deps.storeKind,
         engines: deps.engines,
-        grants: (await store.list()).map((g) => ({ ...g, ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
+        // covers/exposure: what a scoped grant lets through, as a range and in words.
+        grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
       };
     },
 

@@ -30,6 +30,15 @@ async function run(command: Command): Promise<number> {
     case 'status':
     case 'revoke':
       return (await import('./commands/control.ts')).runControlCommand(command);
+    case 'ssh': {
+      const { sshProxy } = await import('./client/ssh-proxy.ts');
+      const { cmd: _cmd, ...opts } = command;
+      await sshProxy({ ...opts, log: (line) => void process.stderr.write(`knockgw ssh: ${line}\n`) }, process.stdin, process.stdout);
+      return 0;
+    }
+    case 'enroll':
+    case 'devices':
+      return (await import('./commands/devices.ts')).runDevicesCommand(command);
     case 'doctor':
       return (await import('./commands/doctor.ts')).runDoctor(command);
     case 'install':

@@ -45,6 +45,8 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'timeout', pkg: 'coreutils', use: 'test', why: 'bounds every flood' },
   { tool: 'sysctl', pkg: 'procps', use: 'test', why: 'turns on forwarding in the NAT lab' },
   { tool: 'git', pkg: 'git', use: 'test', why: 'reads .gcloudignore with the gitignore rules gcloud uses' },
+  { tool: 'chromium', pkg: 'chromium', use: 'test', why: 'the knock page end to end in a real browser (driven by playwright-core)' },
+  { tool: 'ssh', pkg: 'openssh-client', use: 'test', why: 'a real ssh client runs knockgw ssh as its ProxyCommand' },
   { tool: 'sh', pkg: 'dash', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'echo', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'touch', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },

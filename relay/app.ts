@@ -7,6 +7,10 @@ import { parseIp, refusalReason } from '../gateway/core/ip.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../gateway/core/log-budget.ts';
 import { createRateLimiter, take } from '../gateway/core/rate-limit.ts';
 import { isRelayErrorCode, MAX_BODY_BYTES, NONCE_TTL_MS, parseKnockBody, RELAY_NONCE_SCOPE, RELAY_STATUS, verifyKnock, type GrantRequestSink, type RelayKeys } from '../gateway/protocol/relay-v1.ts';
+import { enrolledClient, type DeviceRegistry } from '../gateway/protocol/devices.ts';
+import { coverage, networkOf, prefixFor, type DoorScope } from '../gateway/core/scope.ts';
+import { mountEnroll } from './enroll.ts';
+import { mountPage, type PublicUrls } from './page.ts';
 
 export interface BucketSpec {
   /** Tokens added per second. */
@@ -44,9 +48,24 @@ export interface RelayDeps {
   /** A TTL the operator states for every door (a stand-alone relay). With neither, answers claim no expiry. */
   readonly answerTtlSeconds?: number;
   readonly log?: Logger;
+  /** Enrolled devices (phones): knocks from them, and POST /v1/enroll. */
+  readonly devices?: DeviceRegistry;
+  /** What each door opens and its scope, when known: answers then say what opened for which addresses. */
+  readonly doorInfo?: ReadonlyMap<string, { readonly open: readonly string[]; readonly scope?: DoorScope }>;
+  /** Serve the knock page (PWA) at /, knocking through these family-pinned URLs. */
+  readonly page?: { readonly publicUrls?: PublicUrls };
 }
 
-type ErrorStatus = 400 | 401 | 403 | 409 | 413 | 422 | 429 | 500 | 503;
+/** What a grant for `ip` on `door` covers, when the relay knows the door's scope. */
+function coversFor(deps: RelayDeps, door: string, ip: string): { covers?: string; open?: readonly string[] } {
+  const info = deps.doorInfo?.get(door);
+  const parsed = parseIp(ip);
+  if (!info || !parsed) return {};
+  const prefix = prefixFor(info.scope, parsed.family, 'relay');
+  return { covers: coverage(networkOf(parsed, prefix), parsed.family, prefix), open: info.open };
+}
+
+type ErrorStatus = 400 | 401 | 403 | 409 | 410 | 413 | 422 | 429 | 500 | 503;
 
 /** What a client is told: an unknown client and a bad signature look the same (no enumeration of client ids). */
 function answerFor(err: unknown): { status: ErrorStatus; code: string; message: string } {
@@ -54,6 +73,7 @@ function answerFor(err: unknown): { status: ErrorStatus; code: string; message: 
   if (err.code === 'KGW_RELAY_UNKNOWN_CLIENT' || err.code === 'KGW_RELAY_BAD_SIGNATURE') {
     return { status: 401, code: 'KGW_RELAY_BAD_SIGNATURE', message: 'the signature does not verify for this client' };
   }
+  if (err.code === 'KGW_ENROLL_TOKEN') return { status: 410, code: err.code, message: plainMessage(err) };
   if (isRelayErrorCode(err.code)) return { status: RELAY_STATUS[err.code], code: err.code, message: plainMessage(err) };
   if (err.code.startsWith('KGW_STORE_')) return { status: 503, code: err.code, message: plainMessage(err) };
   return { status: 500, code: err.code, message: 'internal error' };
@@ -132,6 +152,15 @@ export function createApp(deps: RelayDeps): Hono {
   };
 
   const app = new Hono();
+  // Signed requests, no cookies: any origin may call the API (the page knocks through both
+  // family-pinned URLs, which are other origins than the one it was loaded from).
+  app.use('/v1/*', async (c, next) => {
+    if (c.req.method === 'OPTIONS') {
+      return c.body(null, 204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': 'GET, POST', 'Access-Control-Allow-Headers': 'content-type', 'Access-Control-Max-Age': '600' });
+    }
+    await next();
+    c.header('Access-Control-Allow-Origin', '*');
+  });
 
   app.get('/v1/ip', (c) => {
     const ip = clientIp(c);
@@ -154,7 +183,7 @@ export function createApp(deps: RelayDeps): Hono {
     }
     const body = parseKnockBody(json);
     const at = now();
-    const { client, ip } = verifyKnock(deps.keys, body, observedIp, at);
+    const { client, ip } = verifyKnock(deps.keys, body, observedIp, at, await enrolledClient(deps.devices, deps.keys, body.client));
     // The gateway would drop a grant for these (loopback, unspecified, multicast…): say so now.
     const parsed = parseIp(ip);
     const refused = parsed ? refusalReason(parsed) : 'not an address';
@@ -169,8 +198,11 @@ export function createApp(deps: RelayDeps): Hono {
     await deps.requests.submit({ ...body, observedIp, receivedAt: at });
     deps.log?.info({ event: 'relay.accepted', client: client.id, door: body.door, ip }, 'relay knock accepted');
     const expiry = ttl === undefined ? {} : { expiresAt: ttl > 0 ? Math.floor(at / 1000) + ttl : null };
-    return c.json({ status: 'accepted', ip, door: body.door, ...expiry }, 202);
+    return c.json({ status: 'accepted', ip, door: body.door, ...expiry, ...coversFor(deps, body.door, ip) }, 202);
   });
+
+  if (deps.devices) mountEnroll(app, { devices: deps.devices, clock: deps.clock, clientIp: deps.getClientIp, ...(deps.log ? { log: deps.log } : {}) });
+  if (deps.page) mountPage(app, deps.page);
 
   app.onError((err, c) => {
     const a = answerFor(err);
@@ -182,6 +214,7 @@ export function createApp(deps: RelayDeps): Hono {
       budget?.warn('relay.error', { code: a.code, err: err.message }, 'relay request failed');
     }
     if (a.status === 429) c.header('Retry-After', '1');
+    c.header('Access-Control-Allow-Origin', '*');
     return c.json({ error: { code: a.code, message: a.message } }, a.status);
   });
 

@@ -31,6 +31,9 @@ export const relayEnvSchema = z
     KNOCKGW_LISTEN: z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, 'must be ADDR:PORT, e.g. 0.0.0.0:8080').optional(),
     /** Set by Cloud Run and most container platforms. */
     PORT: wholeNumber(1, 65535).optional(),
+    /** Family-pinned URLs of this relay (an A-only name, an AAAA-only name): the knock page knocks through both. */
+    KNOCKGW_PUBLIC_URL_V4: z.string().url().optional(),
+    KNOCKGW_PUBLIC_URL_V6: z.string().url().optional(),
     KNOCKGW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   })
   .superRefine((e, ctx) => {

@@ -12,7 +12,9 @@ import { createRedisConnection } from '../gateway/kit/redis/connection.ts';
 import { createRedisNonceStore } from '../gateway/kit/redis/nonces.ts';
 import { createRedisRequestSink } from '../gateway/kit/redis/requests.ts';
 import { redactUrl, redisConnection } from '../gateway/kit/redis/url.ts';
+import { createRedisDeviceRegistry } from '../gateway/kit/redis/devices.ts';
 import { createApp } from './app.ts';
+import type { PublicUrls } from './page.ts';
 import { storeSpec, type RelayEnv } from './env.ts';
 
 export interface RelayRuntimeOptions {
@@ -24,6 +26,8 @@ export interface RelayRuntimeOptions {
   readonly logger: Logger;
   /** The gateways' door TTL in seconds, when known (answers then carry expiresAt). */
   readonly doorTtlSeconds?: number;
+  /** Family-pinned URLs for the knock page. */
+  readonly publicUrls?: PublicUrls;
 }
 
 export interface RelayRuntime {
@@ -36,10 +40,13 @@ export interface RelayRuntime {
 export function buildRelay(opts: RelayRuntimeOptions): RelayRuntime {
   const ttl = opts.doorTtlSeconds;
   // A relay knows a TTL only as the operator stated it, not which doors exist: doors stay unchecked.
-  const common = { keys: opts.keys, clock: opts.clock, getClientIp: opts.getClientIp, log: opts.logger };
+  // The knock page everywhere; enrolled devices live in Redis (the relay's ACL user needs the
+  // enrollment rules, relay-acl.ts { enroll: true }), or only in memory for a local test relay.
+  const common = { keys: opts.keys, clock: opts.clock, getClientIp: opts.getClientIp, log: opts.logger, page: opts.publicUrls ? { publicUrls: opts.publicUrls } : {} };
   if (opts.store === 'memory') {
     opts.logger.warn({ event: 'relay.memory_store' }, 'relay store is memory: grant requests reach only a gateway in this process');
     const app = createApp({ ...common, nonces: createMemoryNonceStore({ clock: opts.clock }), requests: createMemoryRequestQueue(), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
+    // No device registry: nothing here could issue a token.
     return { app, clients: opts.keys.size, close: () => Promise.resolve() };
   }
   // With the gateways' credential a compromised relay could write grants; it works, but says so.
@@ -59,7 +66,7 @@ export function buildRelay(opts: RelayRuntimeOptions): RelayRuntime {
   });
   conn.client.on('error', (err: Error) => opts.logger.warn({ event: 'store.error', store: conn.target, reason: err.message }, 'relay Redis connection error'));
   void conn.connect(5000);
-  const app = createApp({ ...common, nonces: createRedisNonceStore({ conn }), requests: createRedisRequestSink(conn), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
+  const app = createApp({ ...common, nonces: createRedisNonceStore({ conn }), requests: createRedisRequestSink(conn), devices: createRedisDeviceRegistry({ conn }), ...(ttl === undefined ? {} : { answerTtlSeconds: ttl }) });
   return { app, clients: opts.keys.size, close: () => conn.close() };
 }
 
@@ -118,5 +125,6 @@ export async function relayFromEnv(env: RelayEnv, processEnv: Readonly<Record<st
     clock: opts.clock,
     logger: opts.logger,
     ...(env.KNOCKGW_DOOR_TTL === undefined ? {} : { doorTtlSeconds: env.KNOCKGW_DOOR_TTL }),
+    publicUrls: { ...(env.KNOCKGW_PUBLIC_URL_V4 ? { v4: env.KNOCKGW_PUBLIC_URL_V4 } : {}), ...(env.KNOCKGW_PUBLIC_URL_V6 ? { v6: env.KNOCKGW_PUBLIC_URL_V6 } : {}) },
   });
 }

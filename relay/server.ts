@@ -6,6 +6,8 @@ import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
@@ -42,10 +44,14 @@ function parseListen(listen: string): { hostname: string; port: number } {
   return { hostname: m[1] ?? m[2] ?? '', port };
 }
 
-export async function startRelayServer(opts: { listen: string; app: Hono; limits?: ServerLimits; logger?: Logger }): Promise<RelayServer> {
+export async function startRelayServer(opts: { listen: string; app: Hono; limits?: ServerLimits; logger?: Logger; tls?: { certFile: string; keyFile: string } }): Promise<RelayServer> {
   const { hostname, port } = parseListen(opts.listen);
+  // TLS gives the knock page its secure context (WebCrypto exists only there).
+  const tls = opts.tls ? { cert: await readFile(opts.tls.certFile), key: await readFile(opts.tls.keyFile) } : undefined;
   // Check timeouts every second, not Node's default 30 s: a slow client is let go on time.
-  const server = serve({ fetch: opts.app.fetch, hostname, port, serverOptions: { connectionsCheckingInterval: 1000 } }) as Server;
+  const server = (tls
+    ? serve({ fetch: opts.app.fetch, hostname, port, createServer: createHttpsServer, serverOptions: { ...tls, connectionsCheckingInterval: 1000 } })
+    : serve({ fetch: opts.app.fetch, hostname, port, serverOptions: { connectionsCheckingInterval: 1000 } })) as Server;
   limitServer(server, opts.limits ?? DEFAULT_LIMITS, (ip) => opts.logger?.debug({ event: 'relay.connection_refused', ip }, 'too many open connections from one address'));
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -54,7 +60,7 @@ export async function startRelayServer(opts: { listen: string; app: Hono; limits
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
-    url: `http://${host}:${addr.port}`,
+    url: `${tls ? 'https' : 'http'}://${host}:${addr.port}`,
     close: () => new Promise<void>((resolve, reject) => {
       server.close((err) => (err ? reject(err) : resolve()));
       // Keep-alive clients must not hold shutdown open.

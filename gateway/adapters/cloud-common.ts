@@ -1,8 +1,10 @@
-// What the AWS and GCP adapters share: refusing anything that is not one routable host, the
+// What the AWS and GCP adapters share: refusing anything that is not one routable host or a
+// scoped network within the hard limits (core/scope.ts: never wider than /16 or /48), the
 // metadata a rule carries (grant id + expiry), and one bounded retry policy.
 import { backoffDelay } from '../core/backoff.ts';
 import type { z } from 'zod';
-import { grantableIp, type Family } from '../core/ip.ts';
+import { grantableIp, parseIp, type Family } from '../core/ip.ts';
+import { HOST_PREFIX, networkOf, SCOPE_LIMITS } from '../core/scope.ts';
 import { isKnockgwError, kgwError } from '../core/errors.ts';
 import { formatPort, type Grant, type PortSpec } from '../core/grant.ts';
 import type { Logger } from '../ports.ts';
@@ -15,11 +17,12 @@ export interface HostGrant {
 }
 
 /**
- * The single-host range for an address, or KGW_CLOUD_REFUSED. Called where requests are built
- * too, so a range that reaches the wire has been checked right there (never 0.0.0.0/0, ::/0 or
- * an empty range: an empty GCP sourceRanges means "everyone").
+ * The range a grant opens — its host, or its scoped network — or KGW_CLOUD_REFUSED. Called where
+ * requests are built too, so a range that reaches the wire has been checked right there (never
+ * 0.0.0.0/0, ::/0, nothing wider than the scope limits, and never an empty range: an empty GCP
+ * sourceRanges means "everyone"). The grant policy has already held the prefix to its door.
  */
-export function hostCidr(ip: string, family?: Family): string {
+export function hostCidr(ip: string, family?: Family, prefix?: number): string {
   let parsed;
   try {
     parsed = grantableIp(ip);
@@ -30,17 +33,27 @@ export function hostCidr(ip: string, family?: Family): string {
   if (parsed.address !== ip.trim() || (family !== undefined && parsed.family !== family)) {
     throw kgwError('KGW_CLOUD_REFUSED', `refusing "${ip}": a grant must carry one canonical address of its own family`, { ip, family });
   }
-  return `${parsed.address}/${parsed.family === 4 ? 32 : 128}`;
+  const width = HOST_PREFIX[parsed.family];
+  const bits = prefix ?? width;
+  const min = parsed.family === 4 ? SCOPE_LIMITS.v4 : SCOPE_LIMITS.v6;
+  if (!Number.isInteger(bits) || bits < min || bits > width) {
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing "${ip}/${bits}": IPv${parsed.family} grants open /${min} to /${width}, never wider`, { ip, prefix: bits });
+  }
+  if (networkOf(parsed, bits) !== parsed.address) {
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing "${ip}/${bits}": a scoped grant must name its network address`, { ip, prefix: bits });
+  }
+  return `${parsed.address}/${bits}`;
 }
 
-/** Re-checks a range just before it is sent: exactly one host, never a network. */
+/** Re-checks a range just before it is sent: one host or a scoped network within the limits, nothing wider. */
 export function assertHostCidr(cidr: string): string {
   const slash = cidr.indexOf('/');
   const bits = cidr.slice(slash + 1);
-  if (slash <= 0 || (bits !== '32' && bits !== '128')) {
-    throw kgwError('KGW_CLOUD_REFUSED', `refusing to send the range "${cidr}": only single hosts (/32, /128) are opened`, { cidr });
+  const family = parseIp(cidr.slice(0, Math.max(0, slash)))?.family;
+  if (slash <= 0 || !/^\d{1,3}$/.test(bits) || family === undefined) {
+    throw kgwError('KGW_CLOUD_REFUSED', `refusing to send the range "${cidr}": expected ADDRESS/PREFIX`, { cidr });
   }
-  const expected = hostCidr(cidr.slice(0, slash));
+  const expected = hostCidr(cidr.slice(0, slash), family, Number(bits));
   if (expected !== cidr) throw kgwError('KGW_CLOUD_REFUSED', `refusing to send the range "${cidr}"`, { cidr, expected });
   return cidr;
 }
@@ -59,7 +72,7 @@ function checkPorts(grant: Grant): readonly PortSpec[] {
 export function hostGrants(grants: readonly Grant[], opts: { needPorts: boolean }): HostGrant[] {
   return grants.map((grant) => {
     if (opts.needPorts) checkPorts(grant);
-    return { grant, cidr: hostCidr(grant.ip, grant.family), family: grant.family };
+    return { grant, cidr: hostCidr(grant.ip, grant.family, grant.prefix), family: grant.family };
   });
 }
 

@@ -48,7 +48,7 @@ interface RuleState {
   expiresAt: number | null;
 }
 
-const hostRange = (ip: string, family: Family): string => `${ip}/${family === 4 ? 32 : 128}`;
+const hostRange = (ip: string, family: Family, prefix?: number): string => `${ip}/${prefix ?? (family === 4 ? 32 : 128)}`;
 
 export function createAggregatedOps(api: GcpApi, opts: { logger: Logger; maxRangesPerRule?: number }): GcpModeOps {
   const { logger } = opts;
@@ -168,7 +168,7 @@ export function createAggregatedOps(api: GcpApi, opts: { logger: Logger; maxRang
       }
     } else {
       for (const g of grants) {
-        const range = hostRange(g.ip, g.family);
+        const range = hostRange(g.ip, g.family, g.prefix);
         for (const s of state.values()) if (s.door === g.door && s.ranges.has(range)) drop(s.name, range);
       }
     }

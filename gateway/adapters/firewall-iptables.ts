@@ -1,6 +1,7 @@
 // HostFirewall on iptables/ip6tables: knockgw's own chain KNOCKGW, jumped from INPUT at position
 // 1, with the grants in ipsets knockgw4/knockgw6 (kernel timeouts: expiry holds without the
 // daemon). Without ipset, one commented rule per grant (then nothing expires without the daemon).
+// Scoped grants (a carrier pool, an IPv6 /64) go to hash:net,port sets knockgw4net/knockgw6net.
 import { describeError, kgwError, isKnockgwError } from '../core/errors.ts';
 import { parseIp, type Family } from '../core/ip.ts';
 import { entryKey } from '../core/plan.ts';
@@ -13,6 +14,9 @@ import { ensureSpaIntake, removeSpaIntake } from './iptables-intake.ts';
 
 export const IPT_CHAIN = 'KNOCKGW';
 export const IPSETS: Readonly<Record<Family, string>> = { 4: 'knockgw4', 6: 'knockgw6' };
+export const NET_IPSETS: Readonly<Record<Family, string>> = { 4: 'knockgw4net', 6: 'knockgw6net' };
+/** Every set with its family and type: one-address grants, then scoped ones. */
+const ALL_IPSETS: readonly (readonly [Family, string, string])[] = [[4, IPSETS[4], 'hash:ip,port'], [6, IPSETS[6], 'hash:ip,port'], [4, NET_IPSETS[4], 'hash:net,port'], [6, NET_IPSETS[6], 'hash:net,port']];
 /** The kernel's upper bound for an ipset timeout; longer grants are refreshed by the reconciler. */
 export const IPSET_MAX_TIMEOUT_S = 2147483;
 const IPSET_MAXELEM = 262144;
@@ -51,22 +55,37 @@ function portRules(ports: readonly PortSpec[], tail: string): string[] {
 /** `knockgw:<ip>:<port>/<proto>@<expires unix s | 0>`: the rule says what it grants and until when. */
 function commentFor(e: FirewallEntry): string {
   const until = e.expiresAt === null ? 0 : Math.ceil(e.expiresAt / 1000);
-  return `${COMMENT_PREFIX}${e.ip}:${e.port}/${e.proto}@${until}`;
+  return `${COMMENT_PREFIX}${covered(e)}:${e.port}/${e.proto}@${until}`;
+}
+
+/** "ip" or "net/len", as the sets and comments write it. */
+function covered(e: FirewallEntry): string {
+  return e.prefix === undefined ? e.ip : `${e.ip}/${e.prefix}`;
+}
+
+/** The address part of a set element or comment: a host, or a network narrower than the host width. */
+function parseCovered(text: string): Pick<FirewallEntry, 'ip' | 'family' | 'prefix'> | undefined {
+  const [addr = '', len] = text.split('/');
+  const ip = parseIp(addr);
+  if (!ip) return undefined;
+  const prefix = len === undefined ? undefined : Number(len);
+  const wide = prefix !== undefined && prefix < (ip.family === 4 ? 32 : 128);
+  return { ip: ip.address, family: ip.family, ...(wide ? { prefix } : {}) };
 }
 
 function grantRuleSpec(e: FirewallEntry): string {
-  const host = e.family === 4 ? `${e.ip}/32` : `${e.ip}/128`;
+  const host = `${e.ip}/${e.prefix ?? (e.family === 4 ? 32 : 128)}`;
   return `${IPT_CHAIN} -s ${host} -p ${e.proto} -m ${e.proto} --dport ${e.port} -m comment --comment "${commentFor(e)}" -j ACCEPT`;
 }
 
 function parseComment(comment: string): FirewallEntry | undefined {
   const m = /^knockgw:(.+):(\d+)\/(tcp|udp)@(\d+)$/.exec(comment);
   if (!m) return undefined;
-  const ip = parseIp(m[1] ?? '');
+  const ip = parseCovered(m[1] ?? '');
   const proto: Proto = m[3] === 'udp' ? 'udp' : 'tcp';
   const until = Number(m[4]);
   if (!ip) return undefined;
-  return { ip: ip.address, family: ip.family, port: Number(m[2]), proto, expiresAt: until === 0 ? null : until * 1000 };
+  return { ...ip, port: Number(m[2]), proto, expiresAt: until === 0 ? null : until * 1000 };
 }
 
 function parseIpsetSave(text: string, now: number): FirewallEntry[] {
@@ -74,10 +93,10 @@ function parseIpsetSave(text: string, now: number): FirewallEntry[] {
   for (const line of text.split('\n')) {
     const m = /^add \S+ (\S+),(tcp|udp):(\d+)(?: timeout (\d+))?/.exec(line.trim());
     if (!m) continue;
-    const ip = parseIp(m[1] ?? '');
+    const ip = parseCovered(m[1] ?? '');
     if (!ip) continue;
     const timeout = Number(m[4] ?? 0);
-    out.push({ ip: ip.address, family: ip.family, port: Number(m[3]), proto: m[2] === 'udp' ? 'udp' : 'tcp', expiresAt: timeout === 0 ? null : now + timeout * 1000 });
+    out.push({ ...ip, port: Number(m[3]), proto: m[2] === 'udp' ? 'udp' : 'tcp', expiresAt: timeout === 0 ? null : now + timeout * 1000 });
   }
   return out;
 }
@@ -166,12 +185,12 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
       try {
         withIpset = await useIpset();
         if (withIpset) {
-          const creates = FAMILIES.map((f) => `create ${IPSETS[f]} hash:ip,port family ${TOOLS[f].inet} timeout 0 maxelem ${IPSET_MAXELEM}`);
+          const creates = ALL_IPSETS.map(([f, name, type]) => `create ${name} ${type} family ${TOOLS[f].inet} timeout 0 maxelem ${IPSET_MAXELEM}`);
           await exec('ipset', ['restore', '-exist'], { ...ns, input: `${creates.join('\n')}\n` });
         }
         for (const f of FAMILIES) {
           const kept = withIpset ? [] : (await commentedGrants(f)).filter((e) => e.family === f && (e.expiresAt === null || e.expiresAt > clock.now()));
-          const grants = withIpset ? [`-A ${IPT_CHAIN} -m set --match-set ${IPSETS[f]} src,dst -j ACCEPT`] : kept.map((e) => `-A ${grantRuleSpec(e)}`);
+          const grants = withIpset ? [IPSETS[f], NET_IPSETS[f]].map((set) => `-A ${IPT_CHAIN} -m set --match-set ${set} src,dst -j ACCEPT`) : kept.map((e) => `-A ${grantRuleSpec(e)}`);
           await restoreChain(f, protectedPorts, grants);
         }
       } catch (err) {
@@ -187,7 +206,7 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
       if (await useIpset()) {
         const lines: string[] = [];
         for (const { op, entry } of ops) {
-          const elem = `${IPSETS[entry.family]} ${entry.ip},${entry.proto}:${entry.port}`;
+          const elem = `${(entry.prefix === undefined ? IPSETS : NET_IPSETS)[entry.family]} ${covered(entry)},${entry.proto}:${entry.port}`;
           if (op === 'remove') lines.push(`del ${elem}`);
           else if (entry.expiresAt === null) lines.push(`add ${elem} timeout 0`);
           else if (entry.expiresAt > now) lines.push(`add ${elem} timeout ${Math.min(IPSET_MAX_TIMEOUT_S, Math.ceil((entry.expiresAt - now) / 1000))}`);
@@ -220,15 +239,15 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
     async list(): Promise<FirewallEntry[]> {
       const out: FirewallEntry[] = [];
       const withIpset = await useIpset();
-      for (const f of FAMILIES) {
-        if (!withIpset) {
-          out.push(...(await commentedGrants(f)));
-          continue;
-        }
-        const res = await exec('ipset', ['save', IPSETS[f]], { ...ns, allowFail: true });
+      if (!withIpset) {
+        for (const f of FAMILIES) out.push(...(await commentedGrants(f)));
+        return out;
+      }
+      for (const [, set] of ALL_IPSETS) {
+        const res = await exec('ipset', ['save', set], { ...ns, allowFail: true });
         if (res.code !== 0) {
           if (/does not exist/.test(res.stderr)) continue;
-          throw kgwError('KGW_FW_COMMAND', `ipset save ${IPSETS[f]} failed: ${res.stderr}`, { stderr: res.stderr });
+          throw kgwError('KGW_FW_COMMAND', `ipset save ${set} failed: ${res.stderr}`, { stderr: res.stderr });
         }
         out.push(...parseIpsetSave(res.stdout, clock.now()));
       }
@@ -246,10 +265,10 @@ export function createIptablesFirewall(opts: IptablesOptions): HostFirewall {
       }
       // Sets last: the kernel refuses to destroy a set a rule still references.
       if (await useIpset()) {
-        for (const f of FAMILIES) {
-          const res = await exec('ipset', ['destroy', IPSETS[f]], { ...ns, allowFail: true });
+        for (const [, set] of ALL_IPSETS) {
+          const res = await exec('ipset', ['destroy', set], { ...ns, allowFail: true });
           if (res.code !== 0 && !/does not exist/.test(res.stderr)) {
-            throw kgwError('KGW_FW_COMMAND', `ipset destroy ${IPSETS[f]} failed: ${res.stderr}`, { stderr: res.stderr });
+            throw kgwError('KGW_FW_COMMAND', `ipset destroy ${set} failed: ${res.stderr}`, { stderr: res.stderr });
           }
         }
       }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { describeError, kgwError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
-import { renderBase, renderLockdown, renderOps, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
+import { renderBase, renderLockdown, renderOps, NET_SETS, NFT_FAMILY, NFT_TABLE, type ExistingObjects } from '../core/nft-ruleset.ts';
 import { ALLOWED_SETS, compileKernel, DONE_WINDOW_MS, doneSet, type KernelCompileInput, type KernelProgram } from '../core/nft-kernel.ts';
 import { compileIntake, type IntakeCompileInput } from '../core/nft-intake.ts';
 import type { KernelCompletion } from '../core/types.ts';
@@ -43,7 +43,9 @@ const SESSION_MAX_SCRIPT = 64 * 1024;
 const SET_FILL_WARNING = 0.8;
 
 const Scalar = z.union([z.string(), z.number()]);
-const Concat = z.object({ concat: z.array(Scalar) });
+/** An interval set prints a prefix element as { prefix: { addr, len } }. */
+const Prefix = z.object({ prefix: z.object({ addr: z.string(), len: z.number().int() }) });
+const Concat = z.object({ concat: z.array(z.union([Scalar, Prefix])) });
 const TimedElem = z.object({ elem: z.object({ val: z.union([Concat, Scalar]), timeout: z.number().optional(), expires: z.number().optional() }) });
 const NftListing = z.object({ nftables: z.array(z.record(z.string(), z.unknown())) });
 const SetObject = z.object({ name: z.string(), table: z.string(), size: z.number().optional(), elem: z.array(z.unknown()).optional() });
@@ -75,14 +77,16 @@ function toEntry(raw: unknown, now: number): FirewallEntry | undefined {
   const plain = Concat.safeParse(raw);
   const val = timed.success ? timed.data.elem.val : plain.success ? plain.data : undefined;
   if (!val || typeof val !== 'object') return undefined;
-  const [ipText, protoText, portValue] = val.concat;
-  const ip = typeof ipText === 'string' ? parseIp(ipText) : undefined;
-  const proto = toProto(protoText);
+  const [ipValue, protoText, portValue] = val.concat;
+  const net = Prefix.safeParse(ipValue);
+  const ip = typeof ipValue === 'string' ? parseIp(ipValue) : net.success ? parseIp(net.data.prefix.addr) : undefined;
+  const proto = typeof protoText === 'object' ? undefined : toProto(protoText);
   const port = Number(portValue);
   if (!ip || !proto || !Number.isInteger(port)) return undefined;
   // nft -j reports whole seconds; an element with a timeout but no `expires` is about to go.
   const expiresAt = timed.success && timed.data.elem.timeout !== undefined ? now + (timed.data.elem.expires ?? 0) * 1000 : null;
-  return { ip: ip.address, family: ip.family, port, proto, expiresAt };
+  const prefix = net.success && net.data.prefix.len < (ip.family === 4 ? 32 : 128) ? net.data.prefix.len : undefined;
+  return { ip: ip.address, family: ip.family, ...(prefix !== undefined ? { prefix } : {}), port, proto, expiresAt };
 }
 
 export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall {
@@ -168,7 +172,7 @@ export function createNftablesFirewall(opts: NftablesOptions): NftablesFirewall 
     async list(): Promise<FirewallEntry[]> {
       const now = clock.now();
       const out: FirewallEntry[] = [];
-      for (const name of Object.values(ALLOWED_SETS)) {
+      for (const name of [...Object.values(ALLOWED_SETS), ...Object.values(NET_SETS)]) {
         const set = await listSet(name);
         for (const raw of set?.elem ?? []) {
           const e = toEntry(raw, now);

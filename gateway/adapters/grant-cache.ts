@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { isLive, type Grant } from '../core/grant.ts';
 import { grantableIp } from '../core/ip.ts';
+import { HOST_PREFIX, networkOf } from '../core/scope.ts';
 import { describeError } from '../core/errors.ts';
 import { timerDelay } from '../core/timers.ts';
 import type { Clock, Logger, StoreChange } from '../ports.ts';
@@ -22,12 +23,17 @@ export const GrantSchema = z
     createdAt: z.number().int().nonnegative(),
     expiresAt: z.number().int().nullable(),
     nodeId: z.string(),
+    prefix: z.number().int().optional(),
   })
   .transform((g, ctx): Grant => {
     try {
       const ip = grantableIp(g.ip);
       if (ip.family !== g.family) ctx.addIssue({ code: 'custom', path: ['family'], message: `${g.ip} is not IPv${g.family}` });
-      return Object.freeze({ ...g, ip: ip.address, ports: Object.freeze(g.ports.map((p) => Object.freeze(p))) });
+      const { prefix, ...rest } = g;
+      // A prefix grant must name its network (host bits clear) within the hard limits; a host-width prefix is a host grant.
+      const wide = prefix !== undefined && prefix !== HOST_PREFIX[ip.family];
+      if (wide && networkOf(ip, prefix) !== ip.address) ctx.addIssue({ code: 'custom', path: ['ip'], message: `${g.ip}/${prefix} has host bits set` });
+      return Object.freeze({ ...rest, ip: ip.address, ...(wide ? { prefix } : {}), ports: Object.freeze(g.ports.map((p) => Object.freeze(p))) });
     } catch (err) {
       ctx.addIssue({ code: 'custom', path: ['ip'], message: describeError(err) });
       return z.NEVER;

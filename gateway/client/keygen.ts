@@ -2,7 +2,9 @@
 // operator adds to the relay/gateway keys file.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { kgwError } from '../core/errors.ts';
-import { ed25519RawPublic, keysFileSchema, type KeysEntry, type PrivateKeyFile } from '../protocol/relay-v1.ts';
+import { ed25519RawPublic, keysFileSchema, p256RawPublic, type KeysEntry, type PrivateKeyFile } from '../protocol/relay-v1.ts';
+
+export { KEY_ALGS, type KeyAlg } from '../protocol/relay-v1.ts';
 
 export interface KeygenOptions {
   readonly id: string;
@@ -27,6 +29,12 @@ export function keygen(opts: KeygenOptions): KeygenResult {
     const secret = randomBytes(32).toString('base64');
     priv = { id: opts.id, alg, secret };
     entry = { ...common, alg, secret };
+  } else if (alg === 'ecdsa-p256') {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = privateKey.export({ format: 'jwk' });
+    if (typeof jwk.d !== 'string') throw kgwError('KGW_INTERNAL', 'node:crypto did not export the P-256 private key');
+    priv = { id: opts.id, alg, privateKey: Buffer.from(jwk.d, 'base64url').toString('base64') };
+    entry = { ...common, alg, publicKey: p256RawPublic(privateKey).toString('base64') };
   } else {
     const { privateKey } = generateKeyPairSync('ed25519');
     const jwk = privateKey.export({ format: 'jwk' });

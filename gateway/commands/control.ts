@@ -3,7 +3,7 @@ import { controlRequest } from '../services/control-server.ts';
 import { kgwError } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
-interface StatusGrant { ip: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
+interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
 interface StatusBody { nodeId: string; firewall: string; store: string; engines: Record<string, string>; grants: StatusGrant[] }
 
 function parseAnswer(answer: { status: number; body: string }): unknown {
@@ -23,7 +23,7 @@ function parseAnswer(answer: { status: number; body: string }): unknown {
 export async function runControlCommand(command: Extract<Command, { cmd: 'status' | 'revoke' }>): Promise<number> {
   if (command.cmd === 'revoke') {
     const closed = parseAnswer(await controlRequest(command.control, 'POST', '/v1/revoke', { ip: command.ip })) as { closed: StatusGrant[] };
-    process.stdout.write(closed.closed.length ? closed.closed.map((g) => `closed ${g.ports.join(',')} for ${g.ip} (${g.door})\n`).join('') : `no grant for ${command.ip}\n`);
+    process.stdout.write(closed.closed.length ? closed.closed.map((g) => `closed ${g.ports.join(',')} for ${g.covers ?? g.ip} (${g.door})\n`).join('') : `no grant for ${command.ip}\n`);
     return 0;
   }
   const status = parseAnswer(await controlRequest(command.control, 'GET', '/v1/status')) as StatusBody;
@@ -35,7 +35,7 @@ export async function runControlCommand(command: Extract<Command, { cmd: 'status
     `node ${status.nodeId} · firewall ${status.firewall} · store ${status.store}`,
     ...Object.entries(status.engines).map(([seq, engine]) => `  sequence ${seq}: ${engine} engine`),
     `${status.grants.length} live grant(s)`,
-    ...status.grants.map((g) => `  ${g.ip.padEnd(39)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId})`),
+    ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''})`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

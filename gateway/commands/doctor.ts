@@ -11,6 +11,8 @@ import { describeError } from '../core/errors.ts';
 import { parseIp } from '../core/ip.ts';
 import { formatPort } from '../core/grant.ts';
 import { planEngines } from '../core/engines.ts';
+import { exposureInWords, prefixFor } from '../core/scope.ts';
+import type { Door } from '../core/types.ts';
 import { readConfigFiles } from '../wiring/files.ts';
 import { pcapReadsNflog } from '../wiring/firewall.ts';
 import { INTAKE_GROUPS } from '../core/nft-intake.ts';
@@ -111,6 +113,8 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
     else add('error', `interface ${iface} does not exist here (set "interface:" / Interface= or --interface)`);
   }
 
+  // What one grant of each door exposes, in words: a carrier pool or a /64 is a choice to see.
+  for (const d of config.doors) add('ok', doorExposure(d));
   try {
     const engines = planEngines(config);
     for (const [seq, engine] of Object.entries(engines.describe)) add('ok', `sequence ${seq} runs on the ${engine} engine`);
@@ -137,10 +141,25 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   }
 
   if (config.cloud.aws || config.cloud.gcp) findings.push(...(await cloudFindings(config)));
+  const page = knockPageFinding(config);
+  if (page) findings.push(page);
 
   const ssh = sshSessionFinding(process.env.SSH_CONNECTION, config);
   if (ssh) findings.push(ssh);
   return findings;
+}
+
+/** The knock page needs a secure context (WebCrypto): say whether phones will get one. */
+export function knockPageFinding(config: Config): Finding | undefined {
+  const relay = config.relay;
+  if (!relay?.listen) return undefined;
+  const urls = [relay.publicUrls?.v4, relay.publicUrls?.v6].filter((u): u is string => u !== undefined);
+  const families = `${relay.publicUrls?.v4 ? 'IPv4' : ''}${relay.publicUrls?.v4 && relay.publicUrls.v6 ? ' and ' : ''}${relay.publicUrls?.v6 ? 'IPv6' : ''}`;
+  if (urls.length > 0 && urls.every((u) => u.startsWith('https://'))) {
+    return { level: 'ok', text: `knock page: phones knock over ${families} through ${urls.join(', ')}${relay.tls ? '' : ' (HTTPS must end at a proxy in front: relay.tls is not set)'}` };
+  }
+  if (relay.tls && urls.length === 0) return { level: 'warn', text: `knock page: no relay.publicUrls, so phones knock over one family only (the one their link's address has); give an A-only and an AAAA-only name` };
+  return { level: 'warn', text: 'knock page: phones need HTTPS (WebCrypto works only in a secure context): set relay.tls or put HTTPS in front, and https:// relay.publicUrls' };
 }
 
 export async function runDoctor(command: Extract<Command, { cmd: 'doctor' }>): Promise<number> {
@@ -148,4 +167,12 @@ export async function runDoctor(command: Extract<Command, { cmd: 'doctor' }>): P
   const mark: Record<Level, string> = { ok: '  ok  ', warn: ' WARN ', error: 'ERROR ' };
   for (const f of findings) process.stdout.write(`[${mark[f.level]}] ${f.text}\n`);
   return findings.some((f) => f.level === 'error') ? 1 : 0;
+}
+
+/** "door phone: a knock opens one address on IPv4; on IPv6 one address (a relay or phone knock: one IPv6 subnet …)". */
+export function doorExposure(d: Door): string {
+  const v4 = exposureInWords(4, prefixFor(d.scope, 4, 'knock'));
+  const v6k = exposureInWords(6, prefixFor(d.scope, 6, 'knock'));
+  const v6r = exposureInWords(6, prefixFor(d.scope, 6, 'relay'));
+  return `door ${d.name}: a grant opens ${v4} on IPv4; on IPv6 ${v6k}${v6r === v6k ? '' : ` for a sequence or SPA knock, ${v6r} for a relay or phone knock`}`;
 }

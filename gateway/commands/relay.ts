@@ -30,7 +30,7 @@ export async function runRelayCommand(command: Extract<Command, { cmd: 'relay-kn
     case 'relay': {
       const [{ buildRelay }, { serveUntilSignal }, { nodeClientIp }] = await Promise.all([import('../../relay/runtime.ts'), import('../../relay/serve.ts'), import('../../relay/server.ts')]);
       const logger = createLogger({ level: 'info', format: 'json' });
-      const relay = buildRelay({ keys: await loadKeysFile(command.keysFile), store: command.store, getClientIp: nodeClientIp(command.trustedProxies), clock: systemClock, logger });
+      const relay = buildRelay({ keys: await loadKeysFile(command.keysFile), store: command.store, getClientIp: nodeClientIp(command.trustedProxies), clock: systemClock, logger, ...(command.publicUrls ? { publicUrls: command.publicUrls } : {}) });
       return serveUntilSignal(relay, { listen: command.listen, trustedProxies: command.trustedProxies, logger });
     }
   }

@@ -9,6 +9,7 @@ import type { PortSpec } from '../core/grant.ts';
 import { TCP } from '../core/types.ts';
 import type { TcpFlagMatch } from '../core/types.ts';
 import { spaAccessSchema, spaSchema } from './schema-spa.ts';
+import { relaySchema, scopeSchema } from './schema-relay.ts';
 
 /** knockd's SEQ_MAX. */
 export const MAX_SEQUENCE_LENGTH = 32;
@@ -138,6 +139,8 @@ const doorSchema = z.strictObject({
   /** Seconds; 0 = until the close sequence. An hour by default, so a forgotten close does not leave a door open for good. */
   ttl: z.number().int().min(0).max(MAX_TIMEOUT_S, `must be at most ${MAX_TIMEOUT_S} s (about 24.8 days: what ipset and Node timers can hold); use 0 for "until closed"`).default(3600),
   closeSequence: sequence.optional(),
+  /** How much of the knocking client's network a grant covers (schema-relay.ts). */
+  scope: scopeSchema.optional(),
 });
 
 const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be a network interface name (e.g. eth0, at most 15 characters)');
@@ -202,15 +205,7 @@ export const yamlConfigSchema = z
     /** Optional when spa: defines SPA doors. */
     doors: z.array(doorSchema).min(1, 'define at least one door').optional(),
     cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
-    relay: z
-      .strictObject({
-        keysFile: absolutePath,
-        /** Also serve the relay from this daemon. */
-        listen: z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):\d{1,5}$/, 'must be ADDR:PORT, e.g. 0.0.0.0:8080 or [::]:8080').optional(),
-        /** Reverse proxies in front of it that append X-Forwarded-For (0 = use the socket address). */
-        trustedProxies: z.number().int().min(0).max(10).optional(),
-      })
-      .optional(),
+    relay: relaySchema(absolutePath, httpUrl).optional(),
     control: absolutePath.optional(),
     log: z
       .strictObject({

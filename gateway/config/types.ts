@@ -42,6 +42,19 @@ export interface SpaConfig {
   readonly interface?: string;
 }
 
+/** The family-pinned URLs of the relay (the knock page knocks over both). */
+export interface PublicUrls { readonly v4?: string; readonly v6?: string }
+
+export interface RelayConfig {
+  readonly keysFile: string;
+  readonly listen?: string;
+  readonly trustedProxies?: number;
+  readonly publicUrls?: PublicUrls;
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** Enrolled devices with a memory store (default: devices.json beside the state file). */
+  readonly devicesFile?: string;
+}
+
 export interface Config {
   /** The main file: --config, --knockd-config, or --fwknop-access when SPA doors are all there is. */
   readonly source: { readonly kind: 'yaml' | 'knockd' | 'fwknop'; readonly path: string };
@@ -63,7 +76,7 @@ export interface Config {
    * keysFile: verify relayed knocks (from Redis with a Redis store). listen: also serve the relay
    * from this daemon (single host: requests stay in process).
    */
-  readonly relay?: { readonly keysFile: string; readonly listen?: string; readonly trustedProxies?: number };
+  readonly relay?: RelayConfig;
   /** Per-source cap of knock packets per second (the guide's brute-force rate limit). */
   readonly knockRateLimit: { readonly perSecond: number; readonly burst: number };
   /** Per-door cap on in-progress knock states (LRU beyond it). */

@@ -111,8 +111,15 @@ export function fromYaml(text: string, path: string, hostname: string): Mutable<
   if (y.knockRateLimit) cfg.knockRateLimit = y.knockRateLimit;
   if (y.maxTrackedSources) cfg.maxTrackedSources = y.maxTrackedSources;
   if (y.relay) {
-    const { keysFile, listen, trustedProxies } = y.relay;
-    cfg.relay = { keysFile, ...(listen !== undefined ? { listen } : {}), ...(trustedProxies !== undefined ? { trustedProxies } : {}) };
+    const { keysFile, listen, trustedProxies, publicUrls, tls, devicesFile } = y.relay;
+    cfg.relay = {
+      keysFile,
+      ...(listen !== undefined ? { listen } : {}),
+      ...(trustedProxies !== undefined ? { trustedProxies } : {}),
+      ...(publicUrls !== undefined ? { publicUrls: { ...(publicUrls.v4 ? { v4: publicUrls.v4 } : {}), ...(publicUrls.v6 ? { v6: publicUrls.v6 } : {}) } } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      ...(devicesFile !== undefined ? { devicesFile } : {}),
+    };
   }
   const { aws, gcp } = y.cloud ?? {};
   cfg.cloud = {
@@ -122,7 +129,7 @@ export function fromYaml(text: string, path: string, hostname: string): Mutable<
   const doors: Door[] = [];
   const sequences: KnockSequence[] = [];
   (y.doors ?? []).forEach((d, i) => {
-    doors.push({ name: d.name, open: uniquePorts(d.open), ttlMs: d.ttl * 1000 });
+    doors.push({ name: d.name, open: uniquePorts(d.open), ttlMs: d.ttl * 1000, ...(d.scope ? { scope: Object.freeze({ ...(d.scope.v4 !== undefined ? { v4: d.scope.v4 } : {}), ...(d.scope.v6 !== undefined ? { v6: d.scope.v6 } : {}) }) } : {}) });
     const common = { door: d.name, timeoutMs: d.seqTimeout * 1000, tcpFlags: d.tcpFlags };
     sequences.push({ ...common, id: d.name, ports: d.sequence, action: { kind: 'open' }, origin: y.origins(['doors', i, 'sequence']) });
     if (d.closeSequence) {

@@ -10,6 +10,13 @@ export const NFT_TABLE = 'knockgw';
 export const INPUT_CHAIN = 'input';
 /** allowed4/6 hold one element per granted (ip, proto, port): room for 100k grants and then some. */
 export const ALLOWED_SET_SIZE = 262144;
+/**
+ * Scoped grants (a carrier pool, an IPv6 /64) live in interval sets of their own. The exact-address
+ * sets stay as they are: the kernel engine's `update @allowed4` cannot target an interval set, and
+ * one-address grants (the common case) keep the hash set's lookup.
+ */
+export const NET_SETS = Object.freeze({ 4: 'allowed4net', 6: 'allowed6net' } as const);
+export const NET_SET_SIZE = 65536;
 /** Before a typical `filter` table (priority 0), so our drop of unknown sources comes first. */
 export const INPUT_PRIORITY = 'filter - 10';
 /** Elements per `add element` statement: keeps each netlink message well under its limits. */
@@ -31,6 +38,10 @@ function allowedSetDecl(name: string, addrType: string): string {
   return `  set ${name} { type ${addrType} . inet_proto . inet_service; flags dynamic,timeout; size ${ALLOWED_SET_SIZE}; }`;
 }
 
+function netSetDecl(name: string, addrType: string): string {
+  return `  set ${name} { type ${addrType} . inet_proto . inet_service; flags interval,timeout; size ${NET_SET_SIZE}; }`;
+}
+
 function inputRules(protectedPorts: readonly PortSpec[]): string[] {
   const lists = (['tcp', 'udp'] as const).flatMap((proto) => {
     const list = portList(protectedPorts, proto);
@@ -43,6 +54,8 @@ function inputRules(protectedPorts: readonly PortSpec[]): string[] {
     ...lists.map(({ proto, list }) => `${proto} dport ${list} ct state established,related accept`),
     `ip saddr . meta l4proto . th dport @${ALLOWED_SETS[4]} accept`,
     `ip6 saddr . meta l4proto . th dport @${ALLOWED_SETS[6]} accept`,
+    `ip saddr . meta l4proto . th dport @${NET_SETS[4]} accept`,
+    `ip6 saddr . meta l4proto . th dport @${NET_SETS[6]} accept`,
     ...lists.map(({ proto, list }) => `${proto} dport ${list} counter drop`),
   ];
 }
@@ -57,6 +70,8 @@ export function renderBase(protectedPorts: readonly PortSpec[], existing: Existi
     `table ${Q} {`,
     allowedSetDecl(ALLOWED_SETS[4], 'ipv4_addr'),
     allowedSetDecl(ALLOWED_SETS[6], 'ipv6_addr'),
+    netSetDecl(NET_SETS[4], 'ipv4_addr'),
+    netSetDecl(NET_SETS[6], 'ipv6_addr'),
     `  chain ${INPUT_CHAIN} { type filter hook input priority ${INPUT_PRIORITY}; policy accept; }`,
     '}',
     `flush chain ${Q} ${INPUT_CHAIN}`,
@@ -65,7 +80,7 @@ export function renderBase(protectedPorts: readonly PortSpec[], existing: Existi
   // Flush all before deleting any: a chain cannot go while another still jumps to it.
   for (const c of others) lines.push(`flush chain ${Q} ${c}`);
   for (const c of others) lines.push(`delete chain ${Q} ${c}`);
-  const allowed = new Set<string>(Object.values(ALLOWED_SETS));
+  const allowed = new Set<string>([...Object.values(ALLOWED_SETS), ...Object.values(NET_SETS)]);
   for (const s of existing.sets) if (!allowed.has(s)) lines.push(`delete set ${Q} ${s}`);
 
   lines.push(`table ${Q} {`);
@@ -114,7 +129,7 @@ export function nftTimeout(ms: number): string {
 }
 
 function elementKey(e: FirewallEntry): string {
-  return `${e.ip} . ${e.proto} . ${e.port}`;
+  return `${e.prefix === undefined ? e.ip : `${e.ip}/${e.prefix}`} . ${e.proto} . ${e.port}`;
 }
 
 function statements(verb: 'add' | 'delete', set: string, elements: readonly string[]): string[] {
@@ -136,14 +151,13 @@ function statements(verb: 'add' | 'delete', set: string, elements: readonly stri
  */
 export function renderOps(ops: readonly FirewallOp[], now: number): string {
   const lines: string[] = [];
-  for (const family of [4, 6] as const) {
-    const set = ALLOWED_SETS[family];
+  for (const [family, set, scoped] of [[4, ALLOWED_SETS[4], false], [6, ALLOWED_SETS[6], false], [4, NET_SETS[4], true], [6, NET_SETS[6], true]] as const) {
     const touched = new Map<string, FirewallEntry>();
     const adds = new Map<string, string>();
     const freshKeys = new Set<string>();
     for (const op of ops) {
       const { entry } = op;
-      if (entry.family !== family) continue;
+      if (entry.family !== family || (entry.prefix !== undefined) !== scoped) continue;
       const key = elementKey(entry);
       if (op.op === 'add' && op.fresh === true && !touched.has(key)) freshKeys.add(key);
       else {

@@ -9,8 +9,8 @@ import type { FirewallEntry, FirewallOp } from './types.ts';
  */
 export const REFRESH_TOLERANCE_MS = 2000;
 
-export function entryKey(e: Pick<FirewallEntry, 'ip' | 'proto' | 'port'>): string {
-  return `${e.ip}|${e.proto}|${e.port}`;
+export function entryKey(e: Pick<FirewallEntry, 'ip' | 'proto' | 'port' | 'prefix'>): string {
+  return `${e.ip}${e.prefix === undefined ? '' : `/${e.prefix}`}|${e.proto}|${e.port}`;
 }
 
 function later(a: number | null, b: number | null): number | null {
@@ -24,6 +24,7 @@ function isLiveEntry(e: FirewallEntry, now: number): boolean {
 function compareEntries(a: FirewallEntry, b: FirewallEntry): number {
   if (a.family !== b.family) return a.family - b.family;
   if (a.ip !== b.ip) return a.ip < b.ip ? -1 : 1;
+  if (a.prefix !== b.prefix) return (a.prefix ?? 129) - (b.prefix ?? 129);
   if (a.proto !== b.proto) return a.proto < b.proto ? -1 : 1;
   return a.port - b.port;
 }
@@ -34,7 +35,7 @@ export function desiredEntries(grants: readonly Grant[], now: number): FirewallE
   for (const g of grants) {
     if (g.expiresAt !== null && g.expiresAt <= now) continue;
     for (const p of g.ports) {
-      const entry: FirewallEntry = { ip: g.ip, family: g.family, port: p.port, proto: p.proto, expiresAt: g.expiresAt };
+      const entry: FirewallEntry = { ip: g.ip, family: g.family, ...(g.prefix !== undefined ? { prefix: g.prefix } : {}), port: p.port, proto: p.proto, expiresAt: g.expiresAt };
       const key = entryKey(entry);
       const seen = byKey.get(key);
       byKey.set(key, seen ? { ...entry, expiresAt: later(seen.expiresAt, entry.expiresAt) } : entry);

@@ -3,6 +3,7 @@
 // into these, ports.ts and the adapters speak them; nothing here imports from outside core/.
 import type { Family } from './ip.ts';
 import type { PortSpec, Proto } from './grant.ts';
+import type { DoorScope } from './scope.ts';
 
 /** TCP flag bits as on the wire. */
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
@@ -58,12 +59,17 @@ export interface Door {
   readonly open: readonly PortSpec[];
   /** 0 = until closed. */
   readonly ttlMs: number;
+  /** How much of the client's network a grant covers (core/scope.ts); absent = the defaults. */
+  readonly scope?: DoorScope;
 }
 
 /** One (ip, port) pass-through in the host firewall. expiresAt null = no timeout. */
 export interface FirewallEntry {
+  /** The address, or a network address when `prefix` is set. */
   readonly ip: string;
   readonly family: Family;
+  /** Present only for a network narrower than the host width (a scoped grant). */
+  readonly prefix?: number;
   readonly port: number;
   readonly proto: Proto;
   readonly expiresAt: number | null;

@@ -2,8 +2,11 @@
 // Keys file, request body, the canonical signed string, the verification steps and the queued
 // grant request live here, so the relay and the gateway cannot drift apart. No I/O: both sides
 // read their files and queues through gateway/kit and pass the text or values in.
-import { createHmac, createPrivateKey, createPublicKey, createSecretKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import { ed25519PrivateKey, p256PrivateKey, PUBLIC_KEY_BYTES, signBytes, verifyBytes, verifyingKey, type KeyAlg } from './relay-v1-algs.ts';
+
+export { ed25519PrivateKey, ed25519RawPublic, KEY_ALGS, p256RawPublic, type KeyAlg } from './relay-v1-algs.ts';
 import { describeError, kgwError, type ErrorCode } from '../core/errors.ts';
 import { parseIp, refusalReason } from '../core/ip.ts';
 
@@ -64,7 +67,9 @@ const clientCommon = {
 export const keysFileSchema = z.object({
   clients: z.array(z.discriminatedUnion('alg', [
     z.object({ ...clientCommon, alg: z.literal('hmac-sha256'), secret: base64Of(32, 'secret') }),
-    z.object({ ...clientCommon, alg: z.literal('ed25519'), publicKey: base64Of(32, 'publicKey') }),
+    z.object({ ...clientCommon, alg: z.literal('ed25519'), publicKey: base64Of(PUBLIC_KEY_BYTES.ed25519, 'publicKey') }),
+    // Extension v1.1 (browsers without WebCrypto Ed25519): relay-v1-algs.ts.
+    z.object({ ...clientCommon, alg: z.literal('ecdsa-p256'), publicKey: base64Of(PUBLIC_KEY_BYTES['ecdsa-p256'], 'publicKey') }),
   ])),
 }).superRefine((file, ctx) => {
   const seen = new Set<string>();
@@ -102,31 +107,18 @@ export function canonicalString(f: SignedFields): string {
   return [PROTOCOL_TAG, f.client, f.door, f.ip ?? '', String(f.ts), f.nonce].join('\n');
 }
 
-function ed25519PublicKey(raw: Buffer): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
-}
-
-// PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410), so raw keys stay the file format.
-const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-export function ed25519PrivateKey(seed: Buffer): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-}
-
-/** The raw 32-byte public key of an Ed25519 private key. */
-export function ed25519RawPublic(priv: KeyObject): Buffer {
-  const jwk = createPublicKey(priv).export({ format: 'jwk' });
-  if (typeof jwk.x !== 'string') throw kgwError('KGW_INTERNAL', 'node:crypto did not export an Ed25519 public key');
-  return Buffer.from(jwk.x, 'base64url');
-}
-
 export function compileKeys(file: KeysFile): RelayKeys {
   const out = new Map<string, RelayClient>();
   for (const c of file.clients) {
-    const key = c.alg === 'hmac-sha256' ? createSecretKey(Buffer.from(c.secret, 'base64')) : ed25519PublicKey(Buffer.from(c.publicKey, 'base64'));
-    out.set(c.id, Object.freeze({ id: c.id, alg: c.alg, doors: new Set(c.doors), allowIp: c.allowIp, key }));
+    out.set(c.id, compileClient(c));
   }
   return out;
+}
+
+/** One keys-file entry (or an enrolled device) as a verifying client. */
+export function compileClient(c: KeysEntry): RelayClient {
+  const key = verifyingKey(c.alg, c.alg === 'hmac-sha256' ? c.secret : c.publicKey);
+  return Object.freeze({ id: c.id, alg: c.alg, doors: new Set(c.doors), allowIp: c.allowIp, key });
 }
 
 /** Parses keys-file JSON text (already read); `origin` names it in errors. */
@@ -146,20 +138,12 @@ export function parseKeys(text: string, origin: string): RelayKeys {
 }
 
 /** Signs with a client's private key material: HMAC secret key or Ed25519 private key. */
-export function signFields(alg: KeysEntry['alg'], key: KeyObject, f: SignedFields): string {
-  const msg = Buffer.from(canonicalString(f), 'utf8');
-  if (alg === 'hmac-sha256') return createHmac('sha256', key).update(msg).digest('base64');
-  return sign(null, msg, key).toString('base64');
+export function signFields(alg: KeyAlg, key: KeyObject, f: SignedFields): string {
+  return signBytes(alg, key, Buffer.from(canonicalString(f), 'utf8'));
 }
 
 export function verifySignature(client: RelayClient, f: SignedFields, sigB64: string): boolean {
-  const msg = Buffer.from(canonicalString(f), 'utf8');
-  const sig = Buffer.from(sigB64, 'base64');
-  if (client.alg === 'hmac-sha256') {
-    const want = createHmac('sha256', client.key).update(msg).digest();
-    return sig.length === want.length && timingSafeEqual(sig, want);
-  }
-  return sig.length === 64 && verify(null, msg, client.key, sig);
+  return verifyBytes(client.alg, client.key, Buffer.from(canonicalString(f), 'utf8'), Buffer.from(sigB64, 'base64'));
 }
 
 function relayError(code: RelayErrorCode, message: string, detail: Record<string, unknown> = {}) {
@@ -178,8 +162,9 @@ export function parseKnockBody(value: unknown): KnockBody {
  * Everything but replay and rate limits: client known, signature, door, timestamp window, and the
  * IP to grant. Returns the client and the canonical IP to grant; throws a KGW_RELAY_* error.
  */
-export function verifyKnock(keys: RelayKeys, body: KnockBody, observedIp: string, nowMs: number): { client: RelayClient; ip: string } {
-  const client = keys.get(body.client);
+export function verifyKnock(keys: RelayKeys, body: KnockBody, observedIp: string, nowMs: number, enrolled?: RelayClient): { client: RelayClient; ip: string } {
+  // A keys-file client wins over an enrolled device of the same id (devices are named d-…).
+  const client = keys.get(body.client) ?? (enrolled?.id === body.client ? enrolled : undefined);
   if (!client) throw relayError('KGW_RELAY_UNKNOWN_CLIENT', `client "${body.client}" is not in the keys file`, { client: body.client });
   if (!verifySignature(client, body, body.sig)) {
     throw relayError('KGW_RELAY_BAD_SIGNATURE', `the signature of client "${client.id}" does not verify (wrong key, or a field was changed)`, { client: client.id });
@@ -213,6 +198,8 @@ export function verifyKnock(keys: RelayKeys, body: KnockBody, observedIp: string
 export const privateKeyFileSchema = z.discriminatedUnion('alg', [
   z.object({ id: NAME, alg: z.literal('hmac-sha256'), secret: base64Of(32, 'secret') }),
   z.object({ id: NAME, alg: z.literal('ed25519'), privateKey: base64Of(32, 'privateKey') }),
+  // v1.1: the raw 32-byte P-256 scalar d (big-endian).
+  z.object({ id: NAME, alg: z.literal('ecdsa-p256'), privateKey: base64Of(32, 'privateKey') }),
 ]);
 export type PrivateKeyFile = z.infer<typeof privateKeyFileSchema>;
 
@@ -235,7 +222,8 @@ export function parsePrivateKeyFile(text: string, origin: string): ClientSigner 
     throw kgwError('KGW_CONFIG_INVALID', `relay key file ${origin} is invalid: ${issues}`, { path: origin, issues });
   }
   const f = parsed.data;
-  const key = f.alg === 'hmac-sha256' ? createSecretKey(Buffer.from(f.secret, 'base64')) : ed25519PrivateKey(Buffer.from(f.privateKey, 'base64'));
+  const key = f.alg === 'hmac-sha256' ? createSecretKey(Buffer.from(f.secret, 'base64'))
+    : f.alg === 'ed25519' ? ed25519PrivateKey(Buffer.from(f.privateKey, 'base64')) : p256PrivateKey(Buffer.from(f.privateKey, 'base64'));
   return { id: f.id, alg: f.alg, key };
 }
 

@@ -5,11 +5,14 @@ import { connect } from 'node:net';
 import { limitServer, type ServerLimits } from '../kit/http-limits.ts';
 import { kgwError, describeError, isKnockgwError } from '../core/errors.ts';
 import type { Logger } from '../ports.ts';
+import type { EnrollmentHandlers } from './enrollment.ts';
 
 export interface ControlHandlers {
   status(): Promise<unknown>;
   revoke(ip: string): Promise<unknown>;
   metrics(): string;
+  /** With a relay: enrollment links and enrolled devices. */
+  devices?: EnrollmentHandlers;
 }
 
 const MAX_BODY = 4096;
@@ -80,6 +83,17 @@ export async function startControlServer(path: string, handlers: ControlHandlers
           const ip = typeof parsed === 'object' && parsed !== null && 'ip' in parsed && typeof parsed.ip === 'string' ? parsed.ip : undefined;
           if (!ip) return send(res, 400, { error: { code: 'KGW_CONTROL', message: 'body must be {"ip": "<address>"}' } });
           return send(res, 200, await handlers.revoke(ip));
+        }
+        if (req.url === '/v1/enroll' || req.url?.startsWith('/v1/devices')) {
+          const d = handlers.devices;
+          if (!d) return send(res, 404, { error: { code: 'KGW_CONTROL', message: 'this daemon serves no relay: add a relay: section (keysFile, listen) to its config' } });
+          if (req.method === 'POST' && req.url === '/v1/enroll') return send(res, 200, await d.enroll(parseJson(await readBody(req))));
+          if (req.method === 'GET' && req.url === '/v1/devices') return send(res, 200, await d.list());
+          if (req.method === 'POST' && req.url === '/v1/devices/revoke') {
+            const parsed = parseJson(await readBody(req));
+            const id = typeof parsed === 'object' && parsed !== null && 'id' in parsed && typeof parsed.id === 'string' ? parsed.id : '';
+            return send(res, 200, await d.revoke(id));
+          }
         }
         return send(res, 404, { error: { code: 'KGW_CONTROL', message: `no route ${req.method ?? ''} ${req.url ?? ''}` } });
       } catch (err) {

@@ -1,7 +1,8 @@
 // Opening and closing grants: the one place that turns a proof (knock, relay, manual) into a
 // stored grant and logs grant.open / grant.extend / grant.close with the reason.
-import { grantId, makeGrant, formatPort, type Grant, type GrantSource, type PortSpec } from '../core/grant.ts';
-import { grantableIp } from '../core/ip.ts';
+import { grantCoverage, grantId, makeGrant, formatPort, type Grant, type GrantSource, type PortSpec } from '../core/grant.ts';
+import { grantableIp, ipValue, parseIp } from '../core/ip.ts';
+import { exposureInWords, HOST_PREFIX, prefixFor } from '../core/scope.ts';
 import { kgwError } from '../core/errors.ts';
 import type { Door } from '../core/types.ts';
 import type { Clock, GrantStore, Logger } from '../ports.ts';
@@ -22,12 +23,25 @@ function grantFields(g: Grant): Record<string, unknown> {
   return {
     grantId: g.id,
     ip: g.ip,
+    // What the firewall lets through, and how much that is (a carrier pool, a /64).
+    covers: grantCoverage(g),
+    exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]),
     door: g.door,
     ports: g.ports.map(formatPort),
     source: g.source,
     expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
     nodeId: g.nodeId,
   };
+}
+
+/** Whether the grant lets `ip` (canonical) through: the address itself, or inside its prefix. */
+function covers(g: Grant, ip: string): boolean {
+  if (g.prefix === undefined) return g.ip === ip;
+  const host = parseIp(ip);
+  const net = parseIp(g.ip);
+  if (!host || !net || host.family !== net.family) return false;
+  const shift = BigInt(HOST_PREFIX[host.family] - g.prefix);
+  return ipValue(host) >> shift === ipValue(net) >> shift;
 }
 
 export function createGrantService(deps: { store: GrantStore; doors: readonly Door[]; clock: Clock; logger: Logger; nodeId: string; metrics: Metrics }): GrantService {
@@ -38,7 +52,7 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
     const removed = await deps.store.remove(id);
     if (removed) {
       deps.metrics.inc('grants_closed_total', 1, { door: removed.door, reason });
-      log.info({ event: 'grant.close', reason, ...grantFields(removed) }, `closed ${removed.ports.map(formatPort).join(',')} for ${removed.ip} (${removed.door})`);
+      log.info({ event: 'grant.close', reason, ...grantFields(removed) }, `closed ${removed.ports.map(formatPort).join(',')} for ${grantCoverage(removed)} (${removed.door})`);
     }
     return removed;
   };
@@ -47,8 +61,10 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
     async open(input) {
       const door = doors.get(input.door);
       if (!door) throw kgwError('KGW_CONFIG_INVALID', `no door named "${input.door}"`, { door: input.door });
+      const family = grantableIp(input.ip).family;
       const grant = makeGrant({
         ip: input.ip,
+        prefix: prefixFor(door.scope, family, input.source),
         door: door.name,
         ports: input.ports ?? door.open,
         source: input.source,
@@ -61,12 +77,15 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
       const extended = stored.createdAt < grant.createdAt;
       const event = extended ? 'grant.extend' : 'grant.open';
       deps.metrics.inc(extended ? 'grants_extended_total' : 'grants_opened_total', 1, { door: door.name });
-      log.info({ event, ...grantFields(stored) }, `${event === 'grant.open' ? 'opened' : 'extended'} ${stored.ports.map(formatPort).join(',')} for ${stored.ip} (${door.name})`);
+      log.info({ event, ...grantFields(stored) }, `${event === 'grant.open' ? 'opened' : 'extended'} ${stored.ports.map(formatPort).join(',')} for ${grantCoverage(stored)} (${door.name})`);
       return stored;
     },
 
     close(input) {
-      return closeById(grantId(input.door, grantableIp(input.ip).address), input.reason);
+      // A close sequence closes what its knock opened: the same door, the same scope.
+      const host = grantableIp(input.ip);
+      const made = makeGrant({ ip: host.address, door: input.door, ports: [], source: 'knock', ttlMs: 0, nodeId: deps.nodeId, now: 0, prefix: prefixFor(doors.get(input.door)?.scope, host.family, 'knock') });
+      return closeById(grantId(input.door, made.ip, made.family, made.prefix), input.reason);
     },
 
     async revokeIp(ipText, reason) {
@@ -75,7 +94,7 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
       // By the stored id: a grant restored from an older state file or written by another
       // node may carry an id that is not door@ip, and it must be revocable all the same.
       for (const g of await deps.store.list()) {
-        if (g.ip !== ip) continue;
+        if (!covers(g, ip)) continue;
         const removed = await closeById(g.id, reason);
         if (removed) closed.push(removed);
       }

@@ -7,6 +7,7 @@ import { grantableIp } from '../core/ip.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget, type LogBudget } from '../core/log-budget.ts';
 import type { Proof } from '../core/types.ts';
 import type { Clock, Logger, NonceStore, ProofSource } from '../ports.ts';
+import { enrolledClient, type DeviceRegistry } from '../protocol/devices.ts';
 import { GATEWAY_NONCE_SCOPE, NONCE_TTL_MS, parseGrantRequest, verifyKnock, type GrantRequestSource, type RelayKeys } from '../protocol/relay-v1.ts';
 
 export interface RelayCheckDeps {
@@ -14,6 +15,8 @@ export interface RelayCheckDeps {
   readonly nonces: NonceStore;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Enrolled devices, looked up again here (a revoked device's queued knock opens nothing). */
+  readonly devices?: Pick<DeviceRegistry, 'get'>;
 }
 
 export type RelayVerdict =
@@ -28,7 +31,7 @@ export async function checkGrantRequest(deps: RelayCheckDeps, budget: LogBudget,
     const req = parseGrantRequest(payload);
     client = req.client;
     door = req.door;
-    const verdict = verifyKnock(deps.keys, req, req.observedIp, deps.clock.now());
+    const verdict = verifyKnock(deps.keys, req, req.observedIp, deps.clock.now(), await enrolledClient(deps.devices, deps.keys, req.client));
     const ip = grantableIp(verdict.ip).address;
     if (!(await deps.nonces.claim(`${GATEWAY_NONCE_SCOPE}${verdict.client.id}`, req.nonce, NONCE_TTL_MS))) {
       // Normal with several gateway nodes: each reads every request, one claims it.

@@ -13,6 +13,7 @@ import { createMetrics } from '../services/metrics.ts';
 import { hostFirewallFor } from './firewall.ts';
 import { openStore } from './store.ts';
 import { wireRelay } from './relay.ts';
+import type { DeviceRegistry } from '../protocol/devices.ts';
 import { knockSources } from './sources.ts';
 import { readConfigFiles } from './files.ts';
 
@@ -21,6 +22,9 @@ export interface Assembly {
   readonly engines: EnginePlan;
   /** Releases what the gateway does not own (the store backend); call after gateway.stop(). */
   readonly release: () => Promise<void>;
+  /** Enrolled devices and the default enrollment URL, when the relay is configured. */
+  readonly devices?: DeviceRegistry;
+  readonly pageUrl?: string;
 }
 
 export async function assembleGateway(config: Config, opts: { clock: Clock; logger: Logger }): Promise<Assembly> {
@@ -30,7 +34,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const metrics = createMetrics();
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
   try {
-    const relay = wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
+    const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
     const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }), files.oneTime?.ports);
     const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, nonces: backend.nonces, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
@@ -55,7 +59,15 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       logger,
       metrics,
     });
-    return { gateway, engines, release: () => backend.close() };
+    const devices = relay.devices;
+    return {
+      gateway, engines,
+      release: async () => {
+        await devices?.close();
+        await backend.close();
+      },
+      ...(devices ? { devices } : {}), ...(relay.pageUrl ? { pageUrl: relay.pageUrl } : {}),
+    };
   } catch (err) {
     await backend.close();
     throw err;

@@ -12,6 +12,8 @@ import { createRedisConnection } from '../kit/redis/connection.ts';
 import { keyspace } from '../kit/redis/keys.ts';
 import { createRedisNonceStore } from '../kit/redis/nonces.ts';
 import { createRedisRequestSource } from '../kit/redis/requests.ts';
+import { createRedisDeviceRegistry } from '../kit/redis/devices.ts';
+import type { DeviceRegistry } from '../protocol/devices.ts';
 import { createMemoryNonceStore } from '../kit/nonces-memory.ts';
 import { createFileNonceStore } from '../adapters/nonces-file.ts';
 import { createMemoryStore, type CorruptStateFile } from '../adapters/store-memory.ts';
@@ -27,6 +29,8 @@ export interface StoreBackend {
   readonly lease: (job: string, opts: { ttlMs: number; logger: Logger }) => LeaderLease;
   /** Redis only: the grant requests relays queue for every gateway node. */
   readonly requestSource?: (onError: (err: unknown) => void) => GrantRequestSource;
+  /** Redis only: enrolled devices shared by every relay and node. */
+  readonly devices?: () => DeviceRegistry;
   /** Closes the store, then the connection (leases and sources are closed by their owners first). */
   close(): Promise<void>;
 }
@@ -110,6 +114,7 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
     nonces: createRedisNonceStore({ conn, keys }),
     lease: (job, l) => createRedisLease({ conn, key: keys(`lease:${job}`), nodeId: opts.nodeId, ttlMs: l.ttlMs, logger: l.logger }),
     requestSource: (onError) => createRedisRequestSource(conn, { onError }),
+    devices: () => createRedisDeviceRegistry({ conn, keys }),
     async close() {
       await store.close();
       await conn.close();

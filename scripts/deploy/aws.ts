@@ -38,6 +38,8 @@ export interface AwsDeployOptions {
   readonly outDir: string;
   readonly dryRun: boolean;
   readonly allowSharedCredential: boolean;
+  /** The relay's Redis user also gets the enrollment rules (phones enroll through it). */
+  readonly enroll?: boolean;
 }
 
 /** What a fresh account answers: no bucket, no object, parameters at version 1. */
@@ -66,7 +68,7 @@ async function withSecretFile<T>(runner: Runner, secret: Secret, fn: (uri: strin
 }
 
 export async function deployAws(o: AwsDeployOptions, log: (line: string) => void): Promise<{ runner: Runner; url: string; codeKey: string }> {
-  const secrets = await readRelaySecrets({ keysFile: o.keysFile, redisUrlFile: o.redisUrlFile, allowSharedCredential: o.allowSharedCredential });
+  const secrets = await readRelaySecrets({ keysFile: o.keysFile, redisUrlFile: o.redisUrlFile, allowSharedCredential: o.allowSharedCredential, enroll: o.enroll ?? false });
   const runner = o.dryRun ? dryRunner(dryAnswers(o), log) : realRunner(log);
   const aws = (args: readonly string[], opts?: Parameters<Runner['run']>[1]) => runner.run(['aws', ...args, '--region', o.region], opts);
 
@@ -126,7 +128,7 @@ export function parseAwsArgs(argv: readonly string[]): AwsDeployOptions {
       region: { type: 'string' }, stack: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
       subnets: { type: 'string' }, 'security-groups': { type: 'string' }, 'extension-layer-arn': { type: 'string' }, bucket: { type: 'string' },
       'kms-key-arn': { type: 'string' }, 'reserved-concurrency': { type: 'string' }, 'door-ttl': { type: 'string' }, out: { type: 'string' },
-      'keys-parameter': { type: 'string' }, 'store-parameter': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' },
+      'keys-parameter': { type: 'string' }, 'store-parameter': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
     },
     strict: true,
   });
@@ -149,6 +151,7 @@ export function parseAwsArgs(argv: readonly string[]): AwsDeployOptions {
     outDir: resolve(values.out ?? join(ROOT, 'dist', 'deploy', 'aws')),
     dryRun: values['dry-run'] ?? false,
     allowSharedCredential: values['allow-shared-redis-credential'] ?? false,
+    enroll: values.enroll ?? false,
   };
 }
 

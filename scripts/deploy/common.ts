@@ -34,7 +34,7 @@ async function readSecretFile(path: string, what: string): Promise<string> {
  * gateways' credential (no user, or "default") a compromised relay could write grants, so that is
  * refused unless the operator accepts it in so many words (Memorystore for Redis has no ACL users).
  */
-export async function readRelaySecrets(opts: { keysFile: string; redisUrlFile: string; allowSharedCredential: boolean }): Promise<RelaySecrets> {
+export async function readRelaySecrets(opts: { keysFile: string; redisUrlFile: string; allowSharedCredential: boolean; enroll?: boolean }): Promise<RelaySecrets> {
   const keys = await loadKeysFile(opts.keysFile);
   const keysText = await readSecretFile(opts.keysFile, 'the keys file');
   const url = await readSecretFile(opts.redisUrlFile, "the relay's Redis URL");
@@ -45,7 +45,8 @@ export async function readRelaySecrets(opts: { keysFile: string; redisUrlFile: s
   if ((user === 'default' || !conn.password) && !opts.allowSharedCredential) {
     throw kgwError('KGW_DEPLOY_CREDENTIAL', `the relay's Redis URL ${redactUrl(url)} uses ${conn.password ? 'the default user' : 'no password'}; give the relay its own ACL user (${RELAY_REDIS_USER}, see infra/README.md) or pass --allow-shared-redis-credential and accept that a compromised relay can mint grants`, { user });
   }
-  const acl = relayAcl({ user: user === 'default' ? RELAY_REDIS_USER : user, db });
+  // --enroll: phones enroll through this relay (GETDEL on tokens, HGET/HSET on devices; relay-acl.ts says what that allows).
+  const acl = relayAcl({ user: user === 'default' ? RELAY_REDIS_USER : user, db, enroll: opts.enroll ?? false });
   const hash = createHash('sha256').update(conn.password ?? '').digest('hex');
   return {
     keys: { label: 'KEYS_FILE', value: keysText },

@@ -33,6 +33,8 @@ export interface GcpDeployOptions {
   readonly outDir: string;
   readonly dryRun: boolean;
   readonly allowSharedCredential: boolean;
+  /** The relay's Redis user also gets the enrollment rules (phones enroll through it). */
+  readonly enroll?: boolean;
 }
 
 /** What a fresh project answers: nothing exists yet, every secret gets version 1. */
@@ -60,7 +62,7 @@ export function renderService(template: string, v: { project: string; imageDiges
 }
 
 export async function deployGcp(o: GcpDeployOptions, log: (line: string) => void): Promise<{ runner: Runner; url: string; image: string }> {
-  const secrets = await readRelaySecrets({ keysFile: o.keysFile, redisUrlFile: o.redisUrlFile, allowSharedCredential: o.allowSharedCredential });
+  const secrets = await readRelaySecrets({ keysFile: o.keysFile, redisUrlFile: o.redisUrlFile, allowSharedCredential: o.allowSharedCredential, enroll: o.enroll ?? false });
   const runner = o.dryRun ? dryRunner(dryAnswers(o), log) : realRunner(log);
   const gcloud = (args: readonly string[], opts?: Parameters<Runner['run']>[1]) => runner.run(['gcloud', ...args, '--project', o.project, '--quiet'], opts);
   const sa = `${SERVICE}@${o.project}.iam.gserviceaccount.com`;
@@ -119,7 +121,7 @@ export function parseGcpArgs(argv: readonly string[]): GcpDeployOptions {
     options: {
       project: { type: 'string' }, region: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
       network: { type: 'string' }, subnet: { type: 'string' }, 'door-ttl': { type: 'string' }, deployer: { type: 'string' }, out: { type: 'string' },
-      'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' },
+      'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
     },
     strict: true,
   });
@@ -137,6 +139,7 @@ export function parseGcpArgs(argv: readonly string[]): GcpDeployOptions {
     outDir: resolve(values.out ?? join(ROOT, 'dist', 'deploy', 'gcp')),
     dryRun: values['dry-run'] ?? false,
     allowSharedCredential: values['allow-shared-redis-credential'] ?? false,
+    enroll: values.enroll ?? false,
   };
 }
 

@@ -22,7 +22,15 @@ export interface NatLab {
 
 let counter = 0;
 
-export async function createNatLab(): Promise<NatLab> {
+export interface NatLabOptions {
+  /**
+   * IPv6 routed, not translated (a carrier's native IPv6): the server sees the client's own
+   * address and routes the client's /64 back through the NAT box; only IPv4 is masqueraded.
+   */
+  readonly nativeV6?: boolean;
+}
+
+export async function createNatLab(opts: NatLabOptions = {}): Promise<NatLab> {
   const id = `${process.pid}${counter++}`;
   const ns = { client: `kgwnc${id}`, nat: `kgwnn${id}`, server: `kgwns${id}` };
   const created: string[] = [];
@@ -72,10 +80,13 @@ export async function createNatLab(): Promise<NatLab> {
     for (const [n, dev] of [[ns.client, 'eth0'], [ns.nat, 'lan0'], [ns.nat, 'wan0'], [ns.server, 'eth0']] as const) await ipn(n, 'link', 'set', dev, 'up');
     await ipn(ns.client, 'route', 'add', 'default', 'via', '198.18.0.129');
     await ipn(ns.client, '-6', 'route', 'add', 'default', 'via', 'fd00:198:18:1::1');
-    await sh('ip', ['netns', 'exec', ns.nat, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    // promote_secondaries: the NAT may change its public address (add the new one, drop the old).
+    await sh('ip', ['netns', 'exec', ns.nat, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.all.promote_secondaries=1', 'net.ipv4.conf.wan0.promote_secondaries=1']);
+    const which = opts.nativeV6 ? 'meta nfproto ipv4 ' : '';
     await sh('ip', ['netns', 'exec', ns.nat, 'nft', '-f', '-'], {
-      input: 'table inet kgwnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "wan0" masquerade\n  }\n}\n',
+      input: `table inet kgwnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    ${which}oifname "wan0" masquerade\n  }\n}\n`,
     });
+    if (opts.nativeV6) await ipn(ns.server, '-6', 'route', 'add', 'fd00:198:18:1::/64', 'via', 'fd00:198:18::1');
   } catch (err) {
     await destroy();
     throw err;

@@ -13,6 +13,7 @@ import { RELAY_NONCE_SCOPE } from '../../protocol/relay-v1.ts';
 import { DEFAULT_NAMESPACE, keyspace } from './keys.ts';
 import { nonceKeyPrefix } from './nonces.ts';
 import { REQUESTS_STREAM } from './requests.ts';
+import { DEVICES_HASH, ENROLL_PREFIX } from './devices.ts';
 
 export const RELAY_REDIS_USER = 'knockgw-relay';
 
@@ -23,6 +24,12 @@ export interface RelayAclOptions {
   readonly namespace?: string;
   /** The database the relay's URL selects; a non-zero one needs SELECT (patterns hold in every database). */
   readonly db?: number;
+  /**
+   * Phone enrollment through this relay: also GETDEL on enrollment tokens (kept by hash) and
+   * HGET/HSET on the devices hash. With it, a compromised relay could add a device of its own to
+   * the registry (and so open doors): enable it only on a relay you trust as much as the gateway.
+   */
+  readonly enroll?: boolean;
 }
 
 export interface RelayAcl {
@@ -47,8 +54,9 @@ export function relayAcl(opts: RelayAclOptions = {}): RelayAcl {
   const user = opts.user ?? RELAY_REDIS_USER;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(user)) throw new RangeError(`Redis ACL user "${user}" must be 1-64 letters, digits, ".", "_" or "-"`);
   const keys = keyspace(opts.namespace ?? DEFAULT_NAMESPACE);
-  const keyPatterns = [`${globEscape(nonceKeyPrefix(keys, RELAY_NONCE_SCOPE))}*`, globEscape(REQUESTS_STREAM)];
-  const commands = ['set', 'xadd', ...(opts.db ? ['select'] : [])];
+  const enroll = opts.enroll ? [`${globEscape(keys(ENROLL_PREFIX))}*`, globEscape(keys(DEVICES_HASH))] : [];
+  const keyPatterns = [`${globEscape(nonceKeyPrefix(keys, RELAY_NONCE_SCOPE))}*`, globEscape(REQUESTS_STREAM), ...enroll];
+  const commands = ['set', 'xadd', ...(opts.enroll ? ['getdel', 'hget', 'hset'] : []), ...(opts.db ? ['select'] : [])];
   const rules = [...keyPatterns.map((p) => `~${p}`), '-@all', ...commands.map((c) => `+${c}`)];
   const setUserArgs = (hash: string): string[] => {
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new RangeError('the password hash must be 64 lowercase hex characters (SHA-256)');

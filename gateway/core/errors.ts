@@ -37,7 +37,7 @@ export const ERROR_CODES = {
   KGW_RELAY_UNKNOWN_CLIENT: 'the client is not known',
   KGW_RELAY_DOOR_FORBIDDEN: 'the client may not open this door',
   KGW_RELAY_DOOR_UNKNOWN: 'the gateway has no such door',
-  KGW_RELAY_IP_FORBIDDEN: 'the client may not name another IP',
+  KGW_RELAY_IP_FORBIDDEN: 'the address cannot be granted: another IP the client may not name, or one the gateway never grants (loopback, unspecified, multicast…)',
   KGW_RELAY_REPLAY: 'the nonce was already used',
   KGW_RELAY_STALE: 'the timestamp is outside the allowed window',
   KGW_RELAY_RATE_LIMITED: 'too many requests',

@@ -21,7 +21,7 @@ async function launch(t: TestContext, lab: { server: Lab['server'] }, args: stri
 
 const spaEvent = (d: RunningDaemon, name: string) => d.waitFor((e: LogEvent) => e.event === name, 5000, name);
 
-void test('HA: a packet one node granted is refused as a replay by the other (one redis-server between them)', async (t) => {
+void test('HA: a packet one node granted opens the other node too, and is refused there as a replay (one redis-server between them)', async (t) => {
   if (!(await requireRoot(t))) return;
   const redis = await startRedis(t);
   assert.ok(redis, 'redis-server is required');
@@ -46,6 +46,8 @@ void test('HA: a packet one node granted is refused as a replay by the other (on
   assert.equal((await fwknop(ca, a.lab.server.v4, ['-a', ca.v4, '-B', saved])).code, 0);
   assert.equal((await spaEvent(a.daemon, 'spa.granted')).ip, ca.v4);
   assert.equal(await connectsWithin(ca, a.lab.server.v4, 22), true, 'node A opened');
+  // The grant is the fleet's: through Redis node B opens for the same address (its lab's client).
+  assert.equal(await connectsWithin(cb, b.lab.server.v4, 22), true, 'node B opened too');
 
   // An eavesdropper replays it to node B (same addresses in both labs).
   await sendUdp(cb, b.lab.server.v4, [(await readFile(saved, 'latin1')).trim()]);

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { createPcapParser, MAX_RECORD_BYTES } from '../../gateway/adapters/pcap-stream.ts';
 import { LINKTYPE, type CapturedPacket } from '../../gateway/adapters/pcap-frames.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
-import { TCP } from '../../gateway/core/types.ts';
+import { TCP, type KnockSequence } from '../../gateway/core/types.ts';
+import { step } from '../../gateway/core/knock-machine.ts';
+import { createKnockState } from '../../gateway/core/knock-state.ts';
 import { withChecksum, withPartialChecksum } from '../helpers/frames.ts';
 
 // ---- byte builders (what tcpdump and the kernel put on the wire) ----
@@ -36,8 +38,8 @@ function ipv4(l4: readonly number[], { proto = 6, src = [203, 0, 113, 7], dst = 
 const V6_SRC = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
 const V6_DST = [0xfd, 0x00, 0x01, 0x98, 0x00, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
-function ipv6(l4: readonly number[], next: number, ext: readonly number[] = []): number[] {
-  return withChecksum([0x60, 0, 0, 0, ...be16(ext.length + l4.length), next, 64, ...V6_SRC, ...V6_DST, ...ext, ...l4]);
+function ipv6(l4: readonly number[], next: number, ext: readonly number[] = [], src: readonly number[] = V6_SRC): number[] {
+  return withChecksum([0x60, 0, 0, 0, ...be16(ext.length + l4.length), next, 64, ...src, ...V6_DST, ...ext, ...l4]);
 }
 
 const MACS = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
@@ -194,6 +196,20 @@ void test('a TCP or UDP checksum that does not verify is dropped, as the kernel 
   const { packets, parser } = parseAll([...globalHeader(), ...[badSyn, badPort, badUdp6, zeroUdp6, zeroUdp4, offloaded].flatMap((f) => record(f))]);
   assert.equal(parser.stats.skipped['bad-checksum'], 4);
   assert.deepEqual(packets.map((p) => `${p.proto}/${p.dport}`), ['udp/9000', 'tcp/7000']);
+});
+
+void test('IPv4-mapped IPv6 sources in real frames (::ffff:127.0.0.1, ::ffff:203.0.113.7) never advance a sequence', () => {
+  // The kernel drops these on input; the pcap engine taps before it does, so it must refuse them itself.
+  const mapped = (v4: readonly number[]): number[] => [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4];
+  const door: KnockSequence = { id: 'openSSH', door: 'openSSH', ports: [7000, 8000, 9000].map((port) => ({ port, proto: 'tcp' as const })), timeoutMs: 5000, tcpFlags: { require: TCP.SYN, forbid: TCP.ACK }, action: { kind: 'open' }, origin: 'test' };
+  for (const [v4, text] of [[[127, 0, 0, 1], '::ffff:7f00:1'], [[203, 0, 113, 7], '::ffff:cb00:7107']] as const) {
+    const frames = [7000, 8000, 9000].map((port) => record(eth(0x86dd, ipv6(tcp(port, TCP.SYN), 6, [], mapped(v4)))));
+    const { packets } = parseAll([...globalHeader(), ...frames.flat()]);
+    assert.deepEqual(packets.map((p) => [p.src, p.family, p.dport]), [[text, 6, 7000], [text, 6, 8000], [text, 6, 9000]], 'parsed as the IPv6 source it is, not turned into IPv4');
+    const state = createKnockState([door], { maxTrackedSources: 10 });
+    const events = packets.flatMap((p, i) => step(state, p, i * 100));
+    assert.deepEqual(events.map((e) => [e.type, e.type === 'denied' ? e.reason : '']), [['denied', 'bad-source'], ['denied', 'bad-source'], ['denied', 'bad-source']], text);
+  }
 });
 
 void test('NFLOG: the kernel intake\'s records are checksum-checked and carry the UDP payload; the kernel engine\'s reports are trusted', () => {

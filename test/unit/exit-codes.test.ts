@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, exitStatusFor, kgwError, type ErrorCode } from '../../gateway/core/errors.ts';
 import { GUIDE_KNOCKD_CONF, MAIN } from '../helpers/gateway.ts';
 
@@ -62,5 +63,15 @@ void test('command lines that fail exit 64 (usage) or 78 (config) with the code,
     assert.match(r.stderr, new RegExp(`^knockgw: ${c.code}: `), `${c.what}: coded message`);
     if (c.mentions) assert.ok(r.stderr.includes(c.mentions), `${c.what}: names ${c.mentions} in ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\n\s+at /, `${c.what}: no stack trace`);
+  }
+});
+
+void test("the bench's bad arguments are a usage error (exit 64 with its usage), not a parseArgs stack", async () => {
+  const bench = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+  for (const args of [['--bogus'], ['--only', 'nonsense'], ['--runs', 'many']]) {
+    const r = await execFileP(process.execPath, [bench, ...args], { timeout: 20_000 }).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
+    assert.equal(r.code, 64, `${args.join(' ')}: exit status (stderr: ${r.stderr})`);
+    assert.match(r.stderr, /^knockgw bench: .*\nusage: npm run bench/, args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`);
   }
 });

@@ -30,8 +30,8 @@ export function captureLog(): CapturedLog {
 
 const SSH: PortSpec[] = [{ port: 22, proto: 'tcp' }];
 
-export function grantFor(ip: string, opts: { door?: string; ports?: PortSpec[]; ttlMs?: number; now?: number } = {}): Grant {
-  return makeGrant({ ip, door: opts.door ?? 'openSSH', ports: opts.ports ?? SSH, source: 'knock', ttlMs: opts.ttlMs ?? 3_600_000, nodeId: 'gw-test', now: opts.now ?? Date.now() });
+export function grantFor(ip: string, opts: { door?: string; ports?: PortSpec[]; ttlMs?: number; now?: number; prefix?: number } = {}): Grant {
+  return makeGrant({ ip, door: opts.door ?? 'openSSH', ports: opts.ports ?? SSH, source: 'knock', ttlMs: opts.ttlMs ?? 3_600_000, nodeId: 'gw-test', now: opts.now ?? Date.now(), ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}) });
 }
 
 /** 198.18.0.0/15 (benchmarking range): n distinct, grantable addresses. */

@@ -56,6 +56,21 @@ void test('an IPv6 grant becomes a /128 rule', async (t) => {
   assert.deepEqual(fake.rules().map((r) => [r.family, r.cidr]), [[6, '2001:db8::7/128']]);
 });
 
+void test("a door's scope reaches the security group: a carrier /24 and an IPv6 /64 become those CIDRs, in rules and prefix-list mode", async (t) => {
+  const v4 = grantFor('198.51.100.77', { prefix: 24 });
+  const v6 = grantFor('2001:db8:1:2:aaaa::5', { prefix: 64 });
+  const rules = await setup(t);
+  await rules.fw.grant([v4, v6]);
+  assert.deepEqual(rules.fake.rules().map((r) => [r.family, r.cidr]).sort(), [[4, '198.51.100.0/24'], [6, '2001:db8:1:2::/64']]);
+  await rules.fw.revoke([v4, v6]);
+  assert.equal(rules.fake.rules().length, 0);
+  const lists = await setup(t, { prefixLists: [{ id: 'pl-0123456789abcdef0', family: 4 }, { id: 'pl-0123456789abcdef6', family: 6 }] },
+    { mode: 'prefix-list', prefixListId: 'pl-0123456789abcdef0', prefixListIdV6: 'pl-0123456789abcdef6' });
+  await lists.fw.grant([v4, v6]);
+  assert.deepEqual([...lists.fake.prefixList('pl-0123456789abcdef0').entries.keys()], ['198.51.100.0/24']);
+  assert.deepEqual([...lists.fake.prefixList('pl-0123456789abcdef6').entries.keys()], ['2001:db8:1:2::/64']);
+});
+
 void test('granting twice and revoking twice both succeed (Duplicate / NotFound are success)', async (t) => {
   const { fake, fw } = await setup(t);
   const g = grantFor('203.0.113.8');

@@ -45,6 +45,18 @@ void test('a grant becomes one INGRESS rule per family with a /32 or /128 source
   assert.equal(fake.firewalls().length, 0);
 });
 
+void test("a door's scope reaches the VPC firewall: a carrier /24 and an IPv6 /64 are the rules' source ranges", async (t) => {
+  const { fake, fw } = await setup(t);
+  const v4 = grantFor('198.51.100.77', { prefix: 24 });
+  const v6 = grantFor('2001:db8:1:2:aaaa::5', { prefix: 64 });
+  await fw.grant([v4, v6]);
+  const rules = new Map(fake.firewalls().map((r) => [r.name, r]));
+  assert.deepEqual(rules.get(ruleName(v4.id, 4))?.sourceRanges, ['198.51.100.0/24']);
+  assert.deepEqual(rules.get(ruleName(v6.id, 6))?.sourceRanges, ['2001:db8:1:2::/64']);
+  await fw.revoke([v4, v6]);
+  assert.equal(fake.firewalls().length, 0);
+});
+
 void test('409 alreadyExists on insert and 404 notFound on delete count as success', async (t) => {
   const { fake, fw } = await setup(t);
   const g = grantFor('203.0.113.10');

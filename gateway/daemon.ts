@@ -1,5 +1,5 @@
-// `knockgw daemon`: the process around the gateway — load the config, assemble the gateway, own
-// the control socket, the signals, the shutdown deadline and the exit status.
+// `knockgw daemon`: the process around the gateway. The wiring builds it and its control socket
+// from the config; this owns the signals, the shutdown deadline and the exit status.
 import { hostname } from 'node:os';
 import { loadConfig } from './config/load.ts';
 import { createLogger } from './kit/log.ts';
@@ -7,9 +7,8 @@ import { describeError } from './core/errors.ts';
 import { formatPort } from './core/grant.ts';
 import { systemClock } from './ports.ts';
 import type { Command } from './cli.ts';
-import { startControlServer } from './services/control-server.ts';
-import { enrollmentHandlers } from './services/enrollment.ts';
 import { assembleGateway } from './wiring/index.ts';
+import { serveControl } from './wiring/control.ts';
 
 /** A stop that takes longer than this (a hung helper, a stuck cloud call) ends with exit 1. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -17,20 +16,9 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): Promise<number> {
   const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const logger = createLogger({ level: config.log.level, format: config.log.format, ...(config.log.file ? { file: config.log.file } : {}) });
-  const { gateway, release, devices, pageUrl } = await assembleGateway(config, { clock: systemClock, logger });
-  const enrollment = devices
-    ? enrollmentHandlers({ devices, doors: config.doors.map((d) => d.name), clock: systemClock, logger: logger.child({ component: 'devices' }), ...(pageUrl ? { pageUrl } : {}) })
-    : undefined;
-  const control = await startControlServer(
-    config.control,
-    {
-      status: () => gateway.status(),
-      revoke: async (ip) => ({ closed: (await gateway.revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
-      metrics: () => gateway.metrics.render(),
-      ...(enrollment ? { devices: enrollment } : {}),
-    },
-    logger,
-  ).catch(async (err: unknown) => {
+  const assembly = await assembleGateway(config, { clock: systemClock, logger });
+  const { gateway, release } = assembly;
+  const control = await serveControl(config, assembly, { clock: systemClock, logger }).catch(async (err: unknown) => {
     await release();
     throw err;
   });

@@ -58,7 +58,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   'gateway/wiring': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit', 'gateway/config', 'gateway/adapters', 'gateway/services', 'gateway/gateway', 'relay'],
   'relay': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit'],
   'gateway/cli': ['gateway/core', 'gateway/client'],
-  'gateway/daemon': ['gateway/core', 'gateway/ports', 'gateway/kit', 'gateway/config', 'gateway/services', 'gateway/wiring', 'gateway/cli'],
+  'gateway/daemon': ['gateway/core', 'gateway/ports', 'gateway/kit', 'gateway/config', 'gateway/wiring', 'gateway/cli'],
   'gateway/commands': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit', 'gateway/config', 'gateway/adapters', 'gateway/services', 'gateway/wiring', 'gateway/client', 'gateway/cli', 'gateway/system-tools', 'relay'],
   'gateway/main': ['gateway/core', 'gateway/cli', 'gateway/daemon', 'gateway/client', 'gateway/commands'],
 };

@@ -7,12 +7,14 @@ import { parseIp } from './core/ip.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './core/engines.ts';
 import { KEY_ALGS, type KeyAlg } from './client/keygen.ts';
+import { MAX_TIMEOUT_S, STALENESS_S, stalenessRange } from './core/timers.ts';
 
 export const USAGE = `usage:
   knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
                  [--fwknop-access /etc/fwknop/access.conf [--fwknop-config /etc/fwknop/fwknopd.conf]]
                  [--engine auto|kernel|pcap] [--firewall nftables|iptables|none] [--ports 22,...]
                  [--store memory|redis://…|rediss://…|/path/redis.sock] [--node-id ID]
+                 [--max-staleness SECONDS]
                  [--state FILE] [--control SOCKET] [--log-format json|pretty] [--teardown]
   knockgw knock HOST PORT[:tcp|:udp]… [-u] [-d MS] [-4|-6] [-v]
   knockgw knock --relay URL --key FILE DOOR [--ip IP]
@@ -45,6 +47,7 @@ export interface DaemonOverrides {
   control?: string;
   logFormat?: 'json' | 'pretty';
   ports?: PortSpec[];
+  maxStalenessS?: number;
 }
 
 export type Command =
@@ -80,6 +83,7 @@ const daemonOptions = {
   state: { type: 'string' },
   control: { type: 'string' },
   'log-format': { type: 'string' },
+  'max-staleness': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** A knock port from the command line; a bad one is a usage error (exit 64), like any bad argument. */
@@ -138,6 +142,11 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   if (values.control !== undefined) overrides.control = values.control;
   const logFormat = oneOf<'json' | 'pretty'>('log-format', values['log-format'], ['json', 'pretty']);
   if (logFormat) overrides.logFormat = logFormat;
+  const staleness = values['max-staleness'];
+  if (staleness !== undefined) {
+    if (!/^\d{1,9}$/.test(staleness) || Number(staleness) < STALENESS_S.min || Number(staleness) > MAX_TIMEOUT_S) usage(`--max-staleness "${staleness}" must be ${stalenessRange()}`);
+    overrides.maxStalenessS = Number(staleness);
+  }
   if (values.ports !== undefined) {
     overrides.ports = values.ports.split(',').map((p) => {
       const [port = '', proto = 'tcp'] = p.trim().split('/');

@@ -7,7 +7,7 @@ import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
 import { enforceable } from './core/grant-policy.ts';
 import { describeError, kgwError } from './core/errors.ts';
 import type { Door } from './core/types.ts';
-import type { Clock, GrantStore, HostFirewall, Logger, ProofSource } from './ports.ts';
+import type { Clock, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
 import { createGrantService } from './services/grants.ts';
 import { createIntake, type CommandRunner, type Intake } from './services/intake.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
@@ -48,7 +48,8 @@ export interface GatewayDeps {
 export interface GatewayStatus {
   readonly nodeId: string;
   readonly firewall: string;
-  readonly store: 'memory' | 'redis';
+  /** state/since: whether this node hears the shared store (memory: always connected). */
+  readonly store: { readonly kind: 'memory' | 'redis'; readonly state: StoreHealth['state']; readonly since: string | null };
   readonly engines: Readonly<Record<string, string>>;
   readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { covers: string; exposure: string; ports: string[]; expiresAt: string | null })[];
 }
@@ -217,7 +218,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return {
         nodeId: deps.nodeId,
         firewall: firewall.name,
-        store: deps.storeKind,
+        store: { kind: deps.storeKind, ...((h) => ({ state: h?.state ?? 'connected', since: h ? new Date(h.since).toISOString() : null }))(store.health?.()) },
         engines: deps.engines,
         // covers/exposure: what a scoped grant lets through, as a range and in words.
         grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),

@@ -94,6 +94,9 @@ export interface CloudFirewall {
 
 export type StoreChange = { readonly kind: 'put'; readonly grant: Grant } | { readonly kind: 'remove'; readonly id: string };
 
+/** How a node hears its shared store: connected, degraded (silent or away, within the bound), cut-off (past it). */
+export interface StoreHealth { readonly state: 'connected' | 'degraded' | 'cut-off'; readonly since: number }
+
 export interface GrantStore {
   /** Stores (merging with an existing grant of the same id: later expiry wins). Returns the stored grant. */
   put(grant: Grant): Promise<Grant>;
@@ -102,6 +105,8 @@ export interface GrantStore {
   list(): Promise<Grant[]>;
   /** Hints that the set changed (level-triggered: the listener re-reads list()). Returns an unsubscribe. */
   watch(onChange: (change: StoreChange | undefined) => void): () => void;
+  /** A shared store only: whether this node still hears it. */
+  health?(): StoreHealth;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@ import { kgwError } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
 interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
-interface StatusBody { nodeId: string; firewall: string; store: string; engines: Record<string, string>; grants: StatusGrant[] }
+interface StatusBody { nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null }; engines: Record<string, string>; grants: StatusGrant[] }
 
 function parseAnswer(answer: { status: number; body: string }): unknown {
   let parsed: unknown;
@@ -32,7 +32,8 @@ export async function runControlCommand(command: Extract<Command, { cmd: 'status
     return 0;
   }
   const lines = [
-    `node ${status.nodeId} · firewall ${status.firewall} · store ${status.store}`,
+    `node ${status.nodeId} · firewall ${status.firewall} · store ${status.store.kind}`,
+    ...(status.store.state === 'cut-off' ? [`cut off from the store since ${status.store.since ?? '?'}: grants learned from it are closed`] : status.store.state === 'degraded' ? [`store degraded: last heard ${status.store.since ?? '?'}`] : []),
     ...Object.entries(status.engines).map(([seq, engine]) => `  sequence ${seq}: ${engine} engine`),
     `${status.grants.length} live grant(s)`,
     ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''})`),

@@ -2,6 +2,7 @@
 // that checks the node id and deep-freezes the result.
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
+import { STALENESS_S } from '../core/timers.ts';
 import type { Config } from './types.ts';
 
 export const DEFAULTS = {
@@ -18,6 +19,7 @@ export const DEFAULTS = {
   // sharing one NAT address, while a single flooding source is cut to 20 packets/s.
   knockRateLimit: { perSecond: 20, burst: 40 },
   maxTrackedSources: 65536,
+  maxStalenessS: STALENESS_S.default,
   protectedPorts: [{ port: 22, proto: 'tcp' }],
 } as const;
 
@@ -84,6 +86,7 @@ export function base(source: Config['source'], nodeId: string): Mutable<Config> 
     cloud: {},
     knockRateLimit: { ...DEFAULTS.knockRateLimit },
     maxTrackedSources: DEFAULTS.maxTrackedSources,
+    maxStalenessS: DEFAULTS.maxStalenessS,
   };
 }
 

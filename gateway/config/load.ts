@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
+import { MAX_TIMEOUT_S, STALENESS_S, stalenessRange } from '../core/timers.ts';
 import { parseKnockdConf } from './knockd-conf.ts';
 import { compileFwknop } from './fwknop-conf.ts';
 import { addSpa } from './spa-config.ts';
@@ -65,9 +66,10 @@ const overrideSchema = z.strictObject({
   control: z.string().min(1).optional(),
   logFormat: z.enum(['json', 'pretty']).optional(),
   ports: z.array(z.object({ port: z.number().int().min(1).max(65535), proto: z.enum(['tcp', 'udp']) })).min(1).optional(),
+  maxStalenessS: z.number().optional(),
 });
 
-const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports' };
+const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness' };
 
 function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void {
   const parsed = overrideSchema.safeParse(overrides);
@@ -98,6 +100,11 @@ function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void 
   if (o.nodeId) cfg.nodeId = o.nodeId;
   if (o.logFormat) cfg.log = { ...cfg.log, format: o.logFormat };
   if (o.ports) cfg.protectedPorts = uniquePorts(o.ports);
+  if (o.maxStalenessS !== undefined) {
+    const s = o.maxStalenessS;
+    if (!Number.isInteger(s) || s < STALENESS_S.min || s > MAX_TIMEOUT_S) usage('--max-staleness', `"${s}" must be ${stalenessRange()}`);
+    cfg.maxStalenessS = s;
+  }
 }
 
 // ---- entry points ----------------------------------------------------------------------------

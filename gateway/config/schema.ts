@@ -2,7 +2,7 @@
 // knockd.conf (port specs, tcpflags). Every object is strict: a misspelt key must be an error,
 // never a silently ignored line that leaves a door or a limit at its default.
 import { z } from 'zod';
-import { MAX_TIMEOUT_S } from '../core/timers.ts';
+import { MAX_TIMEOUT_S, STALENESS_S, stalenessRange } from '../core/timers.ts';
 import { KNOCK_STATE_BUDGET_BYTES, knockStateBytes } from '../core/knock-state.ts';
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
@@ -216,6 +216,7 @@ export const yamlConfigSchema = z
       .optional(),
     knockRateLimit: z.strictObject({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(1_000_000) }).optional(),
     maxTrackedSources: z.number().int().min(16).max(16_777_216).optional(),
+    ha: z.strictObject({ maxStaleness: z.number(`must be ${stalenessRange()}`).int(`must be ${stalenessRange()}`).min(STALENESS_S.min, `must be ${stalenessRange()}`).max(MAX_TIMEOUT_S, `must be ${stalenessRange()}`) }).optional(),
     spa: spaSchema(spaAccessSchema(openPort, nameSchema('an SPA door name'))).optional(),
   })
   .superRefine((cfg, ctx) => {

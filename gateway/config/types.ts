@@ -81,5 +81,7 @@ export interface Config {
   readonly knockRateLimit: { readonly perSecond: number; readonly burst: number };
   /** Per-door cap on in-progress knock states (LRU beyond it). */
   readonly maxTrackedSources: number;
+  /** ha.maxStaleness / --max-staleness: seconds without the store before learned grants close. */
+  readonly maxStalenessS: number;
   readonly spa?: SpaConfig;
 }

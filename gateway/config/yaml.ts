@@ -110,6 +110,7 @@ export function fromYaml(text: string, path: string, hostname: string): Mutable<
   };
   if (y.knockRateLimit) cfg.knockRateLimit = y.knockRateLimit;
   if (y.maxTrackedSources) cfg.maxTrackedSources = y.maxTrackedSources;
+  if (y.ha) cfg.maxStalenessS = y.ha.maxStaleness;
   if (y.relay) {
     const { keysFile, listen, trustedProxies, publicUrls, tls, devicesFile } = y.relay;
     cfg.relay = {

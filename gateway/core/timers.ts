@@ -17,4 +17,13 @@ export function timerDelay(ms: number, minMs = 0): number {
  * maximum (2147483 s) and setTimeout's, below nftables' (2^32 ms). Longer values are refused at
  * config load, the same for YAML and knockd.conf; 0 ("until closed") needs no timer at all.
  */
+/**
+ * How long a node may go without hearing from the shared store before it stops honouring grants
+ * it learned from it (seconds): the longest time a revoke can take to reach every node.
+ */
+export const STALENESS_S = { default: 60, min: 2 } as const;
+
+/** The allowed range of maxStaleness, said the same way by the CLI and the config. */
+export const stalenessRange = (): string => `an integer from ${STALENESS_S.min} to ${MAX_TIMEOUT_S} seconds`;
+
 export const MAX_TIMEOUT_S = 2_147_483;

@@ -32,7 +32,10 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const engines = planEngines(config);
   const files = await readConfigFiles(config, logger);
   const metrics = createMetrics();
-  const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }) });
+  const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }),
+    maxStalenessMs: config.maxStalenessS * 1000,
+    onStale: (grants) => { for (const g of grants) metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'stale' }); },
+  });
   try {
     const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
     const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }), files.oneTime?.ports);

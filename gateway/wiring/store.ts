@@ -6,6 +6,7 @@
 //   /path/redis.sock, unix:///path  Redis on a unix socket
 //   redis+sentinel://h:p,h:p/name   Redis behind Sentinel
 import type { RedisOptions } from 'ioredis';
+import type { Grant } from '../core/grant.ts';
 import type { Clock, GrantStore, LeaderLease, Logger, NonceStore } from '../ports.ts';
 import type { GrantRequestSource } from '../protocol/relay-v1.ts';
 import { createRedisConnection } from '../kit/redis/connection.ts';
@@ -52,6 +53,8 @@ export interface StoreOptions {
   /** Cap of the jittered exponential reconnect backoff (default 400 ms). */
   readonly reconnectMaxMs?: number;
   readonly redisOptions?: RedisOptions;
+  readonly maxStalenessMs?: number;
+  readonly onStale?: (grants: readonly Grant[]) => void;
 }
 
 /** The memory store's replay cache file: state.json → state.replay.json, beside it. */
@@ -104,6 +107,8 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
     ...(opts.streamMaxLen !== undefined ? { streamMaxLen: opts.streamMaxLen } : {}),
     ...(opts.requireStoreAtStart !== undefined ? { requireStoreAtStart: opts.requireStoreAtStart } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    ...(opts.maxStalenessMs !== undefined ? { maxStalenessMs: opts.maxStalenessMs } : {}),
+    ...(opts.onStale ? { onStale: opts.onStale } : {}),
   }).catch(async (err: unknown) => {
     await conn.close();
     throw err;

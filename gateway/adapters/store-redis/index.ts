@@ -16,7 +16,7 @@
 // store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
 // KGW_STORE_UNAVAILABLE. Not for Redis Cluster (single endpoint, Sentinel, unix socket, TLS).
 import { z } from 'zod';
-import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
+import { isLive, type Grant } from '../../core/grant.ts';
 import { describeError, kgwError } from '../../core/errors.ts';
 import { createLogBudget } from '../../core/log-budget.ts';
 import { coalesced } from '../../core/coalesce.ts';
@@ -28,7 +28,8 @@ import { GrantCache } from '../grant-cache.ts';
 import { changeFeed } from './feed.ts';
 import { epochCheck } from './epoch.ts';
 import { generation } from './generation.ts';
-import { createOutbox, type QueuedOp } from './outbox.ts';
+import { createOutbox, localWrites, type QueuedOp } from './outbox.ts';
+import { dropLearned, startHeartbeat } from './heartbeat.ts';
 import { remoteGrants } from './remote.ts';
 
 export interface RedisStoreOptions {
@@ -51,6 +52,9 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number;
   /** Approximate length kept in the change stream (default 10000). */
   readonly streamMaxLen?: number;
+  /** Silence after which learned grants close (default 60 s); onStale gets them (metrics). */
+  readonly maxStalenessMs?: number;
+  readonly onStale?: (grants: readonly Grant[]) => void;
 }
 
 export interface RedisStore extends GrantStore {
@@ -154,21 +158,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     return [...merged.values()];
   };
 
-  const local = {
-    put(grant: Grant): Grant {
-      const merged = mergeGrant(cache.get(grant.id), grant);
-      if (isLive(merged, clock.now())) {
-        cache.set(merged);
-        outbox.add({ op: 'put', grant: merged });
-      }
-      return merged;
-    },
-    remove(id: string): Grant | undefined {
-      outbox.add({ op: 'remove', id });
-      return cache.delete(id);
-    },
-  };
-
+  const local = localWrites(cache, outbox, clock);
   const readerConn = conn.duplicate(`knockgw-watch-${nodeId}`);
   // One full read at a time for gaps (a reader far behind reports one per batch), and one more
   // after it when a gap came meanwhile: the read in flight may have passed what was lost since.
@@ -225,6 +215,12 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
     // Watch from the first put on: a peer's change must not wait for the reader's handshake.
     await readerConn.connect(connectTimeoutMs);
   }
+  const heartbeat = startHeartbeat({
+    conns: [conn, readerConn], clock, logger, boundMs: opts.maxStalenessMs ?? 60_000,
+    onCutOff: (since) => opts.onStale?.(dropLearned({ cache, outbox, nodeId, logger, target, since })),
+    // Heard again on a socket that never dropped: read the set back (each difference reopens).
+    onBack: () => void (up() ? onReady() : undefined),
+  });
   const offReady = conn.on('ready', () => void onReady());
   const offDown = conn.on('down', () => {
     downSince = clock.now();
@@ -261,12 +257,14 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   return {
     kind: 'redis',
     connected: up,
-    put: (grant) =>
-      write(async () => {
-        const { grant: stored, gen: g } = await remote.put(grant);
-        if (isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
-        return stored;
-      }, () => local.put(grant)),
+    // Local first: the cache (and so the firewall) has the grant before Redis's round trip; the
+    // caller waits for the write (bounded: a silent link is the heartbeat's to notice).
+    async put(grant) {
+      if (closed) throw kgwError('KGW_STORE_UNAVAILABLE', 'the store is closed');
+      const merged = local.put(grant);
+      if (up()) await Promise.race([flush(), sleep(1000)]);
+      return cache.get(grant.id) ?? merged;
+    },
     remove: (id) =>
       write(async () => {
         const r = await remote.remove(id);
@@ -282,9 +280,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       }
     },
     watch: (onChange) => cache.watch(onChange),
+    health: () => heartbeat.health(),
     async close() {
       if (closed) return;
       closed = true;
+      heartbeat.stop();
       clearInterval(periodic);
       offReady();
       offDown();

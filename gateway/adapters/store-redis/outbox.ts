@@ -1,7 +1,9 @@
 // Changes made while Redis could not take them, replayed in order once it can. One entry per
 // grant id (the last change wins, and moves to the end: the replay follows the order of the last
 // changes); an entry leaves only when Redis took exactly that change.
-import type { Grant } from '../../core/grant.ts';
+import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
+import type { Clock } from '../../ports.ts';
+import type { GrantCache } from '../grant-cache.ts';
 
 export type QueuedOp = { readonly op: 'put'; readonly grant: Grant } | { readonly op: 'remove'; readonly id: string };
 
@@ -63,6 +65,24 @@ export function createOutbox(): Outbox {
     },
     async idle() {
       while (flushing) await flushing.catch(() => undefined);
+    },
+  };
+}
+
+/** put/remove on the local cache, queued for Redis: while it is away, and a knock's first step. */
+export function localWrites(cache: GrantCache, outbox: Outbox, clock: Clock): { put(grant: Grant): Grant; remove(id: string): Grant | undefined } {
+  return {
+    put(grant) {
+      const merged = mergeGrant(cache.get(grant.id), grant);
+      if (isLive(merged, clock.now())) {
+        cache.set(merged);
+        outbox.add({ op: 'put', grant: merged });
+      }
+      return merged;
+    },
+    remove(id) {
+      outbox.add({ op: 'remove', id });
+      return cache.delete(id);
     },
   };
 }

@@ -64,7 +64,8 @@ export function createRedisConnection(opts: RedisConnectionOptions): RedisConnec
     ...(failFast ? { enableOfflineQueue: false, maxRetriesPerRequest: 0 } : { maxRetriesPerRequest: 1 }),
     ...(opts.name ? { connectionName: opts.name } : {}),
     ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}),
-    connectTimeout: opts.connectTimeoutMs ?? 5000,
+    // Short: after a silent cut heals, the next attempt (not a SYN retransmit) must be soon.
+    connectTimeout: opts.connectTimeoutMs ?? 1000,
     retryStrategy: (times) => backoffDelay(reconnect, times),
     sentinelRetryStrategy: (times) => backoffDelay(reconnect, times),
     // After a Sentinel failover the old master turns replica: reconnect to find the new one.

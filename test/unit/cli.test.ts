@@ -116,3 +116,12 @@ void test('the control socket is root-only and serves status, revoke and metrics
   assert.match((await controlRequest(path, 'GET', '/metrics')).body, /knockgw_grants_live 0/);
   assert.equal((await controlRequest(path, 'GET', '/nope')).status, 404);
 });
+
+void test('--max-staleness takes an integer from 2 s to the grant TTL limit; anything else is a usage error naming the range', () => {
+  const daemon = (v: string) => parseCommand(['daemon', '--config', 'k.yaml', ...(v.startsWith('=') ? [`--max-staleness${v}`] : ['--max-staleness', v])]);
+  const ok = daemon('3');
+  assert.equal(ok.cmd === 'daemon' && ok.overrides.maxStalenessS, 3);
+  for (const bad of ['0', '1', '=-5', 'abc', '2.5', '2147484']) {
+    assert.throws(() => daemon(bad), (err: Error & { code?: string }) => err.code === 'KGW_CLI_USAGE' && /from 2 to 2147483 seconds/.test(err.message), bad);
+  }
+});

@@ -145,3 +145,12 @@ void test('a TTL beyond what the kernel and Node timers hold, or a knock table b
   rejects(`${door}maxTrackedSources: 16777216\n`, 4, /maxTrackedSources 16777216 .* over the 256 MiB budget; use at most \d+/);
   assert.equal(compileYaml(`${door}maxTrackedSources: 262144\n`, PATH, 'gw-a').maxTrackedSources, 262144);
 });
+
+void test('ha.maxStaleness: default 60 s, at least 2, at most the grant TTL limit, a config error naming the range otherwise', () => {
+  const door = 'doors:\n  - name: d\n    sequence: ["7000", "8000"]\n    open: ["22/tcp"]\n';
+  assert.equal(compileYaml(door, 'k.yaml', 'h').maxStalenessS, 60);
+  assert.equal(compileYaml(`ha: { maxStaleness: 5 }\n${door}`, 'k.yaml', 'h').maxStalenessS, 5);
+  for (const bad of ['0', '-1', '"ten"', '2147484', '1.5']) {
+    assert.throws(() => compileYaml(`ha: { maxStaleness: ${bad} }\n${door}`, 'k.yaml', 'h'), (err: Error & { code?: string }) => err.code === 'KGW_CONFIG_INVALID' && /from 2 to 2147483 seconds/.test(err.message), bad);
+  }
+});

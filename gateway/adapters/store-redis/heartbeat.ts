@@ -69,7 +69,7 @@ export function startHeartbeat(deps: HeartbeatDeps): Heartbeat {
       }
       const from = stuck.get(c) ?? clock.now();
       stuck.set(c, from);
-      if (clock.now() - from >= deadlineMs) {
+      if (clock.now() - from >= everyMs) {
         stuck.delete(c);
         c.client.disconnect(true);
       }

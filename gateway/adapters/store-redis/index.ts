@@ -16,7 +16,7 @@
 // store degraded (empty cache, loud warning, retrying) unless requireStoreAtStart is set, then
 // KGW_STORE_UNAVAILABLE. Not for Redis Cluster (single endpoint, Sentinel, unix socket, TLS).
 import { z } from 'zod';
-import { isLive, type Grant } from '../../core/grant.ts';
+import { isLive, mergeGrant, type Grant } from '../../core/grant.ts';
 import { describeError, kgwError } from '../../core/errors.ts';
 import { createLogBudget } from '../../core/log-budget.ts';
 import { coalesced } from '../../core/coalesce.ts';
@@ -257,14 +257,15 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   return {
     kind: 'redis',
     connected: up,
-    // Local first: the cache (and so the firewall) has the grant before Redis's round trip; the
-    // caller waits for the write (bounded: a silent link is the heartbeat's to notice).
-    async put(grant) {
-      if (closed) throw kgwError('KGW_STORE_UNAVAILABLE', 'the store is closed');
-      const merged = local.put(grant);
-      if (up()) await Promise.race([flush(), sleep(1000)]);
-      return cache.get(grant.id) ?? merged;
-    },
+    // Cache (so firewall) first, then Redis; a silent link fails it by the heartbeat: queued.
+    put: (grant) =>
+      write(async () => {
+        const merged = mergeGrant(cache.get(grant.id), grant);
+        if (isLive(merged, clock.now())) cache.set(merged);
+        const { grant: stored, gen: g } = await remote.put(grant);
+        if (isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
+        return stored;
+      }, () => local.put(grant)),
     remove: (id) =>
       write(async () => {
         const r = await remote.remove(id);

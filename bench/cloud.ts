@@ -4,8 +4,7 @@
 // knocks arrive together) and a trickle (one reconcile per grant, knocks spaced out), the
 // trickle measured after the start-up pass that lists each cloud once (the daemon makes it
 // before it is ready; from then on the sync knows what the cloud holds).
-import { createAwsCloudFirewall } from '../gateway/adapters/cloud-aws.ts';
-import { createGcpCloudFirewall } from '../gateway/adapters/cloud-gcp.ts';
+import { createAwsCloudFirewall, createGcpCloudFirewall } from '../gateway/adapters/cloud/index.ts';
 import { makeGrant, type Grant } from '../gateway/core/grant.ts';
 import { createCloudSync } from '../gateway/services/cloud-sync.ts';
 import type { CloudFirewall } from '../gateway/ports.ts';

@@ -2,7 +2,7 @@
 // 100k (per-element cost), plus the per-change costs the pcap path pays on every knock: one
 // apply() of a single grant and the list() the reconciler runs before it.
 import { createLab } from '../test/helpers/netns.ts';
-import { createNftablesFirewall } from '../gateway/adapters/firewall-nftables.ts';
+import { createNftablesFirewall } from '../gateway/adapters/firewall/index.ts';
 import { kgwError } from '../gateway/core/errors.ts';
 import type { FirewallOp } from '../gateway/core/types.ts';
 import { onCleanup, percentile, round, silentLogger } from './lib.ts';

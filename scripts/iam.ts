@@ -6,8 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { gatewayAwsPolicy, managedTagCommands } from '../gateway/adapters/cloud-aws-policy.ts';
-import { gatewayGcpCommands } from '../gateway/adapters/cloud-gcp-policy.ts';
+import { gatewayAwsPolicy, gatewayGcpCommands, managedTagCommands } from '../gateway/adapters/cloud/index.ts';
 import { compileYaml } from '../gateway/config/load.ts';
 import { describeError, kgwError } from '../gateway/core/errors.ts';
 

@@ -18,7 +18,7 @@ import { pcapReadsNflog } from '../wiring/firewall.ts';
 import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import { createLogger } from '../kit/log.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
-import { detectConflicts } from '../adapters/firewall-conflicts.ts';
+import { detectConflicts } from '../adapters/firewall/index.ts';
 import type { Command } from '../cli.ts';
 import type { Config } from '../config/types.ts';
 

@@ -15,8 +15,7 @@ import { planEngines } from '../core/engines.ts';
 import { hostFirewallFor } from '../wiring/firewall.ts';
 import { readConfigFiles } from '../wiring/files.ts';
 import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
-import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
-import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
+import { createIptablesFirewall, createNftablesFirewall } from '../adapters/firewall/index.ts';
 
 const execFileP = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/knockgw.js', import.meta.url));

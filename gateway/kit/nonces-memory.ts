@@ -8,11 +8,11 @@ export interface MemoryNonceStoreOptions {
   readonly clock: Clock;
   /** Live nonces kept at most (default 100000). */
   readonly maxEntries?: number;
-  /** Entries to start with (a cache persisted by adapters/nonces-file.ts): [scope + "\n" + nonce, expires at]. */
+  /** Entries to start with (a cache persisted by adapters/store/nonces-file.ts): [scope + "\n" + nonce, expires at]. */
   readonly restore?: Iterable<readonly [string, number]>;
 }
 
-/** How an entry is keyed (and persisted by adapters/nonces-file.ts): scope and nonce cannot run into each other. */
+/** How an entry is keyed (and persisted by adapters/store/nonces-file.ts): scope and nonce cannot run into each other. */
 export function nonceKey(scope: string, nonce: string): string {
   return `${scope}\n${nonce}`;
 }

@@ -12,7 +12,7 @@ import type { Clock, Logger } from '../ports.ts';
 import type { GrantService } from './grants.ts';
 import type { Metrics } from './metrics.ts';
 
-/** Runs a knockd.conf command for an address (adapters/command-exec.ts); resolves with its exit code. */
+/** Runs a knockd.conf command for an address (adapters/exec/command.ts); resolves with its exit code. */
 export type CommandRunner = (spec: CommandSpec, ip: string, family: Family) => Promise<number>;
 
 export interface IntakeDeps {

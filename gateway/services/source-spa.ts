@@ -1,5 +1,5 @@
 // SPA (fwknop 2.x) as a proof source. Packets reach it only through the kernel: the intake rule
-// (core/nft-intake.ts, adapters/iptables-intake.ts) rate-limits, logs to NFLOG and drops, so the
+// (core/nft-intake.ts, adapters/firewall/iptables-intake.ts) rate-limits, logs to NFLOG and drops, so the
 // port looks closed. Per packet, in this order: authorizeSpa (HMAC first, in constant time, so
 // garbage never reaches the cipher, the parser or the store), then the packet digest is claimed
 // in the shared replay store (memory or Redis: every HA node refuses a packet any node saw), then
@@ -17,7 +17,7 @@ export interface SpaRecord {
   readonly payload?: Uint8Array;
 }
 
-/** The intake's reader (an NFLOG capture, adapters/packet-tcpdump.ts). */
+/** The intake's reader (an NFLOG capture, adapters/capture/tcpdump.ts). */
 export interface SpaPacketSource extends AsyncIterable<SpaRecord> {
   /** Resolves once packets sent from now on are seen. */
   ready(): Promise<void>;

@@ -1,9 +1,8 @@
 // The cloud adapters `cloud:` configures, built in one place (the daemon's cloud runtime and
 // `doctor` both use it), and the world-open check `doctor` runs: every configured cloud
 // inspected once for rules that open a protected port to the whole Internet.
-import { createAwsCloudFirewall } from '../adapters/cloud-aws.ts';
-import { createGcpCloudFirewall } from '../adapters/cloud-gcp.ts';
-import type { RetryPolicy } from '../adapters/cloud-common.ts';
+import { createAwsCloudFirewall, createGcpCloudFirewall } from '../adapters/cloud/index.ts';
+import type { RetryPolicy } from '../adapters/cloud/index.ts';
 import type { Config } from '../config/types.ts';
 import { describeError } from '../core/errors.ts';
 import type { CloudFirewall, Logger, WorldOpenRule } from '../ports.ts';

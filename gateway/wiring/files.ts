@@ -9,7 +9,7 @@ import type { Config } from '../config/types.ts';
 import type { Logger } from '../ports.ts';
 import type { RelayKeys } from '../protocol/relay-v1.ts';
 import { loadKeysFile } from '../kit/keys-file.ts';
-import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts } from '../adapters/one-time-sequences.ts';
+import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts } from '../adapters/store/index.ts';
 import type { OneTimeBook } from '../services/source-pcap.ts';
 
 export type OneTimeFiles = OneTimeBook & { readonly ports: readonly PortSpec[] };

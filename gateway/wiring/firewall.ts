@@ -5,10 +5,8 @@ import type { Clock, HostFirewall, Logger } from '../ports.ts';
 import { NFLOG_GROUP, type KernelCompileInput } from '../core/nft-kernel.ts';
 import type { IntakeCompileInput } from '../core/nft-intake.ts';
 import type { PortSpec } from '../core/grant.ts';
-import { createNftablesFirewall } from '../adapters/firewall-nftables.ts';
-import { createIptablesFirewall } from '../adapters/firewall-iptables.ts';
-import { createNoneFirewall } from '../adapters/firewall-none.ts';
-import type { Runner } from '../adapters/run.ts';
+import { createIptablesFirewall, createNftablesFirewall, createNoneFirewall } from '../adapters/firewall/index.ts';
+import type { Runner } from '../adapters/exec/index.ts';
 
 export interface HostFirewallOptions {
   readonly logger: Logger;

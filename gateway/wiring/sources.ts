@@ -9,7 +9,7 @@ import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, NonceStore, ProofSource } from '../ports.ts';
 import { decodeSpa } from '../protocol/fwknop.ts';
-import { createNflogSource, createTcpdumpSource } from '../adapters/packet-tcpdump.ts';
+import { createNflogSource, createTcpdumpSource } from '../adapters/capture/index.ts';
 import type { Metrics } from '../services/metrics.ts';
 import { createKernelSource } from '../services/source-kernel.ts';
 import { createPcapSource } from '../services/source-pcap.ts';

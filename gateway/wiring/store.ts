@@ -16,11 +16,8 @@ import { createRedisRequestSource } from '../kit/redis/requests.ts';
 import { createRedisDeviceRegistry } from '../kit/redis/devices.ts';
 import type { DeviceRegistry } from '../protocol/devices.ts';
 import { createMemoryNonceStore } from '../kit/nonces-memory.ts';
-import { createFileNonceStore } from '../adapters/nonces-file.ts';
-import { createMemoryStore, type CorruptStateFile } from '../adapters/store-memory.ts';
-import { createRedisStore } from '../adapters/store-redis/index.ts';
-import { createRedisLease } from '../adapters/lease-redis.ts';
-import { createSingleLease } from '../adapters/lease-single.ts';
+import { type CorruptStateFile, createFileNonceStore, createMemoryStore, createRedisStore } from '../adapters/store/index.ts';
+import { createRedisLease, createSingleLease } from '../adapters/lease/index.ts';
 
 export interface StoreBackend {
   readonly kind: 'memory' | 'redis';
@@ -43,7 +40,7 @@ export interface StoreOptions {
   /** Memory store only; '' or absent = no persistence. */
   readonly stateFile?: string;
   readonly onCorruptStateFile?: CorruptStateFile;
-  /** Redis only (see store-redis/index.ts for the defaults). */
+  /** Redis only (see adapters/store/redis/store.ts for the defaults). */
   readonly namespace?: string;
   readonly fullReconcileMs?: number;
   readonly fullReadMaxAgeMs?: number;

@@ -5,7 +5,7 @@
 // the door's rule holds the address); closing must remove all three.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeDoorMeta, decodeMeta } from '../../gateway/adapters/cloud-common.ts';
+import { decodeDoorMeta, decodeMeta } from '../../gateway/adapters/cloud/index.ts';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
 import { canConnect, connectsWithin, refusedWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type LogEvent, type RunningDaemon } from '../helpers/gateway.ts';
 import { startCloudFakes, type CloudFakes, type FakesState } from '../helpers/cloud-fakes.ts';

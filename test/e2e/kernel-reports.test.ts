@@ -9,7 +9,7 @@ import { startRedis } from '../helpers/redis.ts';
 import { eventually, handPackets, logCapture, recordingCloud, recordingFirewall } from '../helpers/in-process.ts';
 import { createGateway } from '../../gateway/gateway.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
-import { createNftablesFirewall } from '../../gateway/adapters/firewall-nftables.ts';
+import { createNftablesFirewall } from '../../gateway/adapters/firewall/index.ts';
 import { NFLOG_GROUP } from '../../gateway/core/nft-kernel.ts';
 import { createKernelSource } from '../../gateway/services/source-kernel.ts';
 import { createMetrics } from '../../gateway/services/metrics.ts';

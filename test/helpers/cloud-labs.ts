@@ -1,7 +1,6 @@
 // Cloud adapters wired to the wire-protocol fakes, as the cloud tests build them: one place for
 // their configuration, so each test states only what it is about.
-import { createAwsCloudFirewall, type AwsCloudFirewall } from '../../gateway/adapters/cloud-aws.ts';
-import { createGcpCloudFirewall, type GcpCloudFirewall } from '../../gateway/adapters/cloud-gcp.ts';
+import { type AwsCloudFirewall, createAwsCloudFirewall, createGcpCloudFirewall, type GcpCloudFirewall } from '../../gateway/adapters/cloud/index.ts';
 import type { AwsCloudConfig, GcpCloudConfig } from '../../gateway/config/types.ts';
 import type { PortSpec } from '../../gateway/core/grant.ts';
 import type { Logger } from '../../gateway/ports.ts';

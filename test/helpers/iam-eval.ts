@@ -1,7 +1,7 @@
 // A small evaluator of the IAM policies knockgw generates (Allow statements; StringEquals, Null,
 // ForAllValues:StringEquals), and the authorization requests EC2 makes of an API call, built from
 // the Query parameters the SDK sent, after the Service Authorization Reference for EC2.
-import type { IamPolicy } from '../../gateway/adapters/cloud-aws-policy.ts';
+import type { IamPolicy } from '../../gateway/adapters/cloud/index.ts';
 
 export type Context = Readonly<Record<string, string | readonly string[]>>;
 export interface AuthzRequest { readonly action: string; readonly resource: string; readonly context: Context }

@@ -1,7 +1,7 @@
 // The SPA proof source wired in process, with the real grant service, intake and memory store:
 // records pushed by the test stand in for the kernel intake's NFLOG group, and the grants, the
 // log events and the metrics are read back as objects.
-import { createMemoryStore } from '../../gateway/adapters/store-memory.ts';
+import { createMemoryStore } from '../../gateway/adapters/store/index.ts';
 import { spaDoor, type SpaStanza } from '../../gateway/core/spa.ts';
 import type { Clock, NonceStore } from '../../gateway/ports.ts';
 import { decodeSpa } from '../../gateway/protocol/fwknop.ts';

@@ -3,8 +3,7 @@
 // report) is allowed by gatewayAwsPolicy(config), and the same calls on anything else are not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAwsCloudFirewall } from '../../gateway/adapters/cloud-aws.ts';
-import { awsPartition, gatewayAwsPolicy } from '../../gateway/adapters/cloud-aws-policy.ts';
+import { awsPartition, createAwsCloudFirewall, gatewayAwsPolicy } from '../../gateway/adapters/cloud/index.ts';
 import type { AwsCloudConfig } from '../../gateway/config/types.ts';
 import { startEc2Fake } from '../fakes/ec2.ts';
 import { captureLog, grantFor, manyIps, useDummyAwsCredentials } from '../helpers/cloud.ts';

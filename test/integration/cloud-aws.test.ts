@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAwsCloudFirewall, type AwsCloudFirewall } from '../../gateway/adapters/cloud-aws.ts';
-import { TAG_EXPIRES, TAG_GRANT } from '../../gateway/adapters/cloud-aws-actions.ts';
+import { type AwsCloudFirewall, createAwsCloudFirewall, TAG_EXPIRES, TAG_GRANT } from '../../gateway/adapters/cloud/index.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
-import type { RetryPolicy } from '../../gateway/adapters/cloud-common.ts';
+import type { RetryPolicy } from '../../gateway/adapters/cloud/index.ts';
 import type { Grant } from '../../gateway/core/grant.ts';
 import type { AwsCloudConfig } from '../../gateway/config/types.ts';
 import { startEc2Fake, type Ec2Fake, type Ec2FakeOptions } from '../fakes/ec2.ts';

@@ -2,7 +2,7 @@
 // source-range limit and GCE's 413 for exceeding it), through the real cloud sync.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregatedRuleName } from '../../gateway/adapters/cloud-gcp.ts';
+import { aggregatedRuleName } from '../../gateway/adapters/cloud/index.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { createCloudSync } from '../../gateway/services/cloud-sync.ts';
 import type { FakeFirewall } from '../fakes/gce.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createGcpCloudFirewall, ruleName, type GcpCloudFirewall } from '../../gateway/adapters/cloud-gcp.ts';
+import { createGcpCloudFirewall, ruleName, type GcpCloudFirewall } from '../../gateway/adapters/cloud/index.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import type { Grant } from '../../gateway/core/grant.ts';
 import { startGceFake, type GceFake, type GceFakeOptions } from '../fakes/gce.ts';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAwsCloudFirewall } from '../../gateway/adapters/cloud-aws.ts';
+import { createAwsCloudFirewall } from '../../gateway/adapters/cloud/index.ts';
 import { createCloudSync } from '../../gateway/services/cloud-sync.ts';
 import type { CloudFirewall } from '../../gateway/ports.ts';
 import { startEc2Fake, type Ec2Fake, type Ec2FakeOptions } from '../fakes/ec2.ts';

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
 import { tcpConnects } from '../helpers/tcp.ts';
-import { createNftablesFirewall, type NftablesFirewall } from '../../gateway/adapters/firewall-nftables.ts';
+import { createNftablesFirewall, type NftablesFirewall } from '../../gateway/adapters/firewall/index.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import type { Family } from '../../gateway/core/ip.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';

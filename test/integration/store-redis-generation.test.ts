@@ -8,7 +8,7 @@ import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
 import { systemClock } from '../../gateway/ports.ts';
 import { openStore, type StoreOptions } from '../../gateway/wiring/store.ts';
 import { keyspace, type KeySpace } from '../../gateway/kit/redis/keys.ts';
-import type { RedisStore } from '../../gateway/adapters/store-redis/index.ts';
+import type { RedisStore } from '../../gateway/adapters/store/index.ts';
 import { redisConnection } from '../../gateway/kit/redis/url.ts';
 import { captureLogger, startRedis, type CapturedLog } from '../helpers/redis.ts';
 

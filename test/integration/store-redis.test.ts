@@ -7,7 +7,7 @@ import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
 import { openStore, type StoreOptions } from '../../gateway/wiring/store.ts';
 import { keyspace, type KeySpace } from '../../gateway/kit/redis/keys.ts';
-import type { RedisStore } from '../../gateway/adapters/store-redis/index.ts';
+import type { RedisStore } from '../../gateway/adapters/store/index.ts';
 import { redisConnection } from '../../gateway/kit/redis/url.ts';
 import { captureLogger, startRedis, type CapturedLog } from '../helpers/redis.ts';
 

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { runCommand } from '../../gateway/adapters/command-exec.ts';
+import { runCommand } from '../../gateway/adapters/exec/index.ts';
 import { compileCommand } from '../../gateway/config/command-intent.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { createLogger } from '../../gateway/kit/log.ts';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, parseOneTimeSequences } from '../../gateway/adapters/one-time-sequences.ts';
+import { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, parseOneTimeSequences } from '../../gateway/adapters/store/index.ts';
 import { step } from '../../gateway/core/knock-machine.ts';
 import { createKnockState } from '../../gateway/core/knock-state.ts';
 import type { KnockSequence } from '../../gateway/core/types.ts';

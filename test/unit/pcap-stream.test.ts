@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPcapParser, MAX_RECORD_BYTES } from '../../gateway/adapters/pcap-stream.ts';
-import { LINKTYPE, type CapturedPacket } from '../../gateway/adapters/pcap-frames.ts';
+import { type CapturedPacket, createPcapParser, LINKTYPE, MAX_RECORD_BYTES } from '../../gateway/adapters/capture/index.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { TCP, type KnockSequence } from '../../gateway/core/types.ts';
 import { step } from '../../gateway/core/knock-machine.ts';

@@ -8,8 +8,8 @@ import { enforceable } from '../../gateway/core/grant-policy.ts';
 import { exposureInWords, prefixFor } from '../../gateway/core/scope.ts';
 import { desiredEntries } from '../../gateway/core/plan.ts';
 import { renderOps } from '../../gateway/core/nft-ruleset.ts';
-import { assertHostCidr, hostGrants } from '../../gateway/adapters/cloud-common.ts';
-import { GrantSchema } from '../../gateway/adapters/grant-cache.ts';
+import { assertHostCidr, hostGrants } from '../../gateway/adapters/cloud/index.ts';
+import { GrantSchema } from '../../gateway/adapters/store/index.ts';
 import type { Door } from '../../gateway/core/types.ts';
 
 const SSH = [{ port: 22, proto: 'tcp' as const }];

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryNonceStore } from '../../gateway/kit/nonces-memory.ts';
-import { createFileNonceStore } from '../../gateway/adapters/nonces-file.ts';
+import { createFileNonceStore } from '../../gateway/adapters/store/index.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { ATTACKER_LOG_BUDGET } from '../../gateway/core/log-budget.ts';
 import type { NonceStore } from '../../gateway/ports.ts';

@@ -1,8 +1,8 @@
-// The store's generation bookkeeping (adapters/store-redis/generation.ts): when a full read may
+// The store's generation bookkeeping (adapters/store/redis/generation.ts): when a full read may
 // trust the cache instead of reading every grant.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generation } from '../../gateway/adapters/store-redis/generation.ts';
+import { generation } from '../../gateway/adapters/store/index.ts';
 
 const G = 1_795_000_000_000_000;
 const s = (n: number): string => String(G + n);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { makeGrant, type Grant } from '../../gateway/core/grant.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { systemClock, type StoreChange } from '../../gateway/ports.ts';
-import { createMemoryStore, readStateFile } from '../../gateway/adapters/store-memory.ts';
+import { createMemoryStore, readStateFile } from '../../gateway/adapters/store/index.ts';
 import { captureLogger } from '../helpers/redis.ts';
 
 const grant = (ip: string, ttlMs: number, now = Date.now(), door = 'openSSH'): Grant =>
@@ -139,7 +139,7 @@ void test('the state file is always whole: concurrent readers and a writer kille
   assert.equal((await readStateFile(stateFile)).length, 400);
 
   // 2. A separate process writing in a loop, SIGKILLed at random moments.
-  const moduleUrl = new URL('../../gateway/adapters/store-memory.ts', import.meta.url).href;
+  const moduleUrl = new URL('../../gateway/adapters/store/index.ts', import.meta.url).href;
   const logUrl = new URL('../../gateway/kit/log.ts', import.meta.url).href;
   const child = `
     const { createMemoryStore } = await import(${JSON.stringify(moduleUrl)});

@@ -20,7 +20,7 @@ export async function runScript(client: Redis, s: Script, keys: readonly string[
   }
 }
 
-// ---------------------------------------------------------------- grant store (see adapters/store-redis/)
+// ---------------------------------------------------------------- grant store (see adapters/store/redis/)
 
 // The generation (key 'gen'): every change to the set of grants adds one, in the same script, so
 // a node that read the whole set at generation g and sees g again knows nothing changed (grants
@@ -157,7 +157,7 @@ export const GRANT_PUT = defineScript(GRANT_PUT_LUA);
 export const GRANT_REMOVE = defineScript(GRANT_REMOVE_LUA);
 export const GRANT_LIST = defineScript(GRANT_LIST_LUA);
 
-// ---------------------------------------------------------------- leader lease (see adapters/lease-redis.ts)
+// ---------------------------------------------------------------- leader lease (see adapters/lease/redis.ts)
 
 // Acquire or renew: take a free lease, or extend our own; never touch another node's.
 const LEASE_ACQUIRE_LUA = `

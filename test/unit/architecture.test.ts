@@ -131,6 +131,33 @@ void test('adapters sit in one folder per port, each entered only through its in
   assert.deepEqual([...folders].filter((f) => !FILES.includes(`${f}/index.ts`)), [], 'an adapter folder without an index.ts');
 });
 
+/** The README's tree map: name → the layers its "may import" column lists (undefined for an adapter folder's row). */
+function readmeTreeMap(): Map<string, string[] | undefined> {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /<!-- tree-map:start -->([\s\S]*?)<!-- tree-map:end -->/.exec(readme)?.[1];
+  assert.ok(block, 'README.md has a tree map between <!-- tree-map:start --> and <!-- tree-map:end -->');
+  const rows = new Map<string, string[] | undefined>();
+  for (const line of block.split('\n').filter((l) => l.startsWith('| `'))) {
+    const [, name = '', , mayImport = ''] = line.split('|').map((c) => c.trim());
+    const names = [...mayImport.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? '');
+    rows.set(name.replace(/`/g, ''), name.startsWith('`adapters/') ? undefined : names);
+  }
+  return rows;
+}
+
+const layerOfName = (name: string): string => (name === 'relay' ? 'relay' : `gateway/${name}`);
+
+void test("the README's tree map lists every layer with exactly the imports the rules allow, and every adapter folder", () => {
+  const rows = readmeTreeMap();
+  const layers = [...rows].filter(([, v]) => v !== undefined);
+  assert.deepEqual(layers.map(([n]) => layerOfName(n)).sort(), Object.keys(ALLOWED).sort(), 'one row per layer');
+  for (const [name, mayImport = []] of layers) {
+    assert.deepEqual(mayImport.map(layerOfName).sort(), [...(ALLOWED[layerOfName(name)] ?? [])].sort(), `the "may import" of ${name}`);
+  }
+  const folders = [...new Set(FILES.map(adapterFolder).filter((f): f is string => f !== undefined))].map((f) => f.replace('gateway/', '')).sort();
+  assert.deepEqual([...rows].filter(([, v]) => v === undefined).map(([n]) => n).sort(), folders, 'one row per adapter folder');
+});
+
 void test('no source file is over 300 lines', () => {
   const long = FILES.map((f) => ({ f, n: readFileSync(join(ROOT, f), 'utf8').split('\n').length - 1 })).filter((x) => x.n > 300);
   assert.deepEqual(long.map((x) => `${relative('.', x.f)}: ${x.n} lines`), []);

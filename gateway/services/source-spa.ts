@@ -10,11 +10,17 @@ import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
 import { authorizeSpa, replayWindowMs, type SpaDecoder, type SpaOutcome, type SpaStanza } from '../core/spa.ts';
 import type { Clock, Logger, NonceStore, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
+import { wallNow } from '../kit/wall-clock.ts';
+import { tracerFor } from './trace.ts';
 
 /** One record of the SPA intake: where it came from and the UDP payload (absent when cut short). */
 export interface SpaRecord {
   readonly src: string;
   readonly payload?: Uint8Array;
+  /** For the trace (wall-clock ms): the capture's timestamp, when the daemon read and decoded it. */
+  readonly ts?: number;
+  readonly readAt?: number | undefined;
+  readonly parsedAt?: number | undefined;
 }
 
 /** The intake's reader (an NFLOG capture, adapters/capture/tcpdump.ts). */
@@ -47,6 +53,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
   const log = deps.logger;
   const budget = createLogBudget(log, { ...ATTACKER_LOG_BUDGET, now: () => deps.clock.now() });
   const replayTtlMs = replayWindowMs(deps.maxPacketAgeMs);
+  const tracer = tracerFor(deps.metrics);
   let packets: ReturnType<SpaSourceDeps['openPackets']> | undefined;
   let loop: Promise<void> | undefined;
   let flusher: NodeJS.Timeout | undefined;
@@ -58,6 +65,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
   };
 
   const handle = async (ctx: SourceContext, rec: SpaRecord): Promise<void> => {
+    const dequeuedAt = wallNow();
     deps.metrics.inc('spa_packets_total');
     const src = rec.src;
     if (!rec.payload) {
@@ -91,7 +99,8 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
       return;
     }
     deps.metrics.inc('spa_accepted_total', 1, { stanza: grant.stanza.name });
-    await ctx.submit({ kind: 'spa', door: grant.stanza.name, ip: grant.ip, family: grant.family, ports: grant.ports, ttlMs: grant.ttlMs, src, user: message.user });
+    const span = tracer.span('spa', { arrivedAt: rec.ts ?? rec.readAt ?? dequeuedAt, readAt: rec.readAt, parsedAt: rec.parsedAt }, dequeuedAt);
+    await tracer.run(span, () => ctx.submit({ kind: 'spa', door: grant.stanza.name, ip: grant.ip, family: grant.family, ports: grant.ports, ttlMs: grant.ttlMs, src, user: message.user }));
   };
 
   return {

@@ -16,7 +16,8 @@
 // garbage costs no set entry), its source (IPv6: its /64) is within SPA_RATE, and all sources
 // together are within SPA_CAP. What passes is marked notrack (a flood of it leaves no conntrack
 // entry) and accepted to the daemon's socket, which reads it by recvmsg — no capture process, no
-// pcap parse — and never answers; nothing else reaches the port, so it answers nothing either.
+// pcap parse — and never answers; nothing else reaches the port, and with no socket bound (the
+// daemon stopped) the rule drops even that, so the port answers nothing, whatever runs.
 // Another firewall that drops udp/<port> in its input chain hides the packets from the socket
 // (doctor says so). The cap is what bounds the daemon's work whatever arrives: spoofed sources
 // defeat any per-source limit and base64-looking garbage passes the shape checks. Its price: a
@@ -155,7 +156,9 @@ function spaChain(): NftChainDef {
       byte(0), byte(1), byte(2), byte(3),
       ...perSource('spa_rate', SPA_RATE, 'drop'),
       `${limitOver(SPA_CAP)} counter drop`,
-      'notrack counter accept',
+      // Only to a socket: with the daemon down the port stays as silent as with it up.
+      'socket transparent 0 notrack counter accept',
+      'counter drop',
     ],
   };
 }

@@ -17,6 +17,7 @@ import { TCP, type KnockSequence } from '../../gateway/core/types.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import { fwknop, sendUdp } from '../helpers/spa.ts';
 import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 
 const logger = createLogger({ level: 'warn', format: 'json', destination: new Writable({ write(_c, _e, done) { done(); } }) });
 const OPEN: KnockSequence = {
@@ -87,7 +88,7 @@ void test('pcap intake: a second packet out of the deadline, or a later port wit
 });
 
 /** The SPA intake loaded in the lab's server namespace, and the daemon's SPA socket there (test/helpers/spa-listen.ts). */
-async function spaLab(t: TestContext): Promise<{ lab: Lab; records: { src: string; len: number }[] }> {
+async function spaLab(t: TestContext): Promise<{ lab: Lab; records: { src: string; len: number }[]; listener: ChildProcess }> {
   const lab = await createLab(2);
   t.after(() => lab.destroy());
   const fw = createNftablesFirewall({ logger, netns: lab.server.ns, intake: { spa: { port: 62201 } } });
@@ -109,12 +110,12 @@ async function spaLab(t: TestContext): Promise<{ lab: Lab; records: { src: strin
       }
     });
   });
-  return { lab, records };
+  return { lab, records, listener: child };
 }
 
 void test('SPA intake: shapes that cannot be fwknop\'s and floods from one source stay in the kernel; a real packet reaches the socket whole; nothing answers', async (t) => {
   if (!(await requireRoot(t))) return;
-  const { lab, records } = await spaLab(t);
+  const { lab, records, listener } = await spaLab(t);
   const [client, flooder] = lab.clients;
   assert.ok(client && flooder);
   // 2000 random 180-byte payloads from random sources.
@@ -138,6 +139,9 @@ void test('SPA intake: shapes that cannot be fwknop\'s and floods from one sourc
   const probe = `const s=require('node:dgram').createSocket('udp4');s.on('error',(e)=>{console.log(e.code);process.exit(0)});`
     + `s.connect(62201,'${lab.server.v4}',()=>{s.send('x'.repeat(200));setTimeout(()=>{s.send('x'.repeat(200));setTimeout(()=>{console.log('silent');process.exit(0)},300)},300)});`;
   assert.equal((await client.exec(process.execPath, ['-e', probe])).stdout.trim(), 'silent', 'the SPA port never answers');
+  listener.kill('SIGKILL');
+  await new Promise((r) => listener.once('exit', r));
+  assert.equal((await client.exec(process.execPath, ['-e', probe])).stdout.trim(), 'silent', 'nor with no daemon (no socket) behind it');
   const closed = `const s=require('node:dgram').createSocket('udp4');s.on('error',(e)=>{console.log(e.code);process.exit(0)});`
     + `s.connect(62202,'${lab.server.v4}',()=>{s.send('x');setTimeout(()=>{s.send('x');setTimeout(()=>{console.log('silent');process.exit(0)},300)},300)});`;
   assert.equal((await client.exec(process.execPath, ['-e', closed])).stdout.trim(), 'ECONNREFUSED', 'while a closed port next to it does (the probe works)');

@@ -19,12 +19,12 @@ const indexOf = (rules: readonly string[], re: RegExp): number => rules.findInde
 void test('SPA: shape checks, the per-source limit (IPv6 per /64), the total cap, then untracked to the daemon\'s socket; the rest dropped', () => {
   const p = compileIntake({ spa: { port: 62201 } });
   const rules = chain(p, 'spa');
-  const order = [/fib saddr type/, /udp length < 148/, /udp length > 1508/, /@th,64,8 != \{ 43, 47-57, 65-90, 97-122 \}/, /@th,88,8/, /update @spa_rate4 \{ ip saddr limit rate over 5\/second/, /update @spa_rate6 \{ ip6 saddr & ffff:ffff:ffff:ffff:: limit/, /^limit rate over 2000\/second/, /^notrack counter accept$/];
+  const order = [/fib saddr type/, /udp length < 148/, /udp length > 1508/, /@th,64,8 != \{ 43, 47-57, 65-90, 97-122 \}/, /@th,88,8/, /update @spa_rate4 \{ ip saddr limit rate over 5\/second/, /update @spa_rate6 \{ ip6 saddr & ffff:ffff:ffff:ffff:: limit/, /^limit rate over 2000\/second/, /^socket transparent 0 notrack counter accept$/, /^counter drop$/];
   const at = order.map((re) => indexOf(rules, re));
   assert.ok(at.every((i) => i >= 0), `every piece is there: ${rules.join(' | ')}`);
   assert.deepEqual(at, [...at].sort((a, b) => a - b), 'in this order');
-  assert.equal(rules.at(-1), 'notrack counter accept');
-  assert.ok(rules.slice(0, -1).every((r) => / (drop|return)$/.test(r)), 'every check before the accept drops');
+  assert.equal(rules.at(-1), 'counter drop', 'with no socket bound (the daemon down), dropped too');
+  assert.ok(rules.slice(0, -2).every((r) => / drop$/.test(r)), 'every check before the accept drops');
   const hook = chain(p, 'intake');
   assert.deepEqual(hook, ['fib daddr type local udp dport 62201 jump spa'], 'packets to this host only; routed ones are none of ours');
   assert.match(p?.chains.at(-1)?.hook ?? '', /hook prerouting priority raw - 20;/);

@@ -3,7 +3,7 @@
 // port of this host is dropped unless its source is no martian, its size and first four bytes
 // can be fwknop's, its source (IPv6: its /64) is within SPA_RATE (hashlimit) and all sources
 // together within SPA_CAP (limit); what passes goes untracked (CT --notrack) to the daemon's
-// UDP socket, as on nftables.
+// UDP socket when one is bound (-m socket), as on nftables.
 // The pcap engine's knocks are not moved here: iptables has no sets the kernel can hold first
 // knocks in without ipset, so on this backend they are still read from the interface by tcpdump
 // (doctor and the start-up log say so).
@@ -67,7 +67,9 @@ export async function ensureSpaIntake(exec: Exec, port: number, ns: RunOptions):
       `-A ${c} -m limit --limit ${SPA_CAP.perSecond}/sec --limit-burst ${SPA_CAP.burst} -j ${IPT_SPA_PASS}`,
       `-A ${c} -j DROP`,
       `-A ${IPT_SPA_PASS} -j CT --notrack`,
-      `-A ${IPT_SPA_PASS} -j ACCEPT`,
+      // Only to a bound socket (--nowildcard: ours is bound to any address): silent while the daemon is down.
+      `-A ${IPT_SPA_PASS} -m socket --nowildcard -j ACCEPT`,
+      `-A ${IPT_SPA_PASS} -j DROP`,
       ...(await jumps(exec, f, ns)).map((l) => l.replace(/^-A /, '-D ')),
       `-I PREROUTING 1 ${jumpSpec(port)}`,
       'COMMIT',

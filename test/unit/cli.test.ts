@@ -35,7 +35,7 @@ void test('knock takes knockd\'s `knock` arguments', () => {
 });
 
 void test('bad arguments are coded usage errors', () => {
-  for (const argv of [['knock', 'h', '70000'], ['knock', 'h'], ['daemon'], ['daemon', '--config', 'a', '--knockd-config', 'b'], ['daemon', '--config', 'a', '--firewall', 'pf'], ['frobnicate'], ['knock', '-4', '-6', 'h', '1']]) {
+  for (const argv of [['knock', 'h', '70000'], ['knock', 'h'], ['daemon', '-d'], ['daemon', '-c', 'a.yaml', '--config', 'b.yaml'], ['revoke', '1.2.3'], ['ssh', 'h', '--sequence', '7000,abc'], ['daemon', '--config', 'a', '--knockd-config', 'b'], ['daemon', '--config', 'a', '--firewall', 'pf'], ['frobnicate'], ['knock', '-4', '-6', 'h', '1']]) {
     assert.throws(() => parseCommand(argv), (e) => isKnockgwError(e, 'KGW_CLI_USAGE') || isKnockgwError(e, 'KGW_PORT_INVALID'), argv.join(' '));
   }
 });

@@ -52,6 +52,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'shellcheck', pkg: 'shellcheck', use: 'test', why: 'lints every shell script the project ships or writes' },
   { tool: 'echo', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'touch', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
+  { tool: 'mv', pkg: 'coreutils', use: 'test', why: 'moves the log file away as logrotate does (SIGHUP test)' },
   { tool: 'cat', pkg: 'coreutils', use: 'bench', why: 'reads interface counters inside a namespace' },
   { tool: 'nice', pkg: 'coreutils', use: 'bench', why: "raises the latency probe's priority" },
   { tool: 'taskset', pkg: 'util-linux', use: 'bench', why: 'pins the relay bench to one core' },

@@ -70,6 +70,8 @@ Wants=network-online.target
 
 [Service]
 ExecStart=${cmd('daemon')}
+# SIGHUP reloads the config (checked first; a bad one keeps the running one) and reopens the log file.
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
 RestartSec=1
 StateDirectory=knockgw

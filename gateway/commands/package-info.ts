@@ -12,6 +12,8 @@ export interface PackageInfo {
   /** package.json `engines.node`, e.g. ">=22.18". */
   readonly nodeRange: string;
   readonly dir: string;
+  /** The absolute path of package.json's `bin.knockgw` (the launcher units start). */
+  readonly bin: string;
 }
 
 export function packageInfo(from: string = fileURLToPath(import.meta.url)): PackageInfo {
@@ -22,9 +24,10 @@ export function packageInfo(from: string = fileURLToPath(import.meta.url)): Pack
     } catch {
       text = undefined;
     }
-    const pkg = text === undefined ? undefined : (JSON.parse(text) as { name?: unknown; version?: unknown; engines?: { node?: unknown } });
+    const pkg = text === undefined ? undefined : (JSON.parse(text) as { name?: unknown; version?: unknown; engines?: { node?: unknown }; bin?: { knockgw?: unknown } });
     if (pkg?.name === 'knockgw' && typeof pkg.version === 'string') {
-      return { version: pkg.version, nodeRange: typeof pkg.engines?.node === 'string' ? pkg.engines.node : '>=0', dir };
+      const bin = typeof pkg.bin?.knockgw === 'string' ? pkg.bin.knockgw : 'bin/knockgw.js';
+      return { version: pkg.version, nodeRange: typeof pkg.engines?.node === 'string' ? pkg.engines.node : '>=0', dir, bin: join(dir, bin) };
     }
     if (dirname(dir) === dir) throw kgwError('KGW_INTERNAL', `knockgw's package.json was not found above ${from}`);
   }

@@ -12,6 +12,7 @@ import { parseCommand } from '../../gateway/cli.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { bashCompletion } from '../../gateway/cli/completion.ts';
 import { minimumNode, nodeSatisfies } from '../../gateway/commands/package-info.ts';
+import { nodeFinding } from '../../gateway/commands/doctor.ts';
 import { MAIN } from '../helpers/gateway.ts';
 
 const execFileP = promisify(execFile);
@@ -111,4 +112,7 @@ void test("the Node version check reads package.json's engines range", () => {
   assert.equal(nodeSatisfies('v20.19.2', '>=22.18'), false);
   assert.equal(nodeSatisfies('22.18.0', '>=22.18'), true);
   assert.equal(nodeSatisfies('24.1.0', '>=22.18'), true);
+  assert.equal(nodeFinding('v20.19.2', '/usr/bin/node', '>=22.18').level, 'error');
+  assert.match(nodeFinding('v20.19.2', '/usr/bin/node', '>=22.18').text, /v20\.19\.2.*below.*>=22\.18/);
+  assert.equal(nodeFinding(process.version, process.execPath).level, 'ok', 'the pinned Node satisfies package.json');
 });

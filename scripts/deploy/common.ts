@@ -72,7 +72,7 @@ export interface PlanFile {
 export async function writePlan(dir: string, plan: PlanFile): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-  const lines = ['#!/bin/sh', `# knockgw relay deploy (${plan.platform})${plan.dryRun ? ', dry run: nothing below was executed' : ''}`, '# Apply on the gateways\' Redis (as an admin user), once:', ...plan.redisAcl.map((l) => (l.startsWith('#') ? l : `#   ${l}`)), 'set -e', ...plan.steps.map((s) => `${s.why ? `# ${s.why}\n` : ''}${shellLine(s)}`)];
+  const lines = ['#!/bin/sh', `# knockgw relay deploy (${plan.platform})${plan.dryRun ? ', dry run: nothing below was executed' : ''}`, `# Before running it, set ${[...new Set(plan.steps.flatMap((st) => [st.stdin, ...st.argv.map((w) => /\$([A-Z][A-Z0-9_]*)$/.exec(w)?.[1])]).filter((l): l is string => l !== undefined))].join(' and ') || 'nothing'} to the file holding each secret (--keys, --redis-url-file).`, '# Apply on the gateways\' Redis (as an admin user), once:', ...plan.redisAcl.map((l) => (l.startsWith('#') ? l : `#   ${l}`)), 'set -e', ...plan.steps.map((s) => `${s.why ? `# ${s.why}\n` : ''}${shellLine(s)}`)];
   await writeFile(join(dir, 'plan.sh'), `${lines.join('\n')}\n`);
 }
 

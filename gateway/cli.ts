@@ -32,6 +32,9 @@ export interface DaemonOverrides {
   maxStalenessS?: number;
   /** knockd -D. */
   logLevel?: 'debug';
+  /** knockd -p / -g. */
+  pidFile?: string;
+  logFile?: string;
 }
 
 export type Command =
@@ -150,10 +153,19 @@ function parseSub(sub: string, rest: string[]): Command {
       return { cmd: 'completion', shell: shell === 'zsh' ? 'zsh' : 'bash' };
     }
     case 'daemon': {
-      const { values } = parse(rest, { ...daemonOptions, teardown: { type: 'boolean' }, debug: { type: 'boolean', short: 'D' }, daemonize: { type: 'boolean', short: 'd' } });
-      if (values.daemonize) usage('-d (daemonize) is not supported: knockgw stays in the foreground; run it under systemd (knockgw install) or your init system');
+      const { values } = parse(rest, {
+        ...daemonOptions, teardown: { type: 'boolean' },
+        // knockd's own flags, so its command lines keep working.
+        debug: { type: 'boolean', short: 'D' }, daemon: { type: 'boolean', short: 'd' }, pidfile: { type: 'string', short: 'p' }, logfile: { type: 'string', short: 'g' },
+        verbose: { type: 'boolean', short: 'v' }, lookup: { type: 'boolean', short: 'l' }, 'only-ip-v4': { type: 'boolean', short: '4' },
+      });
+      if (values.daemon) usage('-d (daemonize) is not supported: knockgw stays in the foreground; run it under systemd (knockgw install) or your init system');
+      if (values.lookup) usage('-l (DNS lookups) is not supported: knockgw logs addresses only (a lookup would let a knocker choose what the log says)');
+      if (values['only-ip-v4']) usage('-4 (IPv4 only) is not supported: knockgw protects both families; a door is the same for IPv4 and IPv6');
       const args = daemonArgs(values);
       if (values.debug) args.overrides.logLevel = 'debug';
+      if (values.pidfile !== undefined) args.overrides.pidFile = values.pidfile;
+      if (values.logfile !== undefined) args.overrides.logFile = values.logfile;
       return { cmd: 'daemon', ...args, teardown: values.teardown ?? false };
     }
     case 'doctor': {

@@ -61,13 +61,18 @@ const discovery = `With no config option, the first of ${DEFAULT_CONFIGS.join(',
 export const COMMANDS: readonly CommandHelp[] = [
   {
     name: 'daemon',
-    synopsis: ['daemon [-c FILE | --config FILE.yaml | --knockd-config FILE] [--fwknop-access FILE [--fwknop-config FILE]] [-i IF] [-D] [OPTIONS]'],
+    synopsis: ['daemon [-c FILE | --config FILE.yaml | --knockd-config FILE] [--fwknop-access FILE [--fwknop-config FILE]] [-i IF] [-D] [-p PIDFILE] [-g LOGFILE] [OPTIONS]'],
     summary: 'run the gateway: watch for knocks, open and close the protected ports',
     options: [
       ...configSource,
       ...runtime,
       { long: 'debug', short: 'D', text: 'knockd -D: log at debug level (every knock step)' },
-      { long: 'daemonize', short: 'd', text: 'knockd -d: refused with a usage error; knockgw stays in the foreground and is run by systemd (knockgw install)' },
+      { long: 'pidfile', short: 'p', arg: 'FILE', text: 'knockd -p: write the pid here once ready (knockd.conf PidFile)' },
+      { long: 'logfile', short: 'g', arg: 'FILE', text: 'knockd -g: also append every log line to this file (knockd.conf LogFile)' },
+      { long: 'verbose', short: 'v', text: 'knockd -v: accepted; knockgw logs every open, close and refusal at its default level already' },
+      { long: 'daemon', short: 'd', text: 'knockd -d: refused with a usage error; knockgw stays in the foreground and is run by systemd (knockgw install)' },
+      { long: 'lookup', short: 'l', text: 'knockd -l: refused; knockgw logs addresses, never names' },
+      { long: 'only-ip-v4', short: '4', text: 'knockd -4: refused; knockgw protects IPv4 and IPv6 alike' },
       { long: 'teardown', text: 'on stop, remove every rule knockgw created (default: keep them, grants expire in the kernel)' },
     ],
     notes: [

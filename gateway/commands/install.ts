@@ -36,6 +36,9 @@ function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] 
   if (overrides.stateFile) args.push('--state', overrides.stateFile);
   if (overrides.nodeId) args.push('--node-id', overrides.nodeId);
   if (overrides.control) args.push('--control', overrides.control);
+  if (overrides.logLevel) args.push('--debug');
+  if (overrides.pidFile) args.push('--pidfile', resolve(overrides.pidFile));
+  if (overrides.logFile) args.push('--logfile', resolve(overrides.logFile));
   return args;
 }
 

@@ -29,6 +29,9 @@ export interface ConfigOverrides {
   readonly ports?: readonly PortSpec[];
   /** knockd -D. */
   readonly logLevel?: 'debug';
+  /** knockd -p / -g: PidFile and LogFile from the command line. */
+  readonly pidFile?: string;
+  readonly logFile?: string;
 }
 
 export interface LoadInput {
@@ -74,9 +77,11 @@ const overrideSchema = z.strictObject({
   ports: z.array(z.object({ port: z.number().int().min(1).max(65535), proto: z.enum(['tcp', 'udp']) })).min(1).optional(),
   maxStalenessS: z.number().optional(),
   logLevel: z.literal('debug').optional(),
+  pidFile: z.string().min(1).optional(),
+  logFile: z.string().min(1).optional(),
 });
 
-const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness', logLevel: '-D' };
+const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness', logLevel: '-D', pidFile: '--pidfile', logFile: '--logfile' };
 
 function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void {
   const parsed = overrideSchema.safeParse(overrides);
@@ -107,6 +112,8 @@ function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void 
   if (o.nodeId) cfg.nodeId = o.nodeId;
   if (o.logFormat) cfg.log = { ...cfg.log, format: o.logFormat };
   if (o.logLevel) cfg.log = { ...cfg.log, level: o.logLevel };
+  if (o.pidFile) cfg.pidFile = resolve(o.pidFile);
+  if (o.logFile) cfg.log = { ...cfg.log, file: resolve(o.logFile) };
   if (o.ports) cfg.protectedPorts = uniquePorts(o.ports);
   if (o.maxStalenessS !== undefined) {
     const s = o.maxStalenessS;

@@ -4,7 +4,7 @@
 // broken config is refused with its code in the log and the old one keeps running.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createLab, requireRoot } from '../helpers/netns.ts';
 import { connectsWithin, canConnect, MAIN, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
 
@@ -25,9 +25,11 @@ void test('SIGHUP: a new door works, every grant is kept, a bad config is refuse
   const head = `interface: ${lab.serverIf(0)}\nfirewall: nftables\nengine: kernel\nlog: { file: ${dir.path}/knockgw.log }\ndoors:\n`;
   const config = await dir.write('knockgw.yaml', head + door('ssh', ['7000', '8000'], '22/tcp'));
   const control = `${dir.path}/ctl.sock`;
-  const d = startDaemon(srv, ['--config', config, '--state', `${dir.path}/state.json`, '--control', control]);
+  const pidFile = `${dir.path}/knockgw.pid`;
+  const d = startDaemon(srv, ['--config', config, '--state', `${dir.path}/state.json`, '--control', control, '--pidfile', pidFile]);
   t.after(() => d.kill());
   await d.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
+  assert.equal(await readFile(pidFile, 'utf8'), `${d.child.pid ?? ''}\n`, 'knockd -p: the pid file names the daemon');
   const knock = (h: typeof a, ports: string[]) => h.exec(process.execPath, [MAIN, 'knock', srv.v4, ...ports]);
 
   await knock(a, ['7000', '8000']);
@@ -62,4 +64,5 @@ void test('SIGHUP: a new door works, every grant is kept, a bad config is refuse
   const grants = (JSON.parse(status.stdout) as { grants: { ip: string; door: string }[] }).grants.map((g) => `${g.door}@${g.ip}`).sort();
   assert.deepEqual(grants, [`admin@${b.v4}`, `ssh@${a.v4}`]);
   assert.equal(await d.stop(), 0, 'SIGTERM still stops it in order');
+  await assert.rejects(stat(pidFile), 'the pid file is removed on stop');
 });

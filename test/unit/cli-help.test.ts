@@ -72,10 +72,13 @@ void test('a usage error is one line naming the problem, the usage line and "try
 });
 
 void test('knockd flags: -c picks the format by name, -i is the interface, -D debug', () => {
-  const a = parseCommand(['daemon', '-c', '/etc/knockd.conf', '-i', 'eth1', '-D']);
+  const a = parseCommand(['daemon', '-c', '/etc/knockd.conf', '-i', 'eth1', '-D', '-v', '-p', '/run/knockd.pid', '-g', '/var/log/knockd.log']);
   assert.ok(a.cmd === 'daemon');
   assert.deepEqual(a.source, { knockdPath: '/etc/knockd.conf' });
-  assert.deepEqual(a.overrides, { interface: 'eth1', logLevel: 'debug' });
+  assert.deepEqual(a.overrides, { interface: 'eth1', logLevel: 'debug', pidFile: '/run/knockd.pid', logFile: '/var/log/knockd.log' });
+  for (const [flag, named] of [['-d', 'daemonize'], ['-l', 'DNS'], ['-4', 'IPv4 only']] as const) {
+    assert.throws(() => parseCommand(['daemon', '-c', '/etc/knockd.conf', flag]), (e: unknown) => isKnockgwError(e, 'KGW_CLI_USAGE') && (e as Error).message.includes(named), flag);
+  }
   const b = parseCommand(['daemon', '-c', '/etc/knockgw/knockgw.yaml']);
   assert.ok(b.cmd === 'daemon');
   assert.deepEqual(b.source, { yamlPath: '/etc/knockgw/knockgw.yaml' });

@@ -50,7 +50,7 @@ export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): P
       logger.error({ event: 'daemon.stop_timeout' }, `shutdown took longer than ${SHUTDOWN_DEADLINE_MS / 1000} s; exiting`);
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
-    await reloader.settled();
+    await reloader.close();
     await control.close().catch(() => undefined);
     await stopCurrent(command.teardown);
     if (current.config.pidFile) await rm(current.config.pidFile, { force: true });

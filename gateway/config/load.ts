@@ -134,6 +134,16 @@ export function compileKnockd(text: string, path: string, hostname: string): Con
   return finish(fromKnockd(text, path, hostname));
 }
 
+/** knockd's own `--config FILE` is knockgw's `-c`/`--knockd-config`: a knockd.conf given as YAML says so. */
+function yamlOrHint(text: string, path: string, hostname: string): Mutable<Config> {
+  try {
+    return fromYaml(text, path, hostname);
+  } catch (err) {
+    if (!/^\s*\[[A-Za-z][\w-]*\]\s*$/m.test(text) || !/^\s*sequence\s*=/im.test(text)) throw err;
+    throw kgwError('KGW_CONFIG_INVALID', `${path} is a knockd.conf, not YAML: pass it with -c or --knockd-config (--config takes knockgw's YAML)`, { file: path }, err);
+  }
+}
+
 async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
@@ -160,7 +170,7 @@ export async function loadConfig(given: LoadInput): Promise<Config> {
   if (confPath !== undefined && accessPath === undefined) throw kgwError('KGW_CLI_USAGE', '--fwknop-config needs --fwknop-access /etc/fwknop/access.conf');
   if (yamlPath !== undefined && knockdPath !== undefined) throw kgwError('KGW_CLI_USAGE', 'give one of --config FILE.yaml or --knockd-config /etc/knockd.conf, not both');
   const cfg = yamlPath !== undefined
-    ? fromYaml(await readText(yamlPath), yamlPath, input.hostname)
+    ? yamlOrHint(await readText(yamlPath), yamlPath, input.hostname)
     : knockdPath !== undefined
       ? fromKnockd(await readText(knockdPath), knockdPath, input.hostname)
       : base({ kind: 'fwknop', path: accessPath ?? '' }, input.hostname);

@@ -26,8 +26,8 @@ export interface Reloader {
   /** A SIGHUP: served now, or after the first start when it is still running; several in a row run one after another. */
   request(): void;
   ready(): void;
-  /** Resolves when no reload is running (a stop waits for it). */
-  settled(): Promise<void>;
+  /** No reload from now on (the daemon is stopping); resolves when the running one is done. */
+  close(): Promise<void>;
 }
 
 const logSettings = (c: Config) => ({ level: c.log.level, format: c.log.format, ...(c.log.file ? { file: c.log.file } : {}) });
@@ -43,6 +43,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   const { logger } = deps;
   let isReady = false;
   let pending = false;
+  let closed = false;
   let chain: Promise<void> = Promise.resolve();
 
   const run = async (): Promise<void> => {
@@ -79,6 +80,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   const reloader: Reloader = {
     request() {
+      if (closed) {
+        logger.info({ event: 'daemon.reload_skipped' }, 'SIGHUP while stopping: no reload');
+        return;
+      }
       if (!isReady) {
         pending = true;
         return;
@@ -92,7 +97,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         reloader.request();
       }
     },
-    settled: () => chain,
+    close() {
+      closed = true;
+      return chain;
+    },
   };
   return reloader;
 }

@@ -8,6 +8,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { createLab, requireRoot } from '../helpers/netns.ts';
 import { connectsWithin, canConnect, MAIN, startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
 
+// argv: address, port. Connects again and again until stdin ends; prints 1 (handshake within 300 ms) or 0 per attempt.
+const PROBER = `const [a,p]=process.argv.slice(1);const net=require('node:net');let on=true;process.stdin.on('end',()=>{on=false});process.stdin.resume();`
+  + `const once=()=>new Promise(r=>{const s=net.connect({host:a,port:+p});const k=setTimeout(()=>{s.destroy();r('0')},300);s.on('connect',()=>{clearTimeout(k);s.destroy();r('1')});s.on('error',()=>{clearTimeout(k);r('0')})});`
+  + `(async()=>{while(on){process.stdout.write(await once());await new Promise(r=>setTimeout(r,10))}process.exit(0)})();`;
+
 const door = (name: string, seq: string[], open: string): string => `  - name: ${name}\n    sequence: [${seq.map((s) => `"${s}"`).join(', ')}]\n    seqTimeout: 5\n    open: ["${open}"]\n    ttl: 600\n`;
 
 void test('SIGHUP: a new door works, every grant is kept, a bad config is refused and logged, the daemon never exits', async (t) => {
@@ -39,8 +44,20 @@ void test('SIGHUP: a new door works, every grant is kept, a bad config is refuse
   // A second door, and the log file moved away as logrotate does.
   await dir.write('knockgw.yaml', head + door('ssh', ['7000', '8000'], '22/tcp') + door('admin', ['7100', '8100'], '2222/tcp'));
   await srv.exec('mv', [`${dir.path}/knockgw.log`, `${dir.path}/knockgw.log.1`]);
+  // a keeps opening new connections through the reload (one every 10 ms, 300 ms each): its grant must hold at every moment.
+  const prober = a.spawn(process.execPath, ['-e', PROBER, srv.v4, '22'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let probes = '';
+  prober.stdout?.on('data', (c: Buffer) => (probes += c.toString()));
+  await new Promise((r) => setTimeout(r, 300));
+  const hupAt = Date.now();
   d.child.kill('SIGHUP');
   await d.waitFor((e) => e.event === 'daemon.reloaded', 20_000, 'daemon.reloaded');
+  const reloadMs = Date.now() - hupAt;
+  await new Promise((r) => setTimeout(r, 300));
+  prober.stdin?.end();
+  await new Promise((r) => prober.once('exit', r));
+  t.diagnostic(`reload took ${reloadMs} ms; new connections from a meanwhile: ${probes.split('').filter((c) => c === '1').length} of ${probes.length} completed`);
+  assert.ok(probes.length > 10 && !probes.includes('0'), `every new connection of a granted client completes during the reload: ${probes}`);
   assert.equal(d.child.exitCode, null, 'still running');
   assert.ok((await stat(control)).isSocket(), 'the control socket stays');
   assert.equal(await connectsWithin(a, srv.v4, 22), true, "a's grant survived the reload");

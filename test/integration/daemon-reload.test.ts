@@ -15,7 +15,7 @@ const PROBER = `const [a,p]=process.argv.slice(1);const net=require('node:net');
 
 const door = (name: string, seq: string[], open: string): string => `  - name: ${name}\n    sequence: [${seq.map((s) => `"${s}"`).join(', ')}]\n    seqTimeout: 5\n    open: ["${open}"]\n    ttl: 600\n`;
 
-void test('SIGHUP: a new door works, every grant is kept, a bad config is refused and logged, the daemon never exits', async (t) => {
+for (const [firewall, engine] of [['nftables', 'kernel'], ['iptables', 'pcap']] as const) void test(`[${firewall}/${engine}] SIGHUP: a new door works, every grant is kept, a bad config is refused and logged, the daemon never exits`, async (t) => {
   if (!(await requireRoot(t))) return;
   const lab = await createLab(2);
   const dir = await tempDir();
@@ -27,7 +27,7 @@ void test('SIGHUP: a new door works, every grant is kept, a bad config is refuse
   assert.ok(a && b);
   const srv = lab.server;
   for (const port of [22, 2222]) await waitReady(startSshLike(srv, port));
-  const head = `interface: ${lab.serverIf(0)}\nfirewall: nftables\nengine: kernel\nlog: { file: ${dir.path}/knockgw.log }\ndoors:\n`;
+  const head = `interface: ${lab.serverIf(0)}\nfirewall: ${firewall}\nengine: ${engine}\nlog: { file: ${dir.path}/knockgw.log }\ndoors:\n`;
   const config = await dir.write('knockgw.yaml', head + door('ssh', ['7000', '8000'], '22/tcp'));
   const control = `${dir.path}/ctl.sock`;
   const pidFile = `${dir.path}/knockgw.pid`;

@@ -36,11 +36,11 @@ function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] 
   if (overrides.stateFile) args.push('--state', overrides.stateFile);
   if (overrides.nodeId) args.push('--node-id', overrides.nodeId);
   if (overrides.control) args.push('--control', overrides.control);
-  if (overrides.logLevel) args.push('--debug');
-  if (overrides.pidFile) args.push('--pidfile', resolve(overrides.pidFile));
-  if (overrides.logFile) args.push('--logfile', resolve(overrides.logFile));
+  if (overrides.logFormat) args.push('--log-format', overrides.logFormat);
+  if (overrides.maxStalenessS !== undefined) args.push('--max-staleness', String(overrides.maxStalenessS));
   return args;
 }
+
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`);
 

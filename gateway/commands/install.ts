@@ -41,7 +41,6 @@ function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] 
   return args;
 }
 
-
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`);
 
 /**
@@ -50,17 +49,21 @@ const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.rep
  * package root so it exists from a checkout and from a global install of the packed tarball
  * alike (the compiled code under dist/ is not where bin/ is).
  */
-export function launcher(nodePath: string = process.execPath, nodeVersion: string = process.version): { node: string; bin: string } {
+export function launcher(nodePath: string = process.execPath, nodeVersion: string = process.version): readonly [string, string] {
   const pkg = packageInfo();
   if (!nodeSatisfies(nodeVersion, pkg.nodeRange)) {
     throw kgwError('KGW_TOOL_MISSING', `Node ${nodeVersion} (${nodePath}) is below knockgw's engines ${pkg.nodeRange}: the units would start it; run install with a Node that satisfies ${pkg.nodeRange}`, { node: nodePath, version: nodeVersion });
   }
   if (!existsSync(pkg.bin)) throw kgwError('KGW_INTERNAL', `the launcher ${pkg.bin} (package.json bin) does not exist: reinstall knockgw`, { bin: pkg.bin });
-  return { node: nodePath, bin: pkg.bin };
+  return [nodePath, pkg.bin];
 }
 
-export function renderUnits(exec: { node: string; bin: string }, args: readonly string[]): Record<(typeof UNITS)[number], string> {
-  const cmd = (sub: string): string => [exec.node, exec.bin, sub, ...args].map(quote).join(' ');
+/**
+ * The units, for a launcher: launcher() from a checkout or an npm install, or
+ * `[/usr/bin/knockgw]` in the Debian package (which builds its units with this same function).
+ */
+export function renderUnits(launcher: readonly string[], args: readonly string[]): Record<(typeof UNITS)[number], string> {
+  const cmd = (sub: string): string => [...launcher, sub, ...args].map(quote).join(' ');
   return {
     'knockgw-base.service': `[Unit]
 Description=knockgw base firewall rules (protected ports closed before the network is up)

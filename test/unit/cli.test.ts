@@ -141,5 +141,5 @@ void test('the units start package.json\'s launcher, found from the package root
   const info = packageInfo(join(dir, 'dist/gateway/commands/install.js'));
   assert.deepEqual(info, { version: '9.9.9', nodeRange: '>=22.18', dir, bin: join(dir, 'bin/knockgw.js') });
   assert.throws(() => launcher('/usr/bin/node', 'v20.19.2'), (e) => isKnockgwError(e, 'KGW_TOOL_MISSING') && /v20\.19\.2.*>=22\.18/.test((e as Error).message));
-  assert.equal(launcher().node, process.execPath);
+  assert.equal(launcher()[0], process.execPath);
 });

@@ -49,8 +49,9 @@ const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.rep
  * package root so it exists from a checkout and from a global install of the packed tarball
  * alike (the compiled code under dist/ is not where bin/ is).
  */
-export function launcher(nodePath: string = process.execPath, nodeVersion: string = process.version): readonly [string, string] {
+export function launcher(nodePath: string = process.execPath, nodeVersion: string = process.version): readonly string[] {
   const pkg = packageInfo();
+  if (pkg.ownRuntime) return [pkg.bin];
   if (!nodeSatisfies(nodeVersion, pkg.nodeRange)) {
     throw kgwError('KGW_TOOL_MISSING', `Node ${nodeVersion} (${nodePath}) is below knockgw's engines ${pkg.nodeRange}: the units would start it; run install with a Node that satisfies ${pkg.nodeRange}`, { node: nodePath, version: nodeVersion });
   }

@@ -11,13 +11,21 @@ export interface PackageInfo {
   readonly version: string;
   /** package.json `engines.node`, e.g. ">=22.18". */
   readonly nodeRange: string;
-  readonly dir: string;
-  /** The absolute path of package.json's `bin.knockgw` (the launcher units start). */
+  /**
+   * What systemd units start: package.json's `bin.knockgw` (absolute) after the Node that runs
+   * it, or — in the Debian package, which carries its own runtime — just /usr/bin/knockgw.
+   */
   readonly bin: string;
+  readonly ownRuntime: boolean;
 }
 
-export function packageInfo(from: string = fileURLToPath(import.meta.url)): PackageInfo {
-  for (let dir = dirname(from); ; dir = dirname(dir)) {
+/** Set by the Debian package's bundle (esbuild define in scripts/package/bundle-app.ts): no package.json ships there. */
+declare const KNOCKGW_PACKAGE: { readonly version: string; readonly nodeRange: string; readonly bin: string } | undefined;
+
+export function packageInfo(from?: string): PackageInfo {
+  if (from === undefined && typeof KNOCKGW_PACKAGE !== 'undefined' && KNOCKGW_PACKAGE) return { ...KNOCKGW_PACKAGE, ownRuntime: true };
+  const start = from ?? fileURLToPath(import.meta.url);
+  for (let dir = dirname(start); ; dir = dirname(dir)) {
     let text: string | undefined;
     try {
       text = readFileSync(join(dir, 'package.json'), 'utf8');
@@ -27,9 +35,9 @@ export function packageInfo(from: string = fileURLToPath(import.meta.url)): Pack
     const pkg = text === undefined ? undefined : (JSON.parse(text) as { name?: unknown; version?: unknown; engines?: { node?: unknown }; bin?: { knockgw?: unknown } });
     if (pkg?.name === 'knockgw' && typeof pkg.version === 'string') {
       const bin = typeof pkg.bin?.knockgw === 'string' ? pkg.bin.knockgw : 'bin/knockgw.js';
-      return { version: pkg.version, nodeRange: typeof pkg.engines?.node === 'string' ? pkg.engines.node : '>=0', dir, bin: join(dir, bin) };
+      return { version: pkg.version, nodeRange: typeof pkg.engines?.node === 'string' ? pkg.engines.node : '>=0', bin: join(dir, bin), ownRuntime: false };
     }
-    if (dirname(dir) === dir) throw kgwError('KGW_INTERNAL', `knockgw's package.json was not found above ${from}`);
+    if (dirname(dir) === dir) throw kgwError('KGW_INTERNAL', `knockgw's package.json was not found above ${start}`);
   }
 }
 

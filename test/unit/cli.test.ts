@@ -139,7 +139,7 @@ void test('the units start package.json\'s launcher, found from the package root
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'knockgw', version: '9.9.9', engines: { node: '>=22.18' }, bin: { knockgw: './bin/knockgw.js' } }));
   const info = packageInfo(join(dir, 'dist/gateway/commands/install.js'));
-  assert.deepEqual(info, { version: '9.9.9', nodeRange: '>=22.18', dir, bin: join(dir, 'bin/knockgw.js') });
+  assert.deepEqual(info, { version: '9.9.9', nodeRange: '>=22.18', bin: join(dir, 'bin/knockgw.js'), ownRuntime: false });
   assert.throws(() => launcher('/usr/bin/node', 'v20.19.2'), (e) => isKnockgwError(e, 'KGW_TOOL_MISSING') && /v20\.19\.2.*>=22\.18/.test((e as Error).message));
   assert.equal(launcher()[0], process.execPath);
 });

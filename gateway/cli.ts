@@ -1,35 +1,17 @@
 // Argument parsing for every sub-command. Pure: turns argv into a typed command or a coded
 // usage error; main.ts runs it.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { kgwError } from './core/errors.ts';
-import { parseKnockArg } from './client/knock.ts';
+import type { ParseArgsConfig } from 'node:util';
+import { isKnockgwError, kgwError } from './core/errors.ts';
 import { parseIp } from './core/ip.ts';
 import type { PortSpec } from './core/grant.ts';
 import type { Engine, FirewallKind } from './core/engines.ts';
 import { KEY_ALGS, type KeyAlg } from './client/keygen.ts';
 import { MAX_TIMEOUT_S, STALENESS_S, stalenessRange } from './core/timers.ts';
+import { findCommand, renderOverview, usageHint } from './cli/help.ts';
+import { knockArg, oneOf, parse, parseDuration, usage } from './cli/args.ts';
 
-export const USAGE = `usage:
-  knockgw daemon (--config FILE.yaml | --knockd-config /etc/knockd.conf) [--interface IF]
-                 [--fwknop-access /etc/fwknop/access.conf [--fwknop-config /etc/fwknop/fwknopd.conf]]
-                 [--engine auto|kernel|pcap] [--firewall nftables|iptables|none] [--ports 22,...]
-                 [--store memory|redis://…|rediss://…|/path/redis.sock] [--node-id ID]
-                 [--max-staleness SECONDS]
-                 [--state FILE] [--control SOCKET] [--log-format json|pretty] [--teardown]
-  knockgw knock HOST PORT[:tcp|:udp]… [-u] [-d MS] [-4|-6] [-v]
-  knockgw knock --relay URL --key FILE DOOR [--ip IP]
-  knockgw status [--json] [--control SOCKET]
-  knockgw revoke IP [--control SOCKET]
-  knockgw doctor (--config FILE | --knockd-config FILE) [--fwknop-access FILE …] [--firewall …]
-  knockgw install (--config FILE | --knockd-config FILE) [--fwknop-access FILE …] [--firewall …] [--root DIR]
-  knockgw uninstall [--root DIR]      (removes the units and every rule knockgw created)
-  knockgw base (--config FILE | --knockd-config FILE) [--fwknop-access FILE …]   (boot: base rules only, then exit)
-  (--fwknop-access alone: SPA doors from fwknopd's files and no knock doors)
-  knockgw relay --listen ADDR:PORT --store URL --keys FILE [--trusted-proxies N] [--public-url-v4 URL] [--public-url-v6 URL]
-  knockgw keygen --id ID [--alg ed25519|hmac-sha256|ecdsa-p256] [--door DOOR]… [--out FILE]
-  knockgw enroll --door DOOR [--relay URL] [--name NAME] [--expires 15m] [--control SOCKET]   (one-time link + QR for a phone)
-  knockgw devices list [--json] | knockgw devices revoke ID   [--control SOCKET]
-  knockgw ssh HOST [PORT] [--door DOOR --relay URL --key FILE | --sequence P[:udp],… | --spa FWKNOPRC] [-4|-6] [--wait 10s]   (ssh ProxyCommand)`;
+/** The overview (`knockgw --help`), rendered from the help table in cli/help.ts. */
+export const USAGE = renderOverview();
 
 export interface ConfigSource {
   readonly yamlPath?: string;
@@ -48,6 +30,11 @@ export interface DaemonOverrides {
   logFormat?: 'json' | 'pretty';
   ports?: PortSpec[];
   maxStalenessS?: number;
+  /** knockd -D. */
+  logLevel?: 'debug';
+  /** knockd -p / -g. */
+  pidFile?: string;
+  logFile?: string;
 }
 
 export type Command =
@@ -65,11 +52,14 @@ export type Command =
   | { readonly cmd: 'enroll'; readonly door: string; readonly relay?: string; readonly name?: string; readonly ttlMs?: number; readonly control: string }
   | { readonly cmd: 'devices'; readonly action: 'list' | 'revoke'; readonly id?: string; readonly json: boolean; readonly control: string }
   | { readonly cmd: 'ssh'; readonly host: string; readonly port: number; readonly family?: 4 | 6; readonly relay?: { url: string; keyFile: string; door: string }; readonly sequence?: PortSpec[]; readonly spaFile?: string; readonly waitMs: number }
-  | { readonly cmd: 'help' };
+  | { readonly cmd: 'completion'; readonly shell: 'bash' | 'zsh' }
+  | { readonly cmd: 'version' }
+  | { readonly cmd: 'help'; readonly topic?: string };
 
 export const DEFAULT_CONTROL = '/run/knockgw.sock';
 
 const daemonOptions = {
+  'config-file': { type: 'string', short: 'c' },
   config: { type: 'string' },
   'knockd-config': { type: 'string' },
   'fwknop-access': { type: 'string' },
@@ -86,50 +76,17 @@ const daemonOptions = {
   'max-staleness': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-/** A knock port from the command line; a bad one is a usage error (exit 64), like any bad argument. */
-function knockArg(text: string, proto: PortSpec['proto']): PortSpec {
-  try {
-    return parseKnockArg(text, proto);
-  } catch (err) {
-    return usage(err instanceof Error ? err.message.replace(/^KGW_\w+: /, '') : String(err));
-  }
-}
-
-function usage(message: string): never {
-  throw kgwError('KGW_CLI_USAGE', `${message}\n${USAGE}`);
-}
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
-  try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
-  } catch (err) {
-    return usage(err instanceof Error ? err.message : String(err));
-  }
-}
-
-/** "90s", "15m", "2h": an enrollment link's lifetime in ms. */
-function parseDuration(text: string): number {
-  const m = /^(\d{1,5})(s|m|h)$/.exec(text);
-  if (!m) usage(`--expires "${text}" must be a number with s, m or h, e.g. 15m`);
-  return Number(m?.[1]) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[(m?.[2] ?? 's') as 's' | 'm' | 'h'];
-}
-
-function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if ((allowed as readonly string[]).includes(value)) return value as T;
-  return usage(`--${name} must be one of ${allowed.join(', ')} (got "${value}")`);
-}
-
 function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undefined }): { source: ConfigSource; overrides: DaemonOverrides } {
-  const yamlPath = values.config;
-  const knockdPath = values['knockd-config'];
+  // knockd -c FILE: the drop-in spelling; the file's name says which format it is.
+  const c = values['config-file'];
+  if (c !== undefined && (values.config !== undefined || values['knockd-config'] !== undefined)) usage('give one of -c, --config and --knockd-config');
+  const cYaml = c !== undefined && /\.ya?ml$/i.test(c);
+  const yamlPath = cYaml ? c : values.config;
+  const knockdPath = c !== undefined && !cYaml ? c : values['knockd-config'];
   const fwknopAccessPath = values['fwknop-access'];
   const fwknopConfigPath = values['fwknop-config'];
   if (fwknopConfigPath !== undefined && fwknopAccessPath === undefined) usage('--fwknop-config needs --fwknop-access FILE');
   if (yamlPath !== undefined && knockdPath !== undefined) usage('give one of --config FILE.yaml or --knockd-config FILE, not both');
-  if (yamlPath === undefined && knockdPath === undefined && fwknopAccessPath === undefined) {
-    usage('give exactly one of --config FILE.yaml or --knockd-config FILE (and/or --fwknop-access FILE)');
-  }
   const overrides: DaemonOverrides = {};
   if (values.interface !== undefined) overrides.interface = values.interface;
   const engine = oneOf<Engine>('engine', values.engine, ['auto', 'kernel', 'pcap']);
@@ -161,17 +118,55 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   return { source, overrides };
 }
 
+/** --help / -h anywhere before a `--`. */
+const wantsHelp = (args: readonly string[]): boolean => {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+};
+
 export function parseCommand(argv: readonly string[]): Command {
   const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h') return { cmd: 'help' };
+  if (sub === '--version' || sub === '-V' || sub === 'version') return { cmd: 'version' };
+  if (findCommand(sub) && wantsHelp(rest)) return { cmd: 'help', topic: sub };
+  try {
+    return parseSub(sub, rest);
+  } catch (err) {
+    if (isKnockgwError(err, 'KGW_CLI_USAGE')) {
+      throw kgwError('KGW_CLI_USAGE', `${err.message.replace(/^KGW_CLI_USAGE: /, '')}\n${usageHint(findCommand(sub) ? sub : undefined)}`);
+    }
+    throw err;
+  }
+}
+
+function parseSub(sub: string, rest: string[]): Command {
   switch (sub) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      return { cmd: 'help' };
+    case 'help': {
+      const [topic, ...more] = rest;
+      if (more.length > 0 || (topic !== undefined && !findCommand(topic))) usage(`no help for "${rest.join(' ')}": the commands are listed by knockgw --help`);
+      return { cmd: 'help', ...(topic ? { topic } : {}) };
+    }
+    case 'completion': {
+      const { positionals } = parse(rest, {}, true);
+      const [shell] = positionals;
+      if (positionals.length !== 1 || (shell !== 'bash' && shell !== 'zsh')) usage('completion takes one shell: bash or zsh');
+      return { cmd: 'completion', shell: shell === 'zsh' ? 'zsh' : 'bash' };
+    }
     case 'daemon': {
-      const { values } = parse(rest, { ...daemonOptions, teardown: { type: 'boolean' } });
-      return { cmd: 'daemon', ...daemonArgs(values), teardown: values.teardown ?? false };
+      const { values } = parse(rest, {
+        ...daemonOptions, teardown: { type: 'boolean' },
+        // knockd's own flags, so its command lines keep working.
+        debug: { type: 'boolean', short: 'D' }, daemon: { type: 'boolean', short: 'd' }, pidfile: { type: 'string', short: 'p' }, logfile: { type: 'string', short: 'g' },
+        verbose: { type: 'boolean', short: 'v' }, lookup: { type: 'boolean', short: 'l' }, 'only-ip-v4': { type: 'boolean', short: '4' },
+      });
+      if (values.daemon) usage('-d (daemonize) is not supported: knockgw stays in the foreground; run it under systemd (knockgw install) or your init system');
+      if (values.lookup) usage('-l (DNS lookups) is not supported: knockgw logs addresses only (a lookup would let a knocker choose what the log says)');
+      if (values['only-ip-v4']) usage('-4 (IPv4 only) is not supported: knockgw protects both families; a door is the same for IPv4 and IPv6');
+      const args = daemonArgs(values);
+      if (values.debug) args.overrides.logLevel = 'debug';
+      if (values.pidfile !== undefined) args.overrides.pidFile = values.pidfile;
+      if (values.logfile !== undefined) args.overrides.logFile = values.logfile;
+      return { cmd: 'daemon', ...args, teardown: values.teardown ?? false };
     }
     case 'doctor': {
       const { values } = parse(rest, daemonOptions);
@@ -227,7 +222,8 @@ export function parseCommand(argv: readonly string[]): Command {
     }
     case 'revoke': {
       const { values, positionals } = parse(rest, { control: { type: 'string' } }, true);
-      if (positionals.length !== 1) usage('revoke IP');
+      if (positionals.length !== 1) usage('revoke takes one IP address');
+      if (!parseIp(positionals[0] ?? '')) usage(`"${positionals[0] ?? ''}" is not an IP address (e.g. 203.0.113.7 or 2001:db8::7)`);
       return { cmd: 'revoke', ip: positionals[0] ?? '', control: values.control ?? DEFAULT_CONTROL };
     }
     case 'relay': {
@@ -267,10 +263,10 @@ export function parseCommand(argv: readonly string[]): Command {
       if ((values.relay === undefined) !== (values.key === undefined)) usage('ssh: --relay URL and --key FILE go together');
       if (values.relay && !values.door) usage('ssh: --relay needs --door DOOR');
       if ([values.relay, values.sequence, values.spa].filter((v) => v !== undefined).length > 1) usage('ssh: knock one way: --relay, --sequence or --spa');
-      const sequence = values.sequence?.split(',').map((a) => parseKnockArg(a, 'tcp'));
+      const sequence = values.sequence?.split(',').map((a) => knockArg(a, 'tcp'));
       const family = values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
       return {
-        cmd: 'ssh', host, port, waitMs: values.wait ? parseDuration(values.wait) : 10_000,
+        cmd: 'ssh', host, port, waitMs: values.wait ? parseDuration(values.wait, '--wait') : 10_000,
         ...(family ? { family } : {}),
         ...(values.relay && values.key && values.door ? { relay: { url: values.relay, keyFile: values.key, door: values.door } } : {}),
         ...(sequence ? { sequence } : {}),

@@ -1,14 +1,25 @@
 // Entry point: parse the command line, run the command, turn any error into a coded one-line
 // message and an exit status (never a stack trace for a user mistake).
 import { parseCommand, USAGE, type Command } from './cli.ts';
+import { findCommand, renderCommandHelp } from './cli/help.ts';
 import { describeError, exitStatusFor, isKnockgwError } from './core/errors.ts';
 import type { PortSpec } from './core/grant.ts';
 
 async function run(command: Command): Promise<number> {
   switch (command.cmd) {
-    case 'help':
-      process.stdout.write(`${USAGE}\n`);
+    case 'help': {
+      const topic = findCommand(command.topic);
+      process.stdout.write(topic ? renderCommandHelp(topic) : USAGE);
       return 0;
+    }
+    case 'version':
+      process.stdout.write(`knockgw ${(await import('./commands/package-info.ts')).packageInfo().version}\n`);
+      return 0;
+    case 'completion': {
+      const { bashCompletion, zshCompletion } = await import('./cli/completion.ts');
+      process.stdout.write(command.shell === 'zsh' ? zshCompletion() : bashCompletion());
+      return 0;
+    }
     case 'daemon':
       return (await import('./daemon.ts')).runDaemon(command);
     case 'knock': {

@@ -4,7 +4,7 @@
 import type { Context, Hono } from 'hono';
 import { handle } from 'hono/aws-lambda';
 import { z } from 'zod';
-import { kgwError } from '../gateway/core/errors.ts';
+import { describeError, isKnockgwError, kgwError } from '../gateway/core/errors.ts';
 import { parseIp } from '../gateway/core/ip.ts';
 import { createLogger } from '../gateway/kit/log.ts';
 import { systemClock } from '../gateway/ports.ts';
@@ -34,7 +34,12 @@ export const handler: LambdaHandler = async (event, context) => {
       const env = parseRelayEnv(process.env);
       // Lambda ships stdout to CloudWatch Logs: one JSON event per accepted, refused or failed knock.
       const logger = createLogger({ level: env.KNOCKGW_LOG_LEVEL, format: 'json' });
-      return createLambdaHandler((await relayFromEnv(env, process.env, lambdaClientIp, { logger, clock: systemClock })).app);
+      try {
+        return createLambdaHandler((await relayFromEnv(env, process.env, lambdaClientIp, { logger, clock: systemClock, platform: 'AWS Lambda' })).app);
+      } catch (err) {
+        logger.fatal({ event: 'relay.start_failed', code: isKnockgwError(err) ? err.code : 'KGW_INTERNAL', err: describeError(err) }, describeError(err));
+        throw err;
+      }
     })();
     // A failed start (SSM or a bad keys file) is retried by the next invocation, not cached.
     built.catch(() => { built = undefined; });

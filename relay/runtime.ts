@@ -117,10 +117,18 @@ export async function loadStore(env: RelayEnv, processEnv: Readonly<Record<strin
 }
 
 /** The relay of a parsed environment (Lambda, container). */
-export async function relayFromEnv(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, getClientIp: (c: Context) => string, opts: { logger: Logger; clock: Clock; fetchImpl?: typeof fetch }): Promise<RelayRuntime> {
+/**
+ * `platform`: a runtime where no gateway shares the relay's process and instances come and go
+ * (Lambda): there a memory store would answer 202 to knocks that reach no gateway, so it is refused.
+ */
+export async function relayFromEnv(env: RelayEnv, processEnv: Readonly<Record<string, string | undefined>>, getClientIp: (c: Context) => string, opts: { logger: Logger; clock: Clock; fetchImpl?: typeof fetch; platform?: string }): Promise<RelayRuntime> {
+  const store = await loadStore(env, processEnv, opts.fetchImpl);
+  if (store === 'memory' && opts.platform) {
+    throw kgwError('KGW_CONFIG_INVALID', `the relay store is memory, which cannot work on ${opts.platform}: no gateway runs in the function, each instance has its own memory and a cold start loses it, so knocks would be accepted and reach no gateway; set ${env.KNOCKGW_STORE_PARAMETER ? `the SSM parameter ${env.KNOCKGW_STORE_PARAMETER}` : 'KNOCKGW_STORE_PARAMETER (or KNOCKGW_STORE)'} to the gateways' Redis`, { store });
+  }
   return buildRelay({
     keys: await loadKeys(env, processEnv, opts.fetchImpl),
-    store: await loadStore(env, processEnv, opts.fetchImpl),
+    store,
     getClientIp,
     clock: opts.clock,
     logger: opts.logger,

@@ -1,6 +1,6 @@
 // `knockgw status` and `knockgw revoke IP`: clients of the daemon's control socket.
 import { controlRequest } from '../services/control-server.ts';
-import { kgwError } from '../core/errors.ts';
+import { ERROR_CODES, kgwError, type ErrorCode } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
 interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
@@ -14,8 +14,11 @@ function parseAnswer(answer: { status: number; body: string }): unknown {
     throw kgwError('KGW_CONTROL', `the daemon answered ${answer.status} with a body that is not JSON`);
   }
   if (answer.status !== 200) {
-    const message = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? JSON.stringify(parsed.error) : answer.body;
-    throw kgwError('KGW_CONTROL', `the daemon refused: ${message}`);
+    // The daemon's own coded error, passed on as it is: its code decides the exit status.
+    const error = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? (parsed.error as { code?: unknown; message?: unknown }) : undefined;
+    const code = typeof error?.code === 'string' && error.code in ERROR_CODES ? (error.code as ErrorCode) : 'KGW_CONTROL';
+    const message = typeof error?.message === 'string' ? error.message.replace(/^KGW_\w+: /, '') : answer.body.trim();
+    throw kgwError(code, `the daemon refused: ${message}`);
   }
   return parsed;
 }

@@ -20,6 +20,7 @@ import { createLogger } from '../kit/log.ts';
 import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall/index.ts';
 import type { Command } from '../cli.ts';
+import { nodeSatisfies, packageInfo } from './package-info.ts';
 import type { Config } from '../config/types.ts';
 
 const execFileP = promisify(execFile);
@@ -71,6 +72,13 @@ export function toolFindings(firewall: Config['firewall'], path: string, found: 
   return out;
 }
 
+/** The Node running knockgw against package.json's engines (the units start this same Node). */
+export function nodeFinding(version: string, path: string, range: string = packageInfo().nodeRange): Finding {
+  return nodeSatisfies(version, range)
+    ? { level: 'ok', text: `Node ${version} (${path}) satisfies engines ${range}` }
+    : { level: 'error', text: `Node ${version} (${path}) is below knockgw's engines ${range}: run knockgw with a Node that satisfies it (from a checkout: npx knockgw …, which uses the pinned Node)` };
+}
+
 /** Cloud rules outside knockgw that open a protected port to the whole Internet, each with its removal command. */
 export async function cloudFindings(config: Config): Promise<Finding[]> {
   // The cloud SDKs take seconds to load: only when a cloud is configured.
@@ -88,6 +96,7 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   const findings: Finding[] = [];
   const add = (level: Level, text: string): void => void findings.push({ level, text });
 
+  findings.push(nodeFinding(process.version, process.execPath));
   if (process.getuid?.() === 0) add('ok', 'running as root');
   else add('error', 'not root: the daemon needs CAP_NET_ADMIN and CAP_NET_RAW (run it as root / through the systemd unit)');
 
@@ -95,6 +104,7 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   try {
     config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
     add('ok', `config ${config.source.path} loads: ${config.sequences.length} sequence(s), protected ${config.protectedPorts.map(formatPort).join(',')}`);
+    for (const notice of config.notices) add('warn', notice);
   } catch (err) {
     add('error', describeError(err));
     return findings;

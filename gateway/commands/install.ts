@@ -4,13 +4,14 @@
 // uninstall is the operator's rollback: units gone, every rule knockgw created removed.
 import { mkdir, rm, writeFile, access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../kit/log.ts';
-import { describeError } from '../core/errors.ts';
+import { describeError, kgwError } from '../core/errors.ts';
+import { nodeSatisfies, packageInfo } from './package-info.ts';
 import { planEngines } from '../core/engines.ts';
 import { hostFirewallFor } from '../wiring/firewall.ts';
 import { readConfigFiles } from '../wiring/files.ts';
@@ -18,14 +19,13 @@ import type { Command, ConfigSource, DaemonOverrides } from '../cli.ts';
 import { createIptablesFirewall, createNftablesFirewall } from '../adapters/firewall/index.ts';
 
 const execFileP = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/knockgw.js', import.meta.url));
 export const UNIT_DIR = '/etc/systemd/system';
 export const UNITS = ['knockgw-base.service', 'knockgw.service'] as const;
 
 function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] {
   const args: string[] = [];
   if (source.yamlPath) args.push('--config', resolve(source.yamlPath));
-  else if (source.knockdPath || !source.fwknopAccessPath) args.push('--knockd-config', resolve(source.knockdPath ?? '/etc/knockd.conf'));
+  else if (source.knockdPath) args.push('--knockd-config', resolve(source.knockdPath));
   if (source.fwknopAccessPath) args.push('--fwknop-access', resolve(source.fwknopAccessPath));
   if (source.fwknopConfigPath) args.push('--fwknop-config', resolve(source.fwknopConfigPath));
   if (overrides.firewall) args.push('--firewall', overrides.firewall);
@@ -36,13 +36,31 @@ function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] 
   if (overrides.stateFile) args.push('--state', overrides.stateFile);
   if (overrides.nodeId) args.push('--node-id', overrides.nodeId);
   if (overrides.control) args.push('--control', overrides.control);
+  if (overrides.logFormat) args.push('--log-format', overrides.logFormat);
+  if (overrides.maxStalenessS !== undefined) args.push('--max-staleness', String(overrides.maxStalenessS));
   return args;
 }
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`);
 
 /**
- * The units, for a launcher: `[node, bin/knockgw.js]` from a checkout or an npm install, or
+ * What the units start: this Node (checked against package.json's engines: the units must not
+ * run on a Node the code does not support) and package.json's own launcher, found from the
+ * package root so it exists from a checkout and from a global install of the packed tarball
+ * alike (the compiled code under dist/ is not where bin/ is).
+ */
+export function launcher(nodePath: string = process.execPath, nodeVersion: string = process.version): readonly string[] {
+  const pkg = packageInfo();
+  if (pkg.ownRuntime) return [pkg.bin];
+  if (!nodeSatisfies(nodeVersion, pkg.nodeRange)) {
+    throw kgwError('KGW_TOOL_MISSING', `Node ${nodeVersion} (${nodePath}) is below knockgw's engines ${pkg.nodeRange}: the units would start it; run install with a Node that satisfies ${pkg.nodeRange}`, { node: nodePath, version: nodeVersion });
+  }
+  if (!existsSync(pkg.bin)) throw kgwError('KGW_INTERNAL', `the launcher ${pkg.bin} (package.json bin) does not exist: reinstall knockgw`, { bin: pkg.bin });
+  return [nodePath, pkg.bin];
+}
+
+/**
+ * The units, for a launcher: launcher() from a checkout or an npm install, or
  * `[/usr/bin/knockgw]` in the Debian package (which builds its units with this same function).
  */
 export function renderUnits(launcher: readonly string[], args: readonly string[]): Record<(typeof UNITS)[number], string> {
@@ -74,6 +92,8 @@ Wants=network-online.target
 
 [Service]
 ExecStart=${cmd('daemon')}
+# SIGHUP reloads the config (checked first; a bad one keeps the running one) and reopens the log file.
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
 RestartSec=1
 StateDirectory=knockgw
@@ -126,7 +146,10 @@ export async function runInstallCommand(command: Extract<Command, { cmd: 'instal
     // would not protect anything either.
     const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
     await readConfigFiles(config, createLogger({ level: 'warn', format: 'pretty' }));
-    const units = renderUnits([process.execPath, BIN], configArgs(command.source, command.overrides));
+    // A discovered config is named in the units: the boot must not depend on which file exists then.
+    const named = command.source.yamlPath ?? command.source.knockdPath ?? command.source.fwknopAccessPath;
+    const source = named !== undefined ? command.source : config.source.kind === 'yaml' ? { yamlPath: config.source.path } : { knockdPath: config.source.path };
+    const units = renderUnits(launcher(), configArgs(source, command.overrides));
     await mkdir(unitDir, { recursive: true });
     for (const [name, text] of Object.entries(units)) await writeFile(join(unitDir, name), text, { mode: 0o644 });
     process.stdout.write(`wrote ${UNITS.map((u) => join(unitDir, u)).join(', ')}\n`);

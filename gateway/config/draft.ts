@@ -87,6 +87,7 @@ export function base(source: Config['source'], nodeId: string): Mutable<Config> 
     knockRateLimit: { ...DEFAULTS.knockRateLimit },
     maxTrackedSources: DEFAULTS.maxTrackedSources,
     maxStalenessS: DEFAULTS.maxStalenessS,
+    notices: [],
   };
 }
 

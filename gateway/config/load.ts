@@ -1,10 +1,11 @@
 // Reads the YAML config or /etc/knockd.conf, applies command-line overrides and defaults, and
 // returns the deep-frozen Config every module runs on. Errors name the file and the line, say
 // what is wrong and what would be right; the CLI prints err.message, never a stack.
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { kgwError } from '../core/errors.ts';
+import { DEFAULT_CONFIGS } from '../core/config-paths.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { MAX_TIMEOUT_S, STALENESS_S, stalenessRange } from '../core/timers.ts';
 import { parseKnockdConf } from './knockd-conf.ts';
@@ -26,6 +27,11 @@ export interface ConfigOverrides {
   readonly logFormat?: 'json' | 'pretty';
   /** Replaces the protected ports (`--ports 22,2222`). */
   readonly ports?: readonly PortSpec[];
+  /** knockd -D. */
+  readonly logLevel?: 'debug';
+  /** knockd -p / -g: PidFile and LogFile from the command line. */
+  readonly pidFile?: string;
+  readonly logFile?: string;
 }
 
 export interface LoadInput {
@@ -37,6 +43,8 @@ export interface LoadInput {
   readonly fwknopConfigPath?: string;
   readonly overrides?: ConfigOverrides;
   readonly hostname: string;
+  /** Looked for, in order, when no file is named (default DEFAULT_CONFIGS). */
+  readonly candidates?: readonly string[];
 }
 
 // ---- knockd.conf -----------------------------------------------------------------------------
@@ -45,9 +53,10 @@ function fromKnockd(text: string, path: string, hostname: string): Mutable<Confi
   const k = parseKnockdConf(text, path);
   const cfg = base({ kind: 'knockd', path }, hostname);
   if (k.interface) cfg.interfaces = [k.interface];
-  // UseSyslog and PidFile have no knockgw counterpart: the daemon logs to stdout (journald
-  // collects it under systemd) and systemd tracks the process.
   if (k.logFile) cfg.log = { ...cfg.log, file: k.logFile };
+  if (k.pidFile) cfg.pidFile = resolve(k.pidFile);
+  // knockgw writes no syslog of its own: said once at start, so nobody waits for lines in /var/log/syslog.
+  if (k.useSyslog) cfg.notices = [...cfg.notices, `${path}: UseSyslog is not done by knockgw itself: it logs to stdout, which journald (and syslog through it) collects under systemd; LogFile writes a file`];
   cfg.doors = k.doors;
   cfg.sequences = k.sequences;
   if (k.openedPorts.length > 0) cfg.protectedPorts = [...k.openedPorts];
@@ -67,9 +76,12 @@ const overrideSchema = z.strictObject({
   logFormat: z.enum(['json', 'pretty']).optional(),
   ports: z.array(z.object({ port: z.number().int().min(1).max(65535), proto: z.enum(['tcp', 'udp']) })).min(1).optional(),
   maxStalenessS: z.number().optional(),
+  logLevel: z.literal('debug').optional(),
+  pidFile: z.string().min(1).optional(),
+  logFile: z.string().min(1).optional(),
 });
 
-const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness' };
+const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness', logLevel: '-D', pidFile: '--pidfile', logFile: '--logfile' };
 
 function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void {
   const parsed = overrideSchema.safeParse(overrides);
@@ -99,6 +111,9 @@ function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void 
   if (o.control) cfg.control = resolve(o.control);
   if (o.nodeId) cfg.nodeId = o.nodeId;
   if (o.logFormat) cfg.log = { ...cfg.log, format: o.logFormat };
+  if (o.logLevel) cfg.log = { ...cfg.log, level: o.logLevel };
+  if (o.pidFile) cfg.pidFile = resolve(o.pidFile);
+  if (o.logFile) cfg.log = { ...cfg.log, file: resolve(o.logFile) };
   if (o.ports) cfg.protectedPorts = uniquePorts(o.ports);
   if (o.maxStalenessS !== undefined) {
     const s = o.maxStalenessS;
@@ -119,6 +134,16 @@ export function compileKnockd(text: string, path: string, hostname: string): Con
   return finish(fromKnockd(text, path, hostname));
 }
 
+/** knockd's own `--config FILE` is knockgw's `-c`/`--knockd-config`: a knockd.conf given as YAML says so. */
+function yamlOrHint(text: string, path: string, hostname: string): Mutable<Config> {
+  try {
+    return fromYaml(text, path, hostname);
+  } catch (err) {
+    if (!/^\s*\[[A-Za-z][\w-]*\]\s*$/m.test(text) || !/^\s*sequence\s*=/im.test(text)) throw err;
+    throw kgwError('KGW_CONFIG_INVALID', `${path} is a knockd.conf, not YAML: pass it with -c or --knockd-config (--config takes knockgw's YAML)`, { file: path }, err);
+  }
+}
+
 async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
@@ -129,15 +154,23 @@ async function readText(path: string): Promise<string> {
   }
 }
 
-export async function loadConfig(input: LoadInput): Promise<Config> {
+/** No file named: the first candidate that exists (a .yaml is knockgw's, anything else knockd's). */
+async function discover(input: LoadInput): Promise<LoadInput> {
+  const candidates = input.candidates ?? DEFAULT_CONFIGS;
+  for (const path of candidates) {
+    if (await access(path).then(() => true, () => false)) return /\.ya?ml$/.test(path) ? { ...input, yamlPath: path } : { ...input, knockdPath: path };
+  }
+  throw kgwError('KGW_CONFIG_READ', `no config given, and none of ${candidates.join(', ')} exists: pass --config FILE.yaml or --knockd-config FILE`, { candidates });
+}
+
+export async function loadConfig(given: LoadInput): Promise<Config> {
+  const named = given.yamlPath !== undefined || given.knockdPath !== undefined || given.fwknopAccessPath !== undefined;
+  const input = named ? given : await discover(given);
   const { yamlPath, knockdPath, fwknopAccessPath: accessPath, fwknopConfigPath: confPath } = input;
   if (confPath !== undefined && accessPath === undefined) throw kgwError('KGW_CLI_USAGE', '--fwknop-config needs --fwknop-access /etc/fwknop/access.conf');
   if (yamlPath !== undefined && knockdPath !== undefined) throw kgwError('KGW_CLI_USAGE', 'give one of --config FILE.yaml or --knockd-config /etc/knockd.conf, not both');
-  if (yamlPath === undefined && knockdPath === undefined && accessPath === undefined) {
-    throw kgwError('KGW_CLI_USAGE', 'give exactly one of --config FILE.yaml or --knockd-config /etc/knockd.conf (and/or --fwknop-access /etc/fwknop/access.conf)');
-  }
   const cfg = yamlPath !== undefined
-    ? fromYaml(await readText(yamlPath), yamlPath, input.hostname)
+    ? yamlOrHint(await readText(yamlPath), yamlPath, input.hostname)
     : knockdPath !== undefined
       ? fromKnockd(await readText(knockdPath), knockdPath, input.hostname)
       : base({ kind: 'fwknop', path: accessPath ?? '' }, input.hostname);
@@ -148,5 +181,6 @@ export async function loadConfig(input: LoadInput): Promise<Config> {
     if (cfg.source.kind === 'fwknop' && cfg.spa?.interface) cfg.interfaces = [cfg.spa.interface];
   }
   if (input.overrides) applyOverrides(cfg, input.overrides);
+  if (!named) cfg.notices = [`no config was named: read ${cfg.source.path} (the first of ${(input.candidates ?? DEFAULT_CONFIGS).join(', ')} that exists)`, ...cfg.notices];
   return finish(cfg);
 }

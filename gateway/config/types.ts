@@ -84,4 +84,8 @@ export interface Config {
   /** ha.maxStaleness / --max-staleness: seconds without the store before learned grants close. */
   readonly maxStalenessS: number;
   readonly spa?: SpaConfig;
+  /** knockd's PidFile: written once the daemon is ready, removed when it stops. */
+  readonly pidFile?: string;
+  /** What the config asks that knockgw does differently, by name: logged once at start (config.notice). */
+  readonly notices: readonly string[];
 }

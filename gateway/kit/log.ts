@@ -63,8 +63,10 @@ export interface LogOptions {
   readonly file?: string;
 }
 
+type FileDestination = ReturnType<typeof pino.destination>;
+
 /** The log file, opened now: a path that cannot be written is a config error at start, not a crash later. */
-function logFile(path: string): DestinationStream {
+function logFile(path: string): FileDestination {
   try {
     return pino.destination({ dest: path, append: true, mkdir: true, sync: true });
   } catch (err) {
@@ -73,24 +75,66 @@ function logFile(path: string): DestinationStream {
   }
 }
 
+function pinoLogger(level: LogLevel, dest: DestinationStream): Logger {
+  return pino({
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.epochTime,
+    formatters: { log: (fields) => cleanFields(fields) },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((a) => (typeof a === 'string' ? cleanText(a) : a)) as Parameters<typeof method>);
+      },
+    },
+  }, dest);
+}
+
 export function createLogger(opts: LogOptions): Logger {
   const out = opts.destination ?? process.stdout;
   const terminal: DestinationStream = opts.format === 'pretty' ? prettyStream(out) : out;
   const dest = opts.file ? pino.multistream([{ stream: terminal, level: 'trace' }, { stream: logFile(opts.file), level: 'trace' }]) : terminal;
-  return pino(
-    {
-      level: opts.level,
-      base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.epochTime,
-      formatters: { log: (fields) => cleanFields(fields) },
-      hooks: {
-        logMethod(args, method) {
-          method.apply(this, args.map((a) => (typeof a === 'string' ? cleanText(a) : a)) as Parameters<typeof method>);
-        },
-      },
+  return pinoLogger(opts.level, dest);
+}
+
+/** A daemon's logger for its whole life: SIGHUP gives it a new level, format or file without a new Logger. */
+export interface LogHandle {
+  readonly logger: Logger;
+  /**
+   * Switches to these settings and opens the log file anew (after logrotate moved it away);
+   * a file that cannot be opened throws and leaves the old settings in place.
+   */
+  reconfigure(opts: Omit<LogOptions, 'destination'>): void;
+  close(): void;
+}
+
+export function openLog(opts: LogOptions): LogHandle {
+  const out = opts.destination ?? process.stdout;
+  const open = (o: Omit<LogOptions, 'destination'>): { terminal: NodeJS.WritableStream; file?: FileDestination } => ({
+    terminal: o.format === 'pretty' ? (prettyStream(out) as unknown as NodeJS.WritableStream) : out,
+    ...(o.file ? { file: logFile(o.file) } : {}),
+  });
+  let current = open(opts);
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      current.terminal.write(chunk);
+      current.file?.write(chunk.toString('utf8'));
+      done();
     },
-    dest,
-  );
+  });
+  const logger = pinoLogger(opts.level, sink);
+  return {
+    logger,
+    reconfigure(o) {
+      const next = open(o);
+      const old = current;
+      current = next;
+      old.file?.end();
+      logger.level = o.level;
+    },
+    close() {
+      current.file?.end();
+    },
+  };
 }
 
 export function cleanText(text: string): string {

@@ -12,7 +12,7 @@ export interface ControlHandlers {
   revoke(ip: string): Promise<unknown>;
   metrics(): string;
   /** With a relay: enrollment links and enrolled devices. */
-  devices?: EnrollmentHandlers;
+  devices?: EnrollmentHandlers | undefined;
 }
 
 const MAX_BODY = 4096;

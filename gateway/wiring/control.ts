@@ -5,22 +5,37 @@ import { formatPort } from '../core/grant.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { startControlServer } from '../services/control-server.ts';
-import { enrollmentHandlers } from '../services/enrollment.ts';
+import { enrollmentHandlers, type EnrollmentHandlers } from '../services/enrollment.ts';
 import type { Assembly } from './index.ts';
 
-export function serveControl(config: Config, assembly: Assembly, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
-  const { gateway, devices, pageUrl } = assembly;
+/**
+ * `current` is read at every request: a reload (SIGHUP) swaps the gateway behind the socket
+ * while the socket, and the lock it is, stay.
+ */
+export function serveControl(current: () => { config: Config; assembly: Assembly }, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
   const { clock, logger } = opts;
-  const enrollment = devices
-    ? enrollmentHandlers({ devices, doors: config.doors.map((d) => d.name), clock, logger: logger.child({ component: 'devices' }), ...(pageUrl ? { pageUrl } : {}) })
-    : undefined;
+  const enrollment = new WeakMap<Assembly, EnrollmentHandlers | undefined>();
+  const enrollmentOf = (config: Config, assembly: Assembly): EnrollmentHandlers | undefined => {
+    if (!enrollment.has(assembly)) {
+      const { devices, pageUrl } = assembly;
+      enrollment.set(assembly, devices
+        ? enrollmentHandlers({ devices, doors: config.doors.map((d) => d.name), clock, logger: logger.child({ component: 'devices' }), ...(pageUrl ? { pageUrl } : {}) })
+        : undefined);
+    }
+    return enrollment.get(assembly);
+  };
+  const gateway = () => current().assembly.gateway;
   return startControlServer(
-    config.control,
+    // The path the daemon started with: a reload does not move its socket (and lock).
+    current().config.control,
     {
-      status: () => gateway.status(),
-      revoke: async (ip) => ({ closed: (await gateway.revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
-      metrics: () => gateway.metrics.render(),
-      ...(enrollment ? { devices: enrollment } : {}),
+      status: () => gateway().status(),
+      revoke: async (ip) => ({ closed: (await gateway().revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
+      metrics: () => gateway().metrics.render(),
+      get devices() {
+        const { config, assembly } = current();
+        return enrollmentOf(config, assembly);
+      },
     },
     logger,
   );

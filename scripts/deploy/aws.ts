@@ -7,11 +7,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { kgwError } from '../../gateway/core/errors.ts';
 import { bundleRelay } from './bundle.ts';
-import { need, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
+import { need, parseDeployArgs, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
 import { dryRunner, realRunner, type Runner, type Secret } from './runner.ts';
 import { zipFiles } from './zip.ts';
 
@@ -122,15 +121,11 @@ const int = (name: string, v: string | undefined, fallback?: number): number | u
 };
 
 export function parseAwsArgs(argv: readonly string[]): AwsDeployOptions {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      region: { type: 'string' }, stack: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
-      subnets: { type: 'string' }, 'security-groups': { type: 'string' }, 'extension-layer-arn': { type: 'string' }, bucket: { type: 'string' },
-      'kms-key-arn': { type: 'string' }, 'reserved-concurrency': { type: 'string' }, 'door-ttl': { type: 'string' }, out: { type: 'string' },
-      'keys-parameter': { type: 'string' }, 'store-parameter': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
-    },
-    strict: true,
+  const values = parseDeployArgs(argv, {
+    region: { type: 'string' }, stack: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
+    subnets: { type: 'string' }, 'security-groups': { type: 'string' }, 'extension-layer-arn': { type: 'string' }, bucket: { type: 'string' },
+    'kms-key-arn': { type: 'string' }, 'reserved-concurrency': { type: 'string' }, 'door-ttl': { type: 'string' }, out: { type: 'string' },
+    'keys-parameter': { type: 'string' }, 'store-parameter': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
   });
   const list = (name: string) => need(values, name).split(',').map((s) => s.trim()).filter(Boolean);
   const reserved = int('reserved-concurrency', values['reserved-concurrency']);
@@ -155,4 +150,6 @@ export function parseAwsArgs(argv: readonly string[]): AwsDeployOptions {
   };
 }
 
-if (import.meta.main) await runDeployCli('deploy:aws', parseAwsArgs, deployAws);
+export const USAGE = '--region R --keys keys.json --redis-url-file relay-redis.url --subnets subnet-a,subnet-b --security-groups sg-x --extension-layer-arn ARN [--stack NAME] [--bucket B] [--kms-key-arn ARN] [--reserved-concurrency N] [--door-ttl S] [--keys-parameter P] [--store-parameter P] [--out DIR] [--enroll] [--allow-shared-redis-credential] [--dry-run]\nprerequisites, flags and what the dry run shows: infra/README.md';
+
+if (import.meta.main) await runDeployCli('deploy:aws', USAGE, parseAwsArgs, deployAws);

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { describeError, exitStatusFor, kgwError } from '../../gateway/core/errors.ts';
 import { loadKeysFile } from '../../gateway/kit/keys-file.ts';
 import { relayAcl, RELAY_REDIS_USER, type RelayAcl } from '../../gateway/kit/redis/relay-acl.ts';
@@ -71,7 +72,7 @@ export interface PlanFile {
 export async function writePlan(dir: string, plan: PlanFile): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-  const lines = ['#!/bin/sh', `# knockgw relay deploy (${plan.platform})${plan.dryRun ? ', dry run: nothing below was executed' : ''}`, '# Apply on the gateways\' Redis (as an admin user), once:', ...plan.redisAcl.map((l) => (l.startsWith('#') ? l : `#   ${l}`)), 'set -e', ...plan.steps.map((s) => `${s.why ? `# ${s.why}\n` : ''}${shellLine(s)}`)];
+  const lines = ['#!/bin/sh', `# knockgw relay deploy (${plan.platform})${plan.dryRun ? ', dry run: nothing below was executed' : ''}`, `# Before running it, set ${[...new Set(plan.steps.flatMap((st) => [st.stdin, ...st.argv.map((w) => /\$([A-Z][A-Z0-9_]*)$/.exec(w)?.[1])]).filter((l): l is string => l !== undefined))].join(' and ') || 'nothing'} to the file holding each secret (--keys, --redis-url-file).`, '# Apply on the gateways\' Redis (as an admin user), once:', ...plan.redisAcl.map((l) => (l.startsWith('#') ? l : `#   ${l}`)), 'set -e', ...plan.steps.map((s) => `${s.why ? `# ${s.why}\n` : ''}${shellLine(s)}`)];
   await writeFile(join(dir, 'plan.sh'), `${lines.join('\n')}\n`);
 }
 
@@ -82,14 +83,32 @@ export function need(values: Record<string, string | boolean | undefined>, name:
   return v;
 }
 
-/** The entry point of a deploy script: parse, deploy, say where the plan is; exit 64 on usage errors. */
-export async function runDeployCli<O extends { dryRun: boolean; outDir: string }>(name: string, parse: (argv: readonly string[]) => O, deploy: (o: O, log: (line: string) => void) => Promise<{ url: string }>): Promise<void> {
+/** node:util parseArgs with its errors as KGW_DEPLOY_USAGE (exit 64), naming the bad option. */
+export function parseDeployArgs<const O extends NonNullable<ParseArgsConfig['options']>>(argv: readonly string[], options: O) {
   try {
-    const o = parse(process.argv.slice(2));
+    return parseArgs({ args: [...argv], options, strict: true }).values;
+  } catch (err) {
+    throw kgwError('KGW_DEPLOY_USAGE', describeError(err).replace(/\. To specify a positional argument.*$/s, ''), {});
+  }
+}
+
+/**
+ * The entry point of a deploy script: `--help` prints its usage (exit 0); otherwise parse,
+ * deploy, say where the plan is. A usage error is one line, the usage line and where to look (exit 64).
+ */
+export async function runDeployCli<O extends { dryRun: boolean; outDir: string }>(name: string, usage: string, parse: (argv: readonly string[]) => O, deploy: (o: O, log: (line: string) => void) => Promise<{ url: string }>): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`usage: npm run ${name} -- ${usage}\n`);
+    return;
+  }
+  try {
+    const o = parse(argv);
     const { url } = await deploy(o, (l) => process.stdout.write(`${l}\n`));
     process.stdout.write(`${o.dryRun ? 'dry run complete, plan' : 'deployed, log'} in ${o.outDir}/plan.sh; relay URL: ${url}\n`);
   } catch (err) {
-    process.stderr.write(`knockgw ${name}: ${describeError(err)}\n`);
-    process.exitCode = exitStatusFor(err);
+    const status = exitStatusFor(err);
+    process.stderr.write(`knockgw ${name}: ${describeError(err)}\n${status === 64 ? `usage: npm run ${name} -- ${usage.split('\n')[0] ?? ''}\ntry npm run ${name} -- --help\n` : ''}`);
+    process.exitCode = status;
   }
 }

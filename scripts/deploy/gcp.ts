@@ -6,10 +6,9 @@
 // by digest with the secrets by version, and make the service public (knocks are signed).
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { kgwError } from '../../gateway/core/errors.ts';
 import { bundleRelay } from './bundle.ts';
-import { need, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
+import { need, parseDeployArgs, readRelaySecrets, runDeployCli, writePlan } from './common.ts';
 import { dryRunner, realRunner, type Runner, type Secret } from './runner.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -116,14 +115,10 @@ export async function deployGcp(o: GcpDeployOptions, log: (line: string) => void
 }
 
 export function parseGcpArgs(argv: readonly string[]): GcpDeployOptions {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      project: { type: 'string' }, region: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
-      network: { type: 'string' }, subnet: { type: 'string' }, 'door-ttl': { type: 'string' }, deployer: { type: 'string' }, out: { type: 'string' },
-      'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
-    },
-    strict: true,
+  const values = parseDeployArgs(argv, {
+    project: { type: 'string' }, region: { type: 'string' }, keys: { type: 'string' }, 'redis-url-file': { type: 'string' },
+    network: { type: 'string' }, subnet: { type: 'string' }, 'door-ttl': { type: 'string' }, deployer: { type: 'string' }, out: { type: 'string' },
+    'dry-run': { type: 'boolean' }, 'allow-shared-redis-credential': { type: 'boolean' }, enroll: { type: 'boolean' },
   });
   const ttl = values['door-ttl'] ?? '3600';
   if (!/^\d{1,7}$/.test(ttl)) throw kgwError('KGW_DEPLOY_USAGE', `--door-ttl must be a whole number of seconds, not "${ttl}"`, { option: 'door-ttl' });
@@ -143,4 +138,6 @@ export function parseGcpArgs(argv: readonly string[]): GcpDeployOptions {
   };
 }
 
-if (import.meta.main) await runDeployCli('deploy:gcp', parseGcpArgs, deployGcp);
+export const USAGE = '--project P --region R --keys keys.json --redis-url-file relay-redis.url [--network N --subnet S] [--door-ttl S] [--deployer EMAIL] [--out DIR] [--enroll] [--allow-shared-redis-credential] [--dry-run]\nprerequisites, flags and what the dry run shows: infra/README.md';
+
+if (import.meta.main) await runDeployCli('deploy:gcp', USAGE, parseGcpArgs, deployGcp);

@@ -40,14 +40,21 @@ export interface Runner {
   readonly steps: PlannedStep[];
 }
 
-/** Shell-quotes one word for display (plans, logs); commands never go through a shell. */
+/**
+ * Shell-quotes one word for display (plans, logs); commands never go through a shell. A word
+ * that holds a secret's placeholder (`file://$KEYS_FILE`) is double-quoted so that running the
+ * plan expands it; any other word is taken literally.
+ */
 export function shellWord(w: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`;
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w)) return w;
+  if (/^[A-Za-z0-9_@%+=:,./-]*\$[A-Z][A-Z0-9_]*$/.test(w)) return `"${w}"`;
+  return `'${w.replace(/'/g, "'\\''")}'`;
 }
 
+/** A step as a POSIX sh line; a secret on stdin comes from the file its placeholder names. */
 export function shellLine(step: PlannedStep): string {
   const line = step.argv.map(shellWord).join(' ');
-  return step.stdin ? `${line} <<< "$${step.stdin}"` : line;
+  return step.stdin ? `${line} < "$${step.stdin}"` : line;
 }
 
 /** Adds a step to the plan; the secret on stdin appears by label only. */

@@ -1,10 +1,12 @@
 // The CLI and daemon as an esbuild bundle for the package's own Node: ES modules split at every
 // dynamic import, so the cloud SDKs (tens of MB) load only when a cloud is configured.
 import { build } from 'esbuild';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { REQUIRE_BANNER } from '../deploy/bundle.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; engines: { node: string } };
 
 /** Writes main.mjs and chunks/ into outDir. */
 export async function bundleApp(outDir: string): Promise<void> {
@@ -27,5 +29,8 @@ export async function bundleApp(outDir: string): Promise<void> {
     preserveSymlinks: true,
     legalComments: 'eof',
     logLevel: 'warning',
+    // No package.json ships in the package: --version, doctor's Node check and `knockgw install`
+    // read these (gateway/commands/package-info.ts); the package's own Node is what it runs on.
+    define: { KNOCKGW_PACKAGE: JSON.stringify({ version: PKG.version, nodeRange: PKG.engines.node, bin: '/usr/bin/knockgw' }) },
   });
 }

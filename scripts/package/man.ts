@@ -1,8 +1,9 @@
 // The man pages, generated from what the program itself uses, so they cannot drift: knockgw(8)
-// from the usage text `knockgw --help` prints and the error table, knockgw.yaml(5) from the zod
+// from the help table that `knockgw CMD --help` prints (gateway/cli/help.ts) and the error table, knockgw.yaml(5) from the zod
 // schema that validates the config (every key, its type, default and limits).
 import { z } from 'zod';
-import { USAGE } from '../../gateway/cli.ts';
+import { COMMANDS, GLOBAL_OPTIONS, type CommandHelp, type OptionHelp } from '../../gateway/cli/help.ts';
+import { DEFAULT_CONFIGS } from '../../gateway/core/config-paths.ts';
 import { ERROR_CODES, exitStatusFor, kgwError, type ErrorCode } from '../../gateway/core/errors.ts';
 import { yamlConfigSchema } from '../../gateway/config/schema.ts';
 
@@ -14,42 +15,42 @@ export function roff(text: string): string {
 const header = (name: string, section: number, version: string, date: string): string =>
   `.TH ${name.toUpperCase()} ${section} "${date}" "knockgw ${version}" "knockgw"\n`;
 
-/** The usage text's command lines: one entry per `knockgw CMD …`, continuation lines joined. */
-export function usageCommands(usage: string = USAGE): { name: string; synopsis: string; note?: string }[] {
-  const out: { name: string; synopsis: string; note?: string }[] = [];
-  for (const raw of usage.split('\n').slice(1)) {
-    const line = raw.trim();
-    if (line.startsWith('knockgw ')) {
-      const m = /^(.*?)\s{2,}\((.*)\)$/.exec(line);
-      const synopsis = (m?.[1] ?? line).trim();
-      out.push({ name: synopsis.split(/\s+/)[1] ?? '', synopsis, ...(m?.[2] ? { note: m[2] } : {}) });
-    } else if (line.startsWith('(')) {
-      const last = out.at(-1);
-      if (last) out[out.length - 1] = { ...last, note: [last.note, line.replace(/^\(|\)$/g, '')].filter(Boolean).join('; ') };
-    } else if (line !== '') {
-      const last = out.at(-1);
-      if (last) out[out.length - 1] = { ...last, synopsis: `${last.synopsis} ${line}` };
-    }
-  }
-  return out;
+/** One entry per synopsis line of the help table (gateway/cli/help.ts), with the command's summary. */
+export function usageCommands(): { name: string; synopsis: string; note?: string }[] {
+  return COMMANDS.flatMap((c) => c.synopsis.map((line) => ({ name: c.name, synopsis: `knockgw ${line}`, note: c.summary })));
+}
+
+const optionLabel = (o: OptionHelp): string => `${o.short ? `-${o.short}, ` : ''}--${o.long}${o.arg ? ` ${o.arg}` : ''}`;
+
+/** A command's entry: synopsis, summary, every option of the help table, its notes. */
+function commandSection(c: CommandHelp): string {
+  const options = c.options.map((o) => `.TP\n.B ${roff(optionLabel(o))}\n${roff(o.text)}${o.choices ? ` (${roff(o.choices.join(' | '))})` : ''}\n`);
+  return [
+    `.SS ${roff(c.name)}\n`,
+    ...c.synopsis.map((l) => `.B knockgw\n${roff(l.replace(/^\S+\s*/, `${c.name} `).trim())}\n.br\n`),
+    `${roff(c.summary)}\n`,
+    ...(options.length ? ['.RS\n', ...options, '.RE\n'] : []),
+    ...(c.notes ?? []).map((n) => `.PP\n${roff(n)}\n`),
+  ].join('');
 }
 
 export function knockgwManPage(version: string, date: string): string {
-  const commands = usageCommands();
   const codes = Object.keys(ERROR_CODES) as ErrorCode[];
   return [
     header('knockgw', 8, version, date),
     '.SH NAME\nknockgw \\- port\\-knocking gateway (knockd and fwknopd drop\\-in): nftables/iptables, IPv4+IPv6, HA, cloud firewalls, NAT relay\n',
     '.SH SYNOPSIS\n',
-    ...commands.map((c) => `.B knockgw\n${roff(c.synopsis.replace(/^knockgw /, ''))}\n.br\n`),
+    ...COMMANDS.flatMap((c) => c.synopsis).map((l) => `.B knockgw\n${roff(l)}\n.br\n`),
     '.SH DESCRIPTION\n',
     'knockgw keeps protected ports (SSH) closed and opens them for one client address after a\nproof: a knock sequence (knockd.conf or YAML doors), an SPA packet (fwknop 2.x) or a knock\nrelayed for a client behind NAT. Grants expire in the kernel, so they hold even if the daemon\ndies. The configuration is described in\n.BR knockgw.yaml (5);\nan existing\n.I /etc/knockd.conf\nloads unchanged.\n',
+    '.SH OPTIONS\nEvery command takes\n',
+    ...GLOBAL_OPTIONS.map((o) => `.TP\n.B ${roff(optionLabel(o))}\n${roff(o.text)}\n`),
     '.SH COMMANDS\n',
-    ...commands.map((c) => `.TP\n.B ${roff(c.name)}\n${roff(c.synopsis)}${c.note ? `\n.br\n${roff(c.note)}` : ''}\n`),
-    '.SH FILES\n.TP\n.I /etc/knockgw/knockgw.yaml\nthe daemon\'s configuration (the package ships it without a door: nothing starts)\n.TP\n.I /var/lib/knockgw/state.json\nthe grants of the memory store, re\\-applied at start\n.TP\n.I /usr/lib/systemd/system/knockgw.service, knockgw\\-base.service, knockgw\\-relay.service\nthe daemon, the base rules at boot, the stand\\-alone relay\n',
+    ...COMMANDS.map(commandSection),
+    `.SH FILES\n.TP\n.I ${roff(DEFAULT_CONFIGS.join(', '))}\nread in this order when no config option is given (the package's YAML ships without a door: nothing starts)\n.TP\n.I /var/lib/knockgw/state.json\nthe grants of the memory store, re\\-applied at start\n.TP\n.I /usr/lib/systemd/system/knockgw.service, knockgw\\-base.service, knockgw\\-relay.service\nthe daemon, the base rules at boot, the stand\\-alone relay\n`,
     '.SH EXIT STATUS\n.TP\n.B 0\nsuccess\n.TP\n.B 64\nthe command line cannot run\n.TP\n.B 78\nthe configuration cannot run\n.TP\n.B 1\nanything else\n.PP\nEvery error names its code:\n',
     ...codes.map((code) => `.TP\n.B ${roff(code)}\n${roff(ERROR_CODES[code])} (exit ${exitStatusFor(kgwError(code, ''))})\n`),
-    '.SH SIGNALS\n.TP\n.B SIGTERM, SIGINT\nstop; the rules and grants stay in the kernel unless the daemon runs with \\-\\-teardown\n',
+    '.SH SIGNALS\n.TP\n.B SIGTERM, SIGINT\nstop; the rules and grants stay in the kernel unless the daemon runs with \\-\\-teardown\n.TP\n.B SIGHUP\nreload the configuration: checked first (one that does not load keeps the running one and is logged as daemon.reload_failed), the log file reopened, every grant kept\n',
     '.SH SEE ALSO\n.BR knockgw.yaml (5),\n.BR knockd (1),\n.BR fwknopd (8),\n.BR nft (8),\n.BR iptables (8)\n',
   ].join('');
 }

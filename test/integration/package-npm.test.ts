@@ -2,7 +2,7 @@
 // `npm ci` filled: no network) and its `knockgw` runs on Node >= 22.18: help, and doctor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sh } from '../helpers/netns.ts';
@@ -28,7 +28,16 @@ void test('npm pack → npm i -g: knockgw runs from the global prefix, without t
   const run = (args: string[]) => sh('env', ['-C', dir, `PATH=${env.PATH}`, bin, ...args], { allowFail: true });
   const help = await run(['--help']);
   assert.equal(help.code, 0, help.stderr);
-  assert.match(help.stdout, /knockgw daemon/);
+  assert.match(help.stdout, /^ {2}daemon +run the gateway/m);
+  const version = await run(['--version']);
+  assert.equal(version.stdout, `knockgw ${(JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`, version.stderr);
+  const units = join(dir, 'units');
+  const conf = join(dir, 'knockd.conf');
+  await writeFile(conf, '[openSSH]\n sequence = 7000,8000,9000\n');
+  assert.equal((await run(['install', '--knockd-config', conf, '--root', units])).code, 0);
+  const [node = '', launcherPath = ''] = /^ExecStart=(\S+) (\S+) daemon /m.exec(await readFile(join(units, 'etc/systemd/system/knockgw.service'), 'utf8'))?.slice(1) ?? [];
+  assert.ok(node && launcherPath.startsWith(join(dir, 'prefix')), `the unit starts the installed launcher: ${node} ${launcherPath}`);
+  assert.ok((await stat(launcherPath)).isFile(), 'and that launcher exists');
   const empty = join(dir, 'empty.yaml');
   await sh('touch', [empty]);
   const doctor = await run(['doctor', '--config', empty]);

@@ -11,6 +11,8 @@ import { parseCommand } from '../../gateway/cli.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
 import { sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
+import { launcher } from '../../gateway/commands/install.ts';
+import { packageInfo } from '../../gateway/commands/package-info.ts';
 import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import { MAIN, GUIDE_KNOCKD_CONF } from '../helpers/gateway.ts';
@@ -35,7 +37,7 @@ void test('knock takes knockd\'s `knock` arguments', () => {
 });
 
 void test('bad arguments are coded usage errors', () => {
-  for (const argv of [['knock', 'h', '70000'], ['knock', 'h'], ['daemon'], ['daemon', '--config', 'a', '--knockd-config', 'b'], ['daemon', '--config', 'a', '--firewall', 'pf'], ['frobnicate'], ['knock', '-4', '-6', 'h', '1']]) {
+  for (const argv of [['knock', 'h', '70000'], ['knock', 'h'], ['daemon', '-d'], ['daemon', '-c', 'a.yaml', '--config', 'b.yaml'], ['revoke', '1.2.3'], ['ssh', 'h', '--sequence', '7000,abc'], ['daemon', '--config', 'a', '--knockd-config', 'b'], ['daemon', '--config', 'a', '--firewall', 'pf'], ['frobnicate'], ['knock', '-4', '-6', 'h', '1']]) {
     assert.throws(() => parseCommand(argv), (e) => isKnockgwError(e, 'KGW_CLI_USAGE') || isKnockgwError(e, 'KGW_PORT_INVALID'), argv.join(' '));
   }
 });
@@ -67,6 +69,12 @@ void test('install --root writes the boot unit and the daemon unit; uninstall --
   assert.match(base, new RegExp(`ExecStart=.* base --knockd-config ${conf} --firewall iptables`));
   assert.match(daemon, new RegExp(`ExecStart=.* daemon --knockd-config ${conf} --firewall iptables`));
   assert.match(daemon, /Restart=always/);
+  assert.match(daemon, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m, 'systemctl reload sends SIGHUP');
+  for (const unit of [base, daemon]) {
+    const [node = '', bin = ''] = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.split(' ') ?? [];
+    assert.ok((await stat(node)).isFile() && (await stat(bin)).isFile(), `ExecStart names files that exist: ${node} ${bin}`);
+    assert.match(bin, /\/bin\/knockgw\.js$/, "package.json's launcher");
+  }
   const un = await runCli(['uninstall', '--root', dir]);
   assert.equal(un.code, 0, un.stderr);
   await assert.rejects(stat(join(dir, 'etc/systemd/system/knockgw.service')));
@@ -124,4 +132,14 @@ void test('--max-staleness takes an integer from 2 s to the grant TTL limit; any
   for (const bad of ['0', '1', '=-5', 'abc', '2.5', '2147484']) {
     assert.throws(() => daemon(bad), (err: Error & { code?: string }) => err.code === 'KGW_CLI_USAGE' && /from 2 to 2147483 seconds/.test(err.message), bad);
   }
+});
+
+void test('the units start package.json\'s launcher, found from the package root (checkout or compiled dist/), on a Node that satisfies engines', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-pkg-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'knockgw', version: '9.9.9', engines: { node: '>=22.18' }, bin: { knockgw: './bin/knockgw.js' } }));
+  const info = packageInfo(join(dir, 'dist/gateway/commands/install.js'));
+  assert.deepEqual(info, { version: '9.9.9', nodeRange: '>=22.18', bin: join(dir, 'bin/knockgw.js'), ownRuntime: false });
+  assert.throws(() => launcher('/usr/bin/node', 'v20.19.2'), (e) => isKnockgwError(e, 'KGW_TOOL_MISSING') && /v20\.19\.2.*>=22\.18/.test((e as Error).message));
+  assert.equal(launcher()[0], process.execPath);
 });

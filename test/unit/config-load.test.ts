@@ -65,8 +65,14 @@ void test('bad overrides are usage errors naming the flag', async () => {
   }
 });
 
-void test('exactly one config source is required', async () => {
-  await assert.rejects(loadConfig({ hostname: 'h' }), (e: unknown) => isKnockgwError(e, 'KGW_CLI_USAGE'));
+void test('no file named: the first default that exists is read and said so; none is KGW_CONFIG_READ naming them; two files are a usage error', async (t) => {
+  const dir = await tempDir(t);
+  const missing = join(dir, 'knockgw.yaml');
+  await assert.rejects(loadConfig({ hostname: 'h', candidates: [missing, join(dir, 'knockd.conf')] }), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_READ') && e.message.includes(missing));
+  const found = await loadConfig({ hostname: 'h', candidates: [missing, fixture('knockd-guide.conf')] });
+  assert.equal(found.source.kind, 'knockd');
+  assert.equal(found.source.path, fixture('knockd-guide.conf'));
+  assert.match(found.notices[0] ?? '', /no config was named: read .*knockd-guide\.conf/);
   await assert.rejects(loadConfig({ hostname: 'h', yamlPath: 'a', knockdPath: 'b' }), (e: unknown) => isKnockgwError(e, 'KGW_CLI_USAGE'));
 });
 

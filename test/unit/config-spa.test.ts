@@ -97,16 +97,18 @@ void test('--fwknop-access next to a knock config adds SPA doors and their ports
   await assert.rejects(loadConfig({ hostname: 'gw', fwknopAccessPath: fw('debian-access.conf') }), (e: unknown) => isKnockgwError(e, 'KGW_CONFIG_FWKNOP') && /:205:/.test(e.message));
 });
 
-void test('the command line takes --fwknop-access alone or with one knock config; without it, exactly one knock config as before', () => {
+void test('the command line takes --fwknop-access alone or with one knock config; without it, at most one knock config (none: the default files)', () => {
   for (const sub of ['daemon', 'doctor', 'base', 'install']) {
     const c = parseCommand([sub, '--fwknop-access', '/etc/fwknop/access.conf', '--fwknop-config', '/etc/fwknop/fwknopd.conf']);
     assert.ok('source' in c && c.source.fwknopAccessPath === '/etc/fwknop/access.conf' && c.source.fwknopConfigPath === '/etc/fwknop/fwknopd.conf', sub);
     const both = parseCommand([sub, '--knockd-config', '/etc/knockd.conf', '--fwknop-access', '/a']);
     assert.ok('source' in both && both.source.knockdPath === '/etc/knockd.conf' && both.source.fwknopAccessPath === '/a', sub);
   }
-  for (const argv of [['daemon', '--fwknop-config', '/f'], ['daemon', '--config', 'a', '--knockd-config', 'b', '--fwknop-access', 'c'], ['daemon']]) {
+  for (const argv of [['daemon', '--fwknop-config', '/f'], ['daemon', '--config', 'a', '--knockd-config', 'b', '--fwknop-access', 'c']]) {
     assert.throws(() => parseCommand(argv), (e: unknown) => isKnockgwError(e, 'KGW_CLI_USAGE'), argv.join(' '));
   }
+  const none = parseCommand(['daemon']);
+  assert.ok('source' in none && Object.keys(none.source).length === 0, 'no file named: loadConfig looks for the defaults');
 });
 
 void test('install --fwknop-access writes units that start the daemon with the same files', async (t) => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { configKeys, configManPage, knockgwManPage, usageCommands } from '../../scripts/package/man.ts';
 import { USAGE } from '../../gateway/cli.ts';
+import { COMMANDS } from '../../gateway/cli/help.ts';
 import { ERROR_CODES } from '../../gateway/core/errors.ts';
 import { knownKeysAt } from '../../gateway/config/schema.ts';
 
@@ -12,9 +13,15 @@ const unroff = (text: string): string => text.replace(/\\-/g, '-').replace(/\\e/
 const page8 = unroff(knockgwManPage('9.9.9', '2026-01-01'));
 const page5 = unroff(configManPage('9.9.9', '2026-01-01'));
 
-void test('knockgw(8) names every command, every option of the usage text and every error code', () => {
+void test('knockgw(8) names every command, every option of the help table and every error code', () => {
   const commands = new Set(usageCommands().map((c) => c.name));
-  for (const cmd of ['daemon', 'knock', 'status', 'revoke', 'doctor', 'install', 'uninstall', 'base', 'relay', 'keygen', 'enroll', 'devices', 'ssh']) assert.ok(commands.has(cmd), cmd);
+  for (const cmd of ['daemon', 'knock', 'status', 'revoke', 'doctor', 'install', 'uninstall', 'base', 'relay', 'keygen', 'enroll', 'devices', 'ssh', 'completion']) assert.ok(commands.has(cmd), cmd);
+  const sections = page8.split('\n.SS ');
+  for (const c of COMMANDS) {
+    const section = sections.find((s) => s.startsWith(`${c.name}\n`)) ?? '';
+    assert.ok(section, `a section for ${c.name}`);
+    for (const o of c.options) assert.ok(section.includes(`--${o.long}`), `${c.name} --${o.long}`);
+  }
   for (const option of new Set(USAGE.match(/--[a-z0-9-]+/g))) assert.ok(page8.includes(option), option);
   for (const code of Object.keys(ERROR_CODES)) assert.ok(page8.includes(code), code);
   assert.match(page8, /^\.TH KNOCKGW 8 "2026-01-01" "knockgw 9\.9\.9"/);

@@ -7,6 +7,7 @@
 import type { Clock, LeaderLease, Logger } from '../ports.ts';
 import type { Grant } from '../core/grant.ts';
 import { createCloudSync } from '../services/cloud-sync.ts';
+import type { CloudHealth } from '../services/cloud-health.ts';
 import type { Metrics } from '../services/metrics.ts';
 import type { ClosableCloudFirewall } from './cloud-firewalls.ts';
 
@@ -14,6 +15,8 @@ export interface CloudRuntime {
   /** Held by one node of a fleet at a time; only its holder writes to the clouds. */
   readonly lease: LeaderLease;
   reconcile(desired: readonly Grant[]): Promise<unknown>;
+  /** For `status`: whether this node holds the cloud lease, and each provider's health. */
+  status(): { leader: boolean; clouds: CloudHealth[] };
   close(): Promise<void>;
 }
 
@@ -41,6 +44,7 @@ export function runCloud(deps: CloudDeps & { firewalls: readonly ClosableCloudFi
   return {
     lease,
     reconcile: (desired) => sync.reconcile(desired),
+    status: () => ({ leader: lease.isLeader(), clouds: sync.health() }),
     async close() {
       unsubscribe();
       await sync.stop();

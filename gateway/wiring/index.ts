@@ -2,7 +2,7 @@
 // (with the kernel engine and the packet intakes compiled in), store backend, cloud firewalls,
 // knock, SPA and relay sources — and hands them to createGateway(). The daemon, `base`, `doctor` and `install` come here, never
 // to each other.
-import { planEngines, type EnginePlan } from '../core/engines.ts';
+import { doorEngines, planEngines, type EnginePlan } from '../core/engines.ts';
 import { spaDoor } from '../core/spa.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
@@ -10,6 +10,7 @@ import { detectConflicts } from '../adapters/firewall/index.ts';
 import { runCommand } from '../adapters/exec/index.ts';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { createMetrics } from '../services/metrics.ts';
+import { VERSION } from '../kit/version.ts';
 import { hostFirewallFor } from './firewall.ts';
 import { openStore } from './store.ts';
 import { wireRelay } from './relay.ts';
@@ -46,10 +47,12 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       : undefined;
     const gateway = createGateway({
       nodeId: config.nodeId,
+      version: VERSION,
       // SPA stanzas are doors too: their grants open, extend and close like any other.
       doors: [...config.doors, ...(config.spa?.access.map(spaDoor) ?? [])],
       protectedPorts: config.protectedPorts,
       engines: engines.describe,
+      doorEngines: doorEngines(engines, config.doors.map((d) => d.name), config.spa?.access.map((a) => a.name) ?? []),
       store: backend.store,
       storeKind: backend.kind,
       firewall,

@@ -3,7 +3,8 @@
 // Kept beside cloud-sync (which feeds it) so the status contract does not grow the sync loop.
 import type { Clock } from '../ports.ts';
 
-export type CloudState = 'unknown' | 'ok' | 'failing' | 'follower';
+export const CLOUD_STATES = ['unknown', 'ok', 'failing', 'follower'] as const;
+export type CloudState = (typeof CLOUD_STATES)[number];
 
 export interface CloudHealth {
   readonly name: string;

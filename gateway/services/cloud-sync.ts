@@ -220,7 +220,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   }
 
   const publish = (): void => {
-    for (const name of ['granted', 'revoked', 'swept', 'repaired', 'errors'] as const) deps.metrics?.set(`cloud_${name}_total`, totals[name]);
+    for (const name of ['granted', 'revoked', 'swept', 'repaired', 'errors'] as const) deps.metrics?.total(`cloud_${name}_total`, totals[name]);
   };
 
   /** Serialises passes: a pass starts after the previous one settled, whatever its outcome. */

@@ -53,7 +53,7 @@ export function createKernelSource(deps: KernelSourceDeps): ProofSource {
           const ip = parseIp(rec.src);
           if (!parsed || !seq || !ip) continue;
           const action = parsed.action === 'open' ? { kind: 'open' as const } : { kind: 'close' as const };
-          await c.submit({ kind: 'knock', engine: 'kernel', sequenceId: seq.id, door: seq.door, ip: ip.address, family: ip.family, action });
+          await c.submit({ kind: 'knock', engine: 'kernel', sequenceId: seq.id, door: seq.door, ip: ip.address, family: ip.family, action, seenAt: rec.ts });
         }
         if (!stopped) throw kgwError('KGW_CAPTURE_FAILED', 'the NFLOG reader ended on its own');
       })().catch((err: unknown) => {

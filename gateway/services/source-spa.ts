@@ -59,6 +59,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
 
   const handle = async (ctx: SourceContext, rec: SpaRecord): Promise<void> => {
     deps.metrics.inc('spa_packets_total');
+    const seenAt = deps.clock.now();
     const src = rec.src;
     if (!rec.payload) {
       deny('truncated', { src }, `${src}: SPA packet cut short by the capture`);
@@ -91,7 +92,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
       return;
     }
     deps.metrics.inc('spa_accepted_total', 1, { stanza: grant.stanza.name });
-    await ctx.submit({ kind: 'spa', door: grant.stanza.name, ip: grant.ip, family: grant.family, ports: grant.ports, ttlMs: grant.ttlMs, src, user: message.user });
+    await ctx.submit({ kind: 'spa', door: grant.stanza.name, ip: grant.ip, family: grant.family, ports: grant.ports, ttlMs: grant.ttlMs, src, user: message.user, seenAt });
   };
 
   return {

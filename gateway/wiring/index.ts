@@ -11,6 +11,7 @@ import { runCommand } from '../adapters/exec/index.ts';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { createMetrics } from '../services/metrics.ts';
 import { VERSION } from '../kit/version.ts';
+import { timedStore } from '../services/metrics-timing.ts';
 import { hostFirewallFor } from './firewall.ts';
 import { openStore } from './store.ts';
 import { wireRelay } from './relay.ts';
@@ -32,10 +33,14 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const { clock, logger } = opts;
   const engines = planEngines(config);
   const files = await readConfigFiles(config, logger);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ build: { version: VERSION, node: config.nodeId }, defaults: true });
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }),
     maxStalenessMs: config.maxStalenessS * 1000,
     onStale: (grants) => { for (const g of grants) metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'stale' }); },
+  });
+  metrics.beforeScrape(() => {
+    const state = backend.store.health?.().state ?? 'connected';
+    for (const s of ['connected', 'degraded', 'cut-off'] as const) metrics.set('store_state', s === state ? 1 : 0, { state: s });
   });
   try {
     const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
@@ -53,7 +58,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       protectedPorts: config.protectedPorts,
       engines: engines.describe,
       doorEngines: doorEngines(engines, config.doors.map((d) => d.name), config.spa?.access.map((a) => a.name) ?? []),
-      store: backend.store,
+      store: timedStore(backend.store, metrics),
       storeKind: backend.kind,
       firewall,
       ...(cloud ? { cloud } : {}),

@@ -14,7 +14,7 @@ export const USAGE = `usage:
                  [--fwknop-access /etc/fwknop/access.conf [--fwknop-config /etc/fwknop/fwknopd.conf]]
                  [--engine auto|kernel|pcap] [--firewall nftables|iptables|none] [--ports 22,...]
                  [--store memory|redis://…|rediss://…|/path/redis.sock] [--node-id ID]
-                 [--max-staleness SECONDS]
+                 [--max-staleness SECONDS] [--metrics-listen 127.0.0.1:9464]
                  [--state FILE] [--control SOCKET] [--log-format json|pretty] [--teardown]
   knockgw knock HOST PORT[:tcp|:udp]… [-u] [-d MS] [-4|-6] [-v]
   knockgw knock --relay URL --key FILE DOOR [--ip IP]
@@ -48,6 +48,7 @@ export interface DaemonOverrides {
   logFormat?: 'json' | 'pretty';
   ports?: PortSpec[];
   maxStalenessS?: number;
+  metricsListen?: string;
 }
 
 export type Command =
@@ -84,6 +85,7 @@ const daemonOptions = {
   control: { type: 'string' },
   'log-format': { type: 'string' },
   'max-staleness': { type: 'string' },
+  'metrics-listen': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** A knock port from the command line; a bad one is a usage error (exit 64), like any bad argument. */
@@ -140,6 +142,7 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   if (values['node-id'] !== undefined) overrides.nodeId = values['node-id'];
   if (values.state !== undefined) overrides.stateFile = values.state;
   if (values.control !== undefined) overrides.control = values.control;
+  if (values['metrics-listen'] !== undefined) overrides.metricsListen = values['metrics-listen'];
   const logFormat = oneOf<'json' | 'pretty'>('log-format', values['log-format'], ['json', 'pretty']);
   if (logFormat) overrides.logFormat = logFormat;
   const staleness = values['max-staleness'];

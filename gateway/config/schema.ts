@@ -10,6 +10,7 @@ import { TCP } from '../core/types.ts';
 import type { TcpFlagMatch } from '../core/types.ts';
 import { spaAccessSchema, spaSchema } from './schema-spa.ts';
 import { relaySchema, scopeSchema } from './schema-relay.ts';
+import { metricsSchema } from './schema-metrics.ts';
 
 /** knockd's SEQ_MAX. */
 export const MAX_SEQUENCE_LENGTH = 32;
@@ -207,6 +208,8 @@ export const yamlConfigSchema = z
     cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
     relay: relaySchema(absolutePath, httpUrl).optional(),
     control: absolutePath.optional(),
+    /** A Prometheus listener beside the control socket (schema-metrics.ts). */
+    metrics: metricsSchema.optional(),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),

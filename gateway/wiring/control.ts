@@ -6,15 +6,16 @@ import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { startControlServer } from '../services/control-server.ts';
 import { enrollmentHandlers } from '../services/enrollment.ts';
+import { startMetricsServer } from '../services/metrics-server.ts';
 import type { Assembly } from './index.ts';
 
-export function serveControl(config: Config, assembly: Assembly, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
+export async function serveControl(config: Config, assembly: Assembly, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
   const { gateway, devices, pageUrl } = assembly;
   const { clock, logger } = opts;
   const enrollment = devices
     ? enrollmentHandlers({ devices, doors: config.doors.map((d) => d.name), clock, logger: logger.child({ component: 'devices' }), ...(pageUrl ? { pageUrl } : {}) })
     : undefined;
-  return startControlServer(
+  const control = await startControlServer(
     config.control,
     {
       status: () => gateway.status(),
@@ -24,4 +25,16 @@ export function serveControl(config: Config, assembly: Assembly, opts: { clock: 
     },
     logger,
   );
+  try {
+    const tcp = config.metrics ? await startMetricsServer(config.metrics, gateway.metrics, logger.child({ component: 'metrics' })) : undefined;
+    return {
+      async close() {
+        await tcp?.close();
+        await control.close();
+      },
+    };
+  } catch (err) {
+    await control.close();
+    throw err;
+  }
 }

@@ -96,8 +96,6 @@ export type Proof =
       readonly action: SequenceAction;
       /** A kernel completion the daemon never heard of, found in the kernel's own record by the repair. */
       readonly adopted?: { readonly completedAt: number };
-      /** When the completing packet was captured (Unix ms): knock → grant latency. */
-      readonly seenAt?: number;
     }
   /** A signed knock queued by a relay and verified again by this gateway. */
   | { readonly kind: 'relay'; readonly door: string; readonly ip: string; readonly client: string; readonly requestId: string }
@@ -119,8 +117,6 @@ export type Proof =
       readonly src: string;
       /** The message's user name (fwknop -U; the client's login by default). */
       readonly user: string;
-      /** When the packet reached the daemon (Unix ms): SPA → grant latency. */
-      readonly seenAt?: number;
     };
 
 /** A completion the kernel engine recorded in a done set: which sequence (index into the config's list), who, when. */

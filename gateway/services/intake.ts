@@ -102,9 +102,6 @@ export function createIntake(deps: IntakeDeps): Intake {
       if (p.kind === 'knock') log.info({ event: p.adopted ? 'knock.adopted' : 'knock.completed', ...fields, action: p.action.kind }, `${p.ip}: ${p.sequenceId} completed (${p.engine})`);
       try {
         await act(p);
-        if (p.kind !== 'relay' && p.seenAt !== undefined && (p.kind === 'spa' || p.action.kind === 'open') && !(p.kind === 'knock' && p.adopted)) {
-          metrics.observe('knock_to_grant_seconds', (deps.clock.now() - p.seenAt) / 1000, { engine: p.kind === 'spa' ? 'spa' : p.engine });
-        }
         if (p.kind === 'relay') log.info({ event: 'relay.granted', ...fields }, 'relay request granted');
         if (p.kind === 'spa') log.info({ event: 'spa.granted', ...fields }, `${p.src}: SPA packet for ${p.door} opened ${p.ports.map(formatPort).join(',')} for ${p.ip}`);
       } catch (err) {

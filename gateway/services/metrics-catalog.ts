@@ -2,7 +2,7 @@
 // README, the Grafana dashboard and the alert rules are checked against (test/unit/metrics-*).
 // Names are snake_case under knockgw_, counters end in _total, and no label holds an address:
 // label values come from the config (door, stanza), from a short fixed list (reason, engine,
-// source, provider, operation, state) or from the build.
+// source, provider, operation, state, path, stage) or from the build.
 
 type Def =
   | { readonly type: 'counter' | 'gauge'; readonly help: string; readonly labels?: readonly string[] }
@@ -10,6 +10,8 @@ type Def =
 
 /** From the kernel engine's 0.12 ms to a slow pcap knock (seconds). */
 const FAST = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** services/trace.ts: fine below 5 ms, where the targets are. */
+const TRACE = [0.00001, 0.000025, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 /** Cloud APIs answer in tens of milliseconds to tens of seconds (GCP waits for its operation). */
 const CLOUD = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** A Redis round trip on a LAN is ~0.1–1 ms; a memory store microseconds. */
@@ -24,7 +26,7 @@ export const METRICS = {
   grants_closed_total: { type: 'counter', help: 'Grants closed, by reason (sequence, ttl, manual, revoke, stale).', labels: ['door', 'reason'] },
   grants_dropped_total: { type: 'counter', help: 'Stored grants dropped because the config no longer allows them.', labels: ['reason'] },
   completion_errors_total: { type: 'counter', help: 'Completed knocks, SPA packets or relay requests the gateway failed to act on.' },
-  knock_to_grant_seconds: { type: 'histogram', help: 'From the packet that completed a knock (or an SPA packet) to its grant stored.', labels: ['engine'], buckets: FAST },
+  packet_stage_seconds: { type: 'histogram', help: 'Each stage of a packet that became a grant, kernel arrival to nft reply (stage total: knock to open).', labels: ['path', 'stage'], buckets: TRACE },
   grant_to_firewall_seconds: { type: 'histogram', help: 'From a new grant to the host firewall applying it.', labels: ['source'], buckets: FAST },
 
   knock_packets_total: { type: 'counter', help: 'Packets the pcap engine examined.' },

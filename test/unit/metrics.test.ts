@@ -22,7 +22,7 @@ void test('every catalog series is exported with HELP and its TYPE; names follow
 void test('promtool check metrics finds nothing wrong with the knockgw series; process metrics are there', async () => {
   const m = createMetrics({ build: { version: '1.2.3', node: 'gw-a' }, defaults: true });
   m.inc('grants_opened_total', 1, { door: 'openSSH', source: 'knock' });
-  m.observe('knock_to_grant_seconds', 0.0002, { engine: 'kernel' });
+  m.observe('packet_stage_seconds', 0.0002, { path: 'kernel', stage: 'total' });
   m.observe('cloud_call_duration_seconds', 0.3, { provider: 'aws', operation: 'grant', outcome: 'ok' });
   m.set('store_state', 1, { state: 'connected' });
   const text = await m.render();

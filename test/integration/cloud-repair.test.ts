@@ -89,7 +89,7 @@ void test('aws: a world-open rule on a protected port in a configured group is a
   assert.equal(r.worldOpen, 2);
   const warned = lab.log.named('cloud.world_open');
   assert.deepEqual(warned.map((e) => e.rule).sort(), [open22.id, everything6.id].sort());
-  assert.ok(warned.every((e) => e.code === 'KGW_CLOUD_WORLD_OPEN' && e.level === 40));
+  assert.ok(warned.every((e) => e.code === 'KGW_CLOUD_WORLD_OPEN' && e.level === 'warn' && e.severity === 'WARNING'));
   assert.equal(warned.find((e) => e.rule === open22.id)?.remove, `aws ec2 revoke-security-group-ingress --group-id ${SG} --security-group-rule-ids ${open22.id} --region eu-west-1`);
   assert.deepEqual(warned.find((e) => e.rule === everything6.id)?.ports, ['22/tcp']);
   assert.equal(await metrics.get('cloud_world_open_rules', { provider: 'aws' }), 2);

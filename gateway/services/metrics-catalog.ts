@@ -44,6 +44,8 @@ export const METRICS = {
   spa_accepted_total: { type: 'counter', help: 'SPA packets that authenticated and were granted.', labels: ['stanza'] },
   spa_denied_total: { type: 'counter', help: 'SPA packets refused, by reason (hmac, stale, replay, …).', labels: ['reason'] },
 
+  relay_responses_total: { type: 'counter', help: 'Answers of the relay this daemon serves (relay.listen), by status class.', labels: ['code'] },
+
   firewall_ops_total: { type: 'counter', help: 'Host firewall operations applied (adds and removes).' },
   firewall_op_failures_total: { type: 'counter', help: 'Host firewall operations the firewall refused.' },
   reconcile_runs_total: { type: 'counter', help: 'Full repairs of the host firewall against the store.' },

@@ -43,7 +43,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
     for (const s of ['connected', 'degraded', 'cut-off'] as const) metrics.set('store_state', s === state ? 1 : 0, { state: s });
   });
   try {
-    const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
+    const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }), metrics });
     const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }), files.oneTime?.ports);
     const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, nonces: backend.nonces, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.

@@ -6,8 +6,9 @@ import type { Command } from '../cli.ts';
 interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
 interface StatusCloud { name: string; state: string; since: string | null; lastListedAt: string | null; pendingWrites: number; worldOpenRules: number; lastError: { op: string; code: string; at: string } | null }
 interface StatusBody {
-  version: string; uptime: number; nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null };
-  leader: boolean | null; clouds: StatusCloud[]; doors: { name: string; engine: string; reason?: string }[]; grants: StatusGrant[];
+  nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null }; grants: StatusGrant[];
+  /** Absent when an older daemon answers (an upgrade in progress). */
+  version?: string; uptime?: number; leader?: boolean | null; clouds?: StatusCloud[]; doors?: { name: string; engine: string; reason?: string }[];
 }
 
 function cloudLine(c: StatusCloud): string {
@@ -42,11 +43,11 @@ export async function runControlCommand(command: Extract<Command, { cmd: 'status
     return 0;
   }
   const lines = [
-    `knockgw ${status.version} · node ${status.nodeId} · up ${status.uptime} s · firewall ${status.firewall} · store ${status.store.kind} ${status.store.state}`,
+    `knockgw ${status.version ?? '?'} · node ${status.nodeId} · up ${status.uptime ?? '?'} s · firewall ${status.firewall} · store ${status.store.kind} ${status.store.state}`,
     ...(status.store.state === 'cut-off' ? [`cut off from the store since ${status.store.since ?? '?'}: grants learned from it are closed`] : status.store.state === 'degraded' ? [`store degraded: last heard ${status.store.since ?? '?'}`] : []),
-    ...(status.leader === null ? [] : [status.leader ? 'this node leads the cloud sync' : 'another node leads the cloud sync']),
-    ...status.clouds.map(cloudLine),
-    ...status.doors.map((d) => `  door ${d.name}: ${d.engine} engine${d.reason ? ` (${d.reason})` : ''}`),
+    ...(status.leader === null || status.leader === undefined ? [] : [status.leader ? 'this node leads the cloud sync' : 'another node leads the cloud sync']),
+    ...(status.clouds ?? []).map(cloudLine),
+    ...(status.doors ?? []).map((d) => `  door ${d.name}: ${d.engine} engine${d.reason ? ` (${d.reason})` : ''}`),
     `${status.grants.length} live grant(s)`,
     ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''})`),
   ];

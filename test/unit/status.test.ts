@@ -4,6 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startControlServer } from '../../gateway/services/control-server.ts';
+import { runControlCommand } from '../../gateway/commands/control.ts';
 import { VERSION } from '../../gateway/kit/version.ts';
 import { makeGrant } from '../../gateway/core/grant.ts';
 import { kgwError } from '../../gateway/core/errors.ts';
@@ -41,6 +46,26 @@ void test('status reports version, uptime, store, leader, clouds, door engines a
   assert.equal(s.grants.length, 1);
   assert.deepEqual(s.grants[0]?.ports, ['22/tcp']);
   assert.deepEqual(JSON.parse(JSON.stringify(s)), s, 'plain JSON');
+
+  // `knockgw status` says the same in words, read over the control socket.
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-status-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const control = join(dir, 'ctl.sock');
+  const server = await startControlServer(control, { status: () => g.gateway.status(), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '' }, log.logger);
+  t.after(() => server.close());
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => ((out += chunk), true));
+  try {
+    assert.equal(await runControlCommand({ cmd: 'status', json: false, control }), 0);
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.match(out, new RegExp(`^knockgw ${VERSION.replace(/\./g, '\\.')} · node gw-test · up \\d+ s · firewall \\S+ · store memory connected$`, 'm'));
+  assert.match(out, /^this node leads the cloud sync$/m);
+  assert.match(out, /^ {2}cloud aws: ok; listed \S+$/m);
+  assert.match(out, /^ {2}door openSSH: kernel engine$/m);
+  assert.match(out, /^1 live grant\(s\)$/m);
 });
 
 void test('a cloud whose writes fail is failing, with the call, the code and the writes left', async (t) => {

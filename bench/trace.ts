@@ -17,14 +17,19 @@ export interface StageRow {
 
 interface Hist { readonly le: number[]; readonly cum: number[]; sum: number; count: number }
 
-const LINE = /^knockgw_packet_stage_seconds_(bucket|sum|count)\{path="([^"]+)",stage="([^"]+)"(?:,le="([^"]+)")?\} (\S+)$/;
+/** prom-client writes `le` first; the labels are read by name, in any order. */
+const LINE = /^knockgw_packet_stage_seconds_(bucket|sum|count)\{([^}]*)\} (\S+)$/;
+const label = (labels: string, name: string): string | undefined => new RegExp(`(?:^|,)${name}="([^"]*)"`).exec(labels)?.[1];
 
 export function parseStages(text: string): Map<string, Hist> {
   const out = new Map<string, Hist>();
   for (const line of text.split('\n')) {
     const m = LINE.exec(line);
     if (!m) continue;
-    const [, kind, path, stage, le, value] = m;
+    const [, kind, labels = '', value] = m;
+    const path = label(labels, 'path');
+    const stage = label(labels, 'stage');
+    const le = label(labels, 'le');
     const k = `${path}/${stage}`;
     let h = out.get(k);
     if (!h) out.set(k, (h = { le: [], cum: [], sum: 0, count: 0 }));

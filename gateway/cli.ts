@@ -35,6 +35,7 @@ export interface DaemonOverrides {
   /** knockd -p / -g. */
   pidFile?: string;
   logFile?: string;
+  metricsListen?: string;
 }
 
 export type Command =
@@ -74,6 +75,7 @@ const daemonOptions = {
   control: { type: 'string' },
   'log-format': { type: 'string' },
   'max-staleness': { type: 'string' },
+  'metrics-listen': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undefined }): { source: ConfigSource; overrides: DaemonOverrides } {
@@ -97,6 +99,7 @@ function daemonArgs(values: { [K in keyof typeof daemonOptions]?: string | undef
   if (values['node-id'] !== undefined) overrides.nodeId = values['node-id'];
   if (values.state !== undefined) overrides.stateFile = values.state;
   if (values.control !== undefined) overrides.control = values.control;
+  if (values['metrics-listen'] !== undefined) overrides.metricsListen = values['metrics-listen'];
   const logFormat = oneOf<'json' | 'pretty'>('log-format', values['log-format'], ['json', 'pretty']);
   if (logFormat) overrides.logFormat = logFormat;
   const staleness = values['max-staleness'];

@@ -6,6 +6,8 @@ import { formatPort, grantCoverage, type Grant, type PortSpec } from './core/gra
 import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
 import { describeError, kgwError } from './core/errors.ts';
 import type { Door } from './core/types.ts';
+import type { DoorEngine } from './core/engines.ts';
+import type { CloudHealth } from './services/cloud-health.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
 import { createGrantHygiene } from './services/grant-hygiene.ts';
 import { createGrantService } from './services/grants.ts';
@@ -24,6 +26,8 @@ export interface ForeignRule { readonly source: string; readonly where: string; 
 
 export interface GatewayDeps {
   readonly nodeId: string;
+  /** The package version (status, build_info). */
+  readonly version?: string;
   readonly doors: readonly Door[];
   readonly protectedPorts: readonly PortSpec[];
   /** sequence id → the engine that runs it (status and logs). */
@@ -31,7 +35,9 @@ export interface GatewayDeps {
   readonly store: GrantStore;
   readonly storeKind: 'memory' | 'redis';
   readonly firewall: HostFirewall;
-  readonly cloud?: CloudReconciler & { close(): Promise<void> };
+  readonly cloud?: CloudReconciler & { close(): Promise<void>; status?(): { leader: boolean; clouds: CloudHealth[] } };
+  /** Each door's engine as a code (status); absent: every door reported as engine none. */
+  readonly doorEngines?: readonly DoorEngine[];
   readonly sources: readonly ProofSource[];
   readonly endpoints?: readonly Endpoint[];
   readonly runCommand?: CommandRunner;
@@ -46,11 +52,21 @@ export interface GatewayDeps {
   readonly cloudSettleMs?: number;
 }
 
+/** The `status --json` contract (README "Status"): fields are added, never renamed or removed. */
 export interface GatewayStatus {
+  readonly version: string;
+  /** Seconds since start() was called; startedAt null before it. */
+  readonly uptime: number;
+  readonly startedAt: string | null;
   readonly nodeId: string;
   readonly firewall: string;
   /** state/since: whether this node hears the shared store (memory: always connected). */
   readonly store: { readonly kind: 'memory' | 'redis'; readonly state: StoreHealth['state']; readonly since: string | null };
+  /** Whether this node holds the cloud lease (writes to the clouds); null without a cloud. */
+  readonly leader: boolean | null;
+  readonly clouds: readonly CloudHealth[];
+  readonly doors: readonly DoorEngine[];
+  /** sequence id → engine in words (kept from the first status). */
   readonly engines: Readonly<Record<string, string>>;
   readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { covers: string; exposure: string; ports: string[]; expiresAt: string | null })[];
 }
@@ -117,6 +133,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   let starting: Promise<void> | undefined;
+  let startedAt: number | undefined;
   const shutdown = async (): Promise<void> => {
     intake.close();
     await lifecycle.stop();
@@ -130,6 +147,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     start() {
       if (state !== 'new') return Promise.reject(kgwError('KGW_INTERNAL', `the gateway was already ${state}`));
       state = 'starting';
+      startedAt = clock.now();
       starting = lifecycle.start().then(
         () => { if (state === 'starting') state = 'running'; },
         async (err: unknown) => { await shutdown(); state = 'stopped'; throw err; },
@@ -150,10 +168,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
 
     async status() {
+      const cloud = deps.cloud?.status?.();
       return {
+        version: deps.version ?? 'unknown',
+        uptime: startedAt === undefined ? 0 : Math.max(0, Math.round((clock.now() - startedAt) / 1000)),
+        startedAt: startedAt === undefined ? null : new Date(startedAt).toISOString(),
         nodeId,
         firewall: firewall.name,
         store: { kind: deps.storeKind, ...((h) => ({ state: h?.state ?? 'connected', since: h ? new Date(h.since).toISOString() : null }))(store.health?.()) },
+        leader: cloud ? cloud.leader : null,
+        clouds: cloud?.clouds ?? [],
+        doors: deps.doorEngines ?? deps.doors.map((d) => ({ name: d.name, engine: 'none' as const })),
         engines: deps.engines,
         // covers/exposure: what a scoped grant lets through, as a range and in words.
         grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),

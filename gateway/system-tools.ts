@@ -42,6 +42,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'fwknopd', pkg: 'fwknop-server', use: 'bench', why: 'the real fwknopd the bench compares SPA with' },
   { tool: 'hping3', pkg: 'hping3', use: 'test', why: 'spoofed-source floods inside the lab namespaces' },
   { tool: 'ping', pkg: 'iputils-ping', use: 'test', why: 'path checks through the NAT lab' },
+  { tool: 'promtool', pkg: 'prometheus', use: 'test', why: 'checks the metrics exposition, the alert rules and their unit tests' },
   { tool: 'timeout', pkg: 'coreutils', use: 'test', why: 'bounds every flood' },
   { tool: 'sysctl', pkg: 'procps', use: 'test', why: 'turns on forwarding in the NAT lab' },
   { tool: 'git', pkg: 'git', use: 'test', why: 'reads .gcloudignore with the gitignore rules gcloud uses' },

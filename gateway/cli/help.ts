@@ -51,6 +51,7 @@ const runtime: OptionHelp[] = [
   { long: 'store', arg: 'URL', text: 'memory, redis://…, rediss://…, redis+sentinel://h:p,h:p/name or a Redis unix socket path' },
   { long: 'node-id', arg: 'ID', text: 'this node\'s name in HA (default: the hostname)' },
   { long: 'max-staleness', arg: 'SECONDS', text: 'HA: the longest a revoke may take to reach every node (default 60)' },
+  { long: 'metrics-listen', arg: 'ADDR:PORT', text: 'also serve GET /metrics for Prometheus on this TCP address (loopback unless metrics.allowRemote)' },
   { long: 'state', arg: 'FILE', text: 'the state file of the memory store' },
   { ...control, text: 'the control socket, also the daemon\'s lock (default /run/knockgw.sock)' },
   { long: 'log-format', arg: 'FORMAT', choices: ['json', 'pretty'], text: 'pino JSON lines or knockd-style readable lines' },

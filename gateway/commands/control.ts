@@ -4,7 +4,18 @@ import { ERROR_CODES, kgwError, type ErrorCode } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
 interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
-interface StatusBody { nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null }; engines: Record<string, string>; grants: StatusGrant[] }
+interface StatusCloud { name: string; state: string; since: string | null; lastListedAt: string | null; pendingWrites: number; worldOpenRules: number; lastError: { op: string; code: string; at: string } | null }
+interface StatusBody {
+  nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null }; grants: StatusGrant[];
+  /** Absent when an older daemon answers (an upgrade in progress). */
+  version?: string; uptime?: number; leader?: boolean | null; clouds?: StatusCloud[]; doors?: { name: string; engine: string; reason?: string }[];
+}
+
+function cloudLine(c: StatusCloud): string {
+  const state = c.state === 'failing' && c.lastError ? `failing since ${c.since ?? '?'} (${c.lastError.op}: ${c.lastError.code})` : c.state === 'follower' ? 'left to the leader' : c.state;
+  const extra = [c.lastListedAt ? `listed ${c.lastListedAt}` : 'not listed yet', ...(c.pendingWrites ? [`${c.pendingWrites} write(s) pending`] : []), ...(c.worldOpenRules ? [`${c.worldOpenRules} WORLD-OPEN rule(s)`] : [])];
+  return `  cloud ${c.name}: ${state}; ${extra.join(', ')}`;
+}
 
 function parseAnswer(answer: { status: number; body: string }): unknown {
   let parsed: unknown;
@@ -35,9 +46,11 @@ export async function runControlCommand(command: Extract<Command, { cmd: 'status
     return 0;
   }
   const lines = [
-    `node ${status.nodeId} · firewall ${status.firewall} · store ${status.store.kind}`,
+    `knockgw ${status.version ?? '?'} · node ${status.nodeId} · up ${status.uptime ?? '?'} s · firewall ${status.firewall} · store ${status.store.kind} ${status.store.state}`,
     ...(status.store.state === 'cut-off' ? [`cut off from the store since ${status.store.since ?? '?'}: grants learned from it are closed`] : status.store.state === 'degraded' ? [`store degraded: last heard ${status.store.since ?? '?'}`] : []),
-    ...Object.entries(status.engines).map(([seq, engine]) => `  sequence ${seq}: ${engine} engine`),
+    ...(status.leader === null || status.leader === undefined ? [] : [status.leader ? 'this node leads the cloud sync' : 'another node leads the cloud sync']),
+    ...(status.clouds ?? []).map(cloudLine),
+    ...(status.doors ?? []).map((d) => `  door ${d.name}: ${d.engine} engine${d.reason ? ` (${d.reason})` : ''}`),
     `${status.grants.length} live grant(s)`,
     ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''})`),
   ];

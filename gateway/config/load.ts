@@ -15,6 +15,7 @@ import type { Config } from './types.ts';
 import type { Engine, FirewallKind } from '../core/engines.ts';
 import { base, finish, NODE_ID, uniquePorts, type Mutable } from './draft.ts';
 import { fromYaml, pathText } from './yaml.ts';
+import { isLoopbackHost, parseListen } from './schema-metrics.ts';
 
 export interface ConfigOverrides {
   readonly interface?: string | readonly string[];
@@ -32,6 +33,8 @@ export interface ConfigOverrides {
   /** knockd -p / -g: PidFile and LogFile from the command line. */
   readonly pidFile?: string;
   readonly logFile?: string;
+  /** `--metrics-listen ADDR:PORT` (a wider address than loopback needs metrics.allowRemote in the config). */
+  readonly metricsListen?: string;
 }
 
 export interface LoadInput {
@@ -79,9 +82,10 @@ const overrideSchema = z.strictObject({
   logLevel: z.literal('debug').optional(),
   pidFile: z.string().min(1).optional(),
   logFile: z.string().min(1).optional(),
+  metricsListen: z.string().optional(),
 });
 
-const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness', logLevel: '-D', pidFile: '--pidfile', logFile: '--logfile' };
+const FLAG: Readonly<Record<string, string>> = { interface: '--interface', engine: '--engine', firewall: '--firewall', store: '--store', stateFile: '--state', nodeId: '--node-id', control: '--control', logFormat: '--log-format', ports: '--ports', maxStalenessS: '--max-staleness', logLevel: '-D', pidFile: '--pidfile', logFile: '--logfile', metricsListen: '--metrics-listen' };
 
 function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void {
   const parsed = overrideSchema.safeParse(overrides);
@@ -119,6 +123,12 @@ function applyOverrides(cfg: Mutable<Config>, overrides: ConfigOverrides): void 
     const s = o.maxStalenessS;
     if (!Number.isInteger(s) || s < STALENESS_S.min || s > MAX_TIMEOUT_S) usage('--max-staleness', `"${s}" must be ${stalenessRange()}`);
     cfg.maxStalenessS = s;
+  }
+  if (o.metricsListen !== undefined) {
+    const at = parseListen(o.metricsListen) ?? usage('--metrics-listen', `"${o.metricsListen}" must be ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464`);
+    const allowRemote = cfg.metrics?.allowRemote === true;
+    if (!isLoopbackHost(at.host) && !allowRemote) usage('--metrics-listen', `${o.metricsListen} is not a loopback address: anyone who reaches it reads the doors, the grant counts and when the gateway is flooded or cut off; use 127.0.0.1, or set metrics.allowRemote: true in the config`);
+    cfg.metrics = { ...at, allowRemote };
   }
 }
 

@@ -9,6 +9,7 @@ import { TCP } from '../core/types.ts';
 import { checkOpenSpec, checkPortSpec, checkTcpFlags, MAX_SEQUENCE_LENGTH, sameSequence } from '../core/port-spec.ts';
 import { spaAccessSchema, spaSchema } from './schema-spa.ts';
 import { relaySchema, scopeSchema } from './schema-relay.ts';
+import { metricsSchema } from './schema-metrics.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const nameSchema = (what: string) =>
@@ -133,6 +134,8 @@ export const yamlConfigSchema = z
     cloud: z.strictObject({ aws: awsSchema.optional(), gcp: gcpSchema.optional() }).optional(),
     relay: relaySchema(absolutePath, httpUrl).optional(),
     control: absolutePath.optional(),
+    /** A Prometheus listener beside the control socket (schema-metrics.ts). */
+    metrics: metricsSchema.optional(),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).optional(),

@@ -4,6 +4,7 @@ import type { PortSpec } from '../core/grant.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
 import type { Engine, FirewallKind } from '../core/engines.ts';
 import type { SpaStanza } from '../core/spa.ts';
+import type { MetricsListen } from './schema-metrics.ts';
 
 export interface AwsCloudConfig {
   readonly region: string;
@@ -66,6 +67,8 @@ export interface Config {
   readonly stateFile: string;
   readonly nodeId: string;
   readonly control: string;
+  /** metrics.listen / --metrics-listen: Prometheus over TCP (loopback unless allowRemote). */
+  readonly metrics?: MetricsListen;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error'; readonly format: 'json' | 'pretty'; readonly file?: string };
   /** Union of every door's ports and every SPA stanza's OPEN_PORTS: dropped by the base rules unless granted. */
   readonly protectedPorts: readonly PortSpec[];

@@ -7,6 +7,7 @@ import type { Door, KnockSequence } from '../core/types.ts';
 import { knownKeysAt, yamlConfigSchema } from './schema.ts';
 import { addSpa, compileYamlSpa } from './spa-config.ts';
 import type { Config } from './types.ts';
+import { metricsListen } from './schema-metrics.ts';
 import { base, DEFAULTS, uniquePorts, type Mutable } from './draft.ts';
 
 export function pathText(path: readonly PropertyKey[]): string {
@@ -103,6 +104,7 @@ export function fromYaml(text: string, path: string, hostname: string): Mutable<
   if (y.store) cfg.store = y.store;
   if (y.stateFile) cfg.stateFile = y.stateFile;
   if (y.control) cfg.control = y.control;
+  if (y.metrics) cfg.metrics = metricsListen(y.metrics);
   cfg.log = {
     level: y.log?.level ?? DEFAULTS.log.level,
     format: y.log?.format ?? DEFAULTS.log.format,

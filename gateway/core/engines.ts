@@ -12,6 +12,8 @@ export interface EnginePlan {
   readonly pcap: readonly KnockSequence[];
   /** sequence id → engine and, for pcap under kernel/auto, why. */
   readonly describe: Readonly<Record<string, string>>;
+  /** sequence id → why it fell back to pcap (only those that did). */
+  readonly fallback: Readonly<Record<string, string>>;
 }
 
 export interface EngineInput {
@@ -28,6 +30,7 @@ export function planEngines(input: EngineInput): EnginePlan {
   const kernel: KnockSequence[] = [];
   const pcap: KnockSequence[] = [];
   const describe: Record<string, string> = {};
+  const fallback: Record<string, string> = {};
   const wantKernel = input.engine !== 'pcap';
   for (const seq of input.sequences) {
     const reason = !wantKernel ? undefined : input.firewall !== 'nftables' ? `the ${input.firewall} backend has no kernel engine` : kernelUnsupportedReason(seq, input.doors);
@@ -37,7 +40,25 @@ export function planEngines(input: EngineInput): EnginePlan {
     } else {
       pcap.push(seq);
       describe[seq.id] = reason === undefined ? 'pcap' : `pcap (${reason})`;
+      if (reason !== undefined) fallback[seq.id] = reason;
     }
   }
-  return { kernel, pcap, describe };
+  return { kernel, pcap, describe, fallback };
+}
+
+/** A door's engine as a code for `status --json`: spa and relay-only doors have no knock sequence. */
+export interface DoorEngine { readonly name: string; readonly engine: 'kernel' | 'pcap' | 'spa' | 'none'; readonly reason?: string }
+
+/** kernel when every sequence of the door runs there, pcap (with the first fallback reason) otherwise. */
+export function doorEngines(plan: EnginePlan, doors: readonly string[], spaDoors: readonly string[]): DoorEngine[] {
+  const out: DoorEngine[] = doors.map((name) => {
+    const inKernel = plan.kernel.filter((s) => s.door === name).length;
+    const inPcap = plan.pcap.filter((s) => s.door === name);
+    if (inPcap.length > 0) {
+      const why = inPcap.map((s) => plan.fallback[s.id]).find((r) => r !== undefined);
+      return { name, engine: 'pcap', ...(why ? { reason: why } : {}) };
+    }
+    return { name, engine: inKernel > 0 ? 'kernel' : 'none' };
+  });
+  return [...out, ...spaDoors.map((name) => ({ name, engine: 'spa' as const }))];
 }

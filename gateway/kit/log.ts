@@ -7,7 +7,13 @@ export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'event', 'component']);
+/**
+ * pino's level as a word ("level": "warn", which Lambda's JSON log format and most pipelines
+ * filter on) plus `severity`, Cloud Logging's LogSeverity (the syslog levels by name), so a relay
+ * line in Cloud Run is a WARNING and not DEFAULT. pino writes "level": 40 otherwise.
+ */
+export const SEVERITY: Readonly<Record<string, string>> = { trace: 'DEBUG', debug: 'DEBUG', info: 'INFO', warn: 'WARNING', error: 'ERROR', fatal: 'CRITICAL' };
+const SKIP = new Set(['level', 'severity', 'time', 'pid', 'hostname', 'msg', 'event', 'component']);
 
 // Log strings carry attacker-chosen text (client ids, doors, addresses, reasons). JSON escapes
 // C0 controls, but not C1 controls or bidirectional overrides, and the pretty console turns
@@ -31,7 +37,7 @@ export function prettyLine(line: string): string {
     return line;
   }
   const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString().replace('T', ' ').slice(0, 19) : '';
-  const level = LEVEL_NAMES[Number(rec.level)] ?? String(rec.level);
+  const level = typeof rec.level === 'string' ? rec.level.toUpperCase() : (LEVEL_NAMES[Number(rec.level)] ?? String(rec.level));
   const fields = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v.replace(LINE_BREAKS, escape) : JSON.stringify(v)}`)
@@ -80,7 +86,7 @@ function pinoLogger(level: LogLevel, dest: DestinationStream): Logger {
     level,
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.epochTime,
-    formatters: { log: (fields) => cleanFields(fields) },
+    formatters: { level: (label) => ({ level: label, severity: SEVERITY[label] ?? 'DEFAULT' }), log: (fields) => cleanFields(fields) },
     hooks: {
       logMethod(args, method) {
         method.apply(this, args.map((a) => (typeof a === 'string' ? cleanText(a) : a)) as Parameters<typeof method>);

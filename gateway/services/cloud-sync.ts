@@ -14,6 +14,7 @@ import { describeError, isKnockgwError } from '../core/errors.ts';
 import type { Clock, CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 import { reportWorldOpen } from './cloud-world-open.ts';
+import { createCloudHealth, type CloudHealth } from './cloud-health.ts';
 
 export interface SyncReport {
   readonly kind: 'reconcile' | 'sweep';
@@ -52,6 +53,8 @@ export interface CloudSync {
   /** Stops the timer and waits for a pass in flight. */
   stop(): Promise<void>;
   counters(): CloudSyncCounters;
+  /** Per provider, for `status`. */
+  health(): CloudHealth[];
 }
 
 export interface CloudSyncDeps {
@@ -92,6 +95,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   /** What each cloud holds: its last listing plus our writes since. Absent = list first. */
   const known = new Map<CloudFirewall, readonly CloudRule[]>();
   let wasLeader = false;
+  const health = createCloudHealth(firewalls.map((fw) => fw.name), clock);
 
   const calls = (): number => firewalls.reduce((n, fw) => n + Object.values(fw.apiCalls?.() ?? {}).reduce((a, b) => a + b, 0), 0);
   const keyOf = (fw: CloudFirewall) => (x: { grantId?: string; id?: string; ip: string }): string =>
@@ -99,6 +103,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
 
   function fail(fw: CloudFirewall, op: string, err: unknown, extra: Record<string, unknown> = {}): number {
     const code = isKnockgwError(err) ? err.code : 'KGW_CLOUD_API';
+    health.failed(fw.name, op, code);
     logger.error({ event: 'cloud.error', provider: fw.name, op, code, err: describeError(err), ...extra }, `cloud ${op} failed on ${fw.name}`);
     return 1;
   }
@@ -123,10 +128,10 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
 
   /** What the cloud holds: the kept knowledge, or a listing when there is none or `fresh`. */
   async function view(fw: CloudFirewall, fresh: boolean): Promise<readonly CloudRule[]> {
-    const kept = known.get(fw);
-    if (kept && !fresh) return kept;
+    if (!fresh && known.has(fw)) return known.get(fw) ?? [];
     known.delete(fw);
     const rules = await fw.list();
+    health.listed(fw.name);
     known.set(fw, rules);
     return rules;
   }
@@ -164,6 +169,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
         out.errors += fail(fw, 'grant', err, { count: missing.length });
       }
     }
+    health.pending(fw.name, (out.revoked ? 0 : stale.length) + (out.granted ? 0 : missing.length));
     return out;
   }
 
@@ -205,6 +211,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
     if (fw.worldOpen) {
       try {
         out.worldOpen = reportWorldOpen(await fw.worldOpen(), logger, deps.metrics, fw.name);
+        health.worldOpen(fw.name, out.worldOpen);
       } catch (err) {
         out.errors += fail(fw, 'world-open', err);
       }
@@ -213,7 +220,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   }
 
   const publish = (): void => {
-    for (const name of ['granted', 'revoked', 'swept', 'repaired', 'errors'] as const) deps.metrics?.set(`cloud_${name}_total`, totals[name]);
+    for (const name of ['granted', 'revoked', 'swept', 'repaired', 'errors'] as const) deps.metrics?.total(`cloud_${name}_total`, totals[name]);
   };
 
   /** Serialises passes: a pass starts after the previous one settled, whatever its outcome. */
@@ -225,6 +232,7 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
       // Another node may have written while we did not lead: what we knew is no longer true.
       if (leader !== wasLeader) known.clear();
       wasLeader = leader;
+      health.leader(leader);
       if (!leader) return { kind, ran: false, ...none(), apiCalls: 0, durationMs: 0 };
       let r = none();
       try {
@@ -245,10 +253,8 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   const sum = async (each: (fw: CloudFirewall) => Promise<Outcome>, base: Outcome): Promise<Outcome> => {
     for (const fw of firewalls) {
       const r = await each(fw);
-      base.granted += r.granted;
-      base.revoked += r.revoked;
-      base.errors += r.errors;
-      base.worldOpen += r.worldOpen;
+      health.settled(fw.name, r.errors);
+      for (const k of ['granted', 'revoked', 'errors', 'worldOpen'] as const) base[k] += r[k];
     }
     return base;
   };
@@ -278,12 +284,10 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
     reconcile,
     sweep,
     start(intervalMs) {
-      if (timer) return;
-      timer = setInterval(() => { void sweep(); }, intervalMs);
-      timer.unref();
+      timer ??= setInterval(() => { void sweep(); }, intervalMs).unref();
     },
     async stop() {
-      if (timer) clearInterval(timer);
+      clearInterval(timer);
       timer = undefined;
       await queue.catch(() => undefined);
     },
@@ -291,5 +295,6 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
       ...totals,
       apiCalls: Object.fromEntries(firewalls.map((fw) => [fw.name, { ...(fw.apiCalls?.() ?? {}) }])),
     }),
+    health: () => health.snapshot(),
   };
 }

@@ -10,7 +10,8 @@ import type { EnrollmentHandlers } from './enrollment.ts';
 export interface ControlHandlers {
   status(): Promise<unknown>;
   revoke(ip: string): Promise<unknown>;
-  metrics(): string;
+  /** Prometheus text (exposition format 0.0.4). */
+  metrics(): string | Promise<string>;
   /** With a relay: enrollment links and enrolled devices. */
   devices?: EnrollmentHandlers | undefined;
 }
@@ -77,7 +78,7 @@ export async function startControlServer(path: string, handlers: ControlHandlers
     void (async () => {
       try {
         if (req.method === 'GET' && req.url === '/v1/status') return send(res, 200, await handlers.status());
-        if (req.method === 'GET' && req.url === '/metrics') return send(res, 200, handlers.metrics(), 'text/plain; version=0.0.4');
+        if (req.method === 'GET' && req.url === '/metrics') return send(res, 200, await handlers.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
         if (req.method === 'POST' && req.url === '/v1/revoke') {
           const parsed = parseJson(await readBody(req));
           const ip = typeof parsed === 'object' && parsed !== null && 'ip' in parsed && typeof parsed.ip === 'string' ? parsed.ip : undefined;

@@ -76,7 +76,7 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
       // The store keeps the first createdAt when it merges: an older one means this extended a live grant.
       const extended = stored.createdAt < grant.createdAt;
       const event = extended ? 'grant.extend' : 'grant.open';
-      deps.metrics.inc(extended ? 'grants_extended_total' : 'grants_opened_total', 1, { door: door.name });
+      deps.metrics.inc(extended ? 'grants_extended_total' : 'grants_opened_total', 1, { door: door.name, source: input.source });
       log.info({ event, ...grantFields(stored) }, `${event === 'grant.open' ? 'opened' : 'extended'} ${stored.ports.map(formatPort).join(',')} for ${grantCoverage(stored)} (${door.name})`);
       return stored;
     },

@@ -1,79 +1,84 @@
-// Counters, gauges and histograms, rendered as Prometheus text for the control socket.
+// The daemon's Prometheus metrics through prom-client, one registry per gateway (tests build
+// many). Names, help and labels come from metrics-catalog.ts; a name not in it does not compile.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import { METRICS, PREFIX, type CounterName, type GaugeName, type HistogramName, type MetricName } from './metrics-catalog.ts';
+
+type Labels = Readonly<Record<string, string>>;
+
 export interface Metrics {
-  inc(name: string, by?: number, labels?: Readonly<Record<string, string>>): void;
-  set(name: string, value: number, labels?: Readonly<Record<string, string>>): void;
-  get(name: string, labels?: Readonly<Record<string, string>>): number;
-  /** Adds one sample (seconds) to a histogram with fixed `buckets` (upper bounds, ascending). */
-  observe(name: string, value: number, labels: Readonly<Record<string, string>>, buckets: readonly number[]): void;
-  render(): string;
+  inc(name: CounterName, by?: number, labels?: Labels): void;
+  /**
+   * A counter kept elsewhere as a running total (the knock machine's counters, the cloud sync's
+   * totals): exported as the increase since the last call, so the series stays a counter.
+   */
+  total(name: CounterName, value: number, labels?: Labels): void;
+  set(name: GaugeName, value: number, labels?: Labels): void;
+  observe(name: HistogramName, seconds: number, labels?: Labels): void;
+  /** Runs before every scrape: gauges read from a component's state (store health, cloud lease). */
+  beforeScrape(fn: () => void): void;
+  /** The value of one series (a histogram: its count); 0 when it has none yet. */
+  get(name: MetricName, labels?: Labels): Promise<number>;
+  render(): Promise<string>;
+  readonly contentType: string;
 }
 
-function labelText(labels?: Readonly<Record<string, string>>): string {
-  if (!labels) return '';
-  return Object.entries(labels)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`)
-    .join(',');
+export interface MetricsOptions {
+  /** Sets knockgw_build_info{version,node}. */
+  readonly build?: { readonly version: string; readonly node: string };
+  /** The process and Node.js runtime metrics (process_*, nodejs_*): the daemon, not tests. */
+  readonly defaults?: boolean;
 }
 
-function key(name: string, labels?: Readonly<Record<string, string>>): string {
-  const parts = labelText(labels);
-  return parts ? `${name}{${parts}}` : name;
-}
+const same = (a: Labels, b: Labels): boolean => {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => String(b[k]) === a[k]);
+};
 
-interface Series { readonly labels: string; readonly buckets: readonly number[]; readonly counts: number[]; sum: number; count: number }
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const metrics = new Map<MetricName, Metric>();
+  for (const [name, def] of Object.entries(METRICS) as [MetricName, (typeof METRICS)[MetricName]][]) {
+    const base = { name: PREFIX + name, help: def.help, labelNames: 'labels' in def ? [...def.labels] : [], registers: [registry] };
+    metrics.set(name, def.type === 'counter' ? new Counter(base) : def.type === 'gauge' ? new Gauge(base) : new Histogram({ ...base, buckets: [...def.buckets] }));
+  }
+  if (opts.defaults) collectDefaultMetrics({ register: registry });
+  const hooks: (() => void)[] = [];
+  const totals = new Map<string, number>();
+  const counter = (name: CounterName): Counter => metrics.get(name) as Counter;
+  const gauge = (name: GaugeName): Gauge => metrics.get(name) as Gauge;
 
-export function createMetrics(prefix = 'knockgw_'): Metrics {
-  const values = new Map<string, number>();
-  const kinds = new Map<string, 'counter' | 'gauge' | 'histogram'>();
-  const histograms = new Map<string, Map<string, Series>>();
-  return {
-    inc(name, by = 1, labels) {
-      kinds.set(name, 'counter');
-      const k = key(prefix + name, labels);
-      values.set(k, (values.get(k) ?? 0) + by);
+  const api: Metrics = {
+    contentType: registry.contentType,
+    inc(name, by = 1, labels = {}) {
+      if (by > 0) counter(name).inc(labels, by);
     },
-    set(name, value, labels) {
-      kinds.set(name, 'gauge');
-      values.set(key(prefix + name, labels), value);
+    total(name, value, labels = {}) {
+      const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
+      const last = totals.get(key) ?? 0;
+      totals.set(key, value);
+      // A smaller total means its owner started again (a reload): Prometheus sees a counter reset.
+      if (value < last) counter(name).remove(labels);
+      counter(name).inc(labels, value < last ? value : value - last);
     },
-    get(name, labels) {
-      return values.get(key(prefix + name, labels)) ?? 0;
+    set(name, value, labels = {}) {
+      gauge(name).set(labels, value);
     },
-    observe(name, value, labels, buckets) {
-      kinds.set(name, 'histogram');
-      let byLabels = histograms.get(name);
-      if (!byLabels) histograms.set(name, (byLabels = new Map<string, Series>()));
-      const l = labelText(labels);
-      let s = byLabels.get(l);
-      if (!s) byLabels.set(l, (s = { labels: l, buckets, counts: buckets.map(() => 0), sum: 0, count: 0 }));
-      // Per bucket, not cumulative: rendering adds them up.
-      const i = s.buckets.findIndex((b) => value <= b);
-      if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
-      s.sum += value;
-      s.count++;
+    observe(name, seconds, labels = {}) {
+      (metrics.get(name) as Histogram).observe(labels, Math.max(0, seconds));
     },
-    render() {
-      const lines: string[] = [];
-      for (const [name, kind] of [...kinds].sort(([a], [b]) => a.localeCompare(b))) {
-        lines.push(`# TYPE ${prefix}${name} ${kind}`);
-        if (kind === 'histogram') {
-          for (const s of histograms.get(name)?.values() ?? []) {
-            const sep = s.labels ? `${s.labels},` : '';
-            let acc = 0;
-            s.buckets.forEach((b, i) => {
-              acc += s.counts[i] ?? 0;
-              lines.push(`${prefix}${name}_bucket{${sep}le="${b}"} ${acc}`);
-            });
-            lines.push(`${prefix}${name}_bucket{${sep}le="+Inf"} ${s.count}`);
-            lines.push(`${prefix}${name}_sum${s.labels ? `{${s.labels}}` : ''} ${s.sum}`);
-            lines.push(`${prefix}${name}_count${s.labels ? `{${s.labels}}` : ''} ${s.count}`);
-          }
-          continue;
-        }
-        for (const [k, v] of values) if (k === prefix + name || k.startsWith(`${prefix}${name}{`)) lines.push(`${k} ${v}`);
-      }
-      return `${lines.join('\n')}\n`;
+    beforeScrape(fn) {
+      hooks.push(fn);
+    },
+    async get(name, labels = {}) {
+      const values = (await (metrics.get(name) as Metric).get()).values as { value: number; labels: Labels; metricName?: string }[];
+      const wanted = METRICS[name].type === 'histogram' ? `${PREFIX}${name}_count` : undefined;
+      return values.find((v) => (wanted === undefined || v.metricName === wanted) && same(labels, v.labels))?.value ?? 0;
+    },
+    async render() {
+      for (const fn of hooks) fn();
+      return registry.metrics();
     },
   };
+  if (opts.build) api.set('build_info', 1, { version: opts.build.version, node: opts.build.node });
+  return api;
 }

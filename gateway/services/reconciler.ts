@@ -151,8 +151,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     expiryTimer = setTimeout(() => {
       expiryAt = Infinity;
       void expire();
-    }, wait);
-    expiryTimer.unref();
+    }, wait).unref();
   };
   /** Re-arms for the earliest expiry of all known grants (after a refresh or a repair). */
   const rearmExpiry = (): void => {
@@ -164,8 +163,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const cloudLater = (): void => {
     if (!deps.cloud || stopped) return;
     clearTimeout(cloudTimer);
-    cloudTimer = setTimeout(() => void cloudNow(), settleMs);
-    cloudTimer.unref();
+    cloudTimer = setTimeout(() => void cloudNow(), settleMs).unref();
   };
 
   /** `desired`: what a repair just read; by default the grants the host firewall follows now. */
@@ -207,8 +205,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const ip = change.kind === 'put' ? change.grant.ip : known.get(change.id)?.ip;
       if (ip === undefined) return;
       const others = knownAt(ip).filter((g) => g.id !== (change.kind === 'put' ? change.grant.id : change.id));
+      const fresh = change.kind === 'put' && !known.has(change.grant.id) ? change.grant : undefined;
       await converge(change.kind === 'put' ? [...others, change.grant] : others, new Set([ip]), { path: 'fast' });
       span?.applied();
+      if (fresh && known.has(fresh.id)) deps.metrics.observe('grant_to_firewall_seconds', (deps.clock.now() - fresh.createdAt) / 1000, { source: fresh.source });
     });
   };
 

@@ -5,12 +5,13 @@
 // it used in the file.
 import { expire, step, stepDeferredFirst } from '../core/knock-machine.ts';
 import { parseIntakePrefix } from '../core/nft-intake.ts';
-import { createKnockState, knockCounters, type KnockEvent, type KnockState, type KnockMachineOptions, type OneTimeSequence, type UsedOneTimeSequence } from '../core/knock-state.ts';
+import { createKnockState, knockCounters, type KnockCounters, type KnockEvent, type KnockState, type KnockMachineOptions, type OneTimeSequence, type UsedOneTimeSequence } from '../core/knock-state.ts';
 import { describeError, kgwError } from '../core/errors.ts';
 import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
 import type { KnockPacket, KnockSequence } from '../core/types.ts';
 import type { Clock, Logger, PacketSource, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
+import type { CounterName } from './metrics-catalog.ts';
 import { wallNow } from '../kit/wall-clock.ts';
 import { tracerFor, type TraceSpan } from './trace.ts';
 
@@ -39,7 +40,13 @@ export interface PcapSourceDeps {
   readonly metrics: Metrics;
 }
 
-const COUNTER_METRICS = ['packets', 'ignoredPort', 'ignoredFlags', 'ignoredTarget', 'duplicates', 'resetWrongPort', 'resetTimeout', 'completed', 'evicted', 'deniedBadSource', 'deniedRateLimited', 'rateLimitEvicted'] as const;
+/** The knock machine's counters → the exported series (metrics-catalog.ts). */
+const COUNTER_METRICS = [
+  ['packets', 'knock_packets_total', {}], ['ignoredPort', 'knock_ignored_total', { reason: 'port' }], ['ignoredFlags', 'knock_ignored_total', { reason: 'flags' }],
+  ['ignoredTarget', 'knock_ignored_total', { reason: 'target' }], ['duplicates', 'knock_duplicates_total', {}], ['resetWrongPort', 'knock_resets_total', { reason: 'wrong_port' }],
+  ['resetTimeout', 'knock_resets_total', { reason: 'timeout' }], ['completed', 'knock_completed_total', {}], ['evicted', 'knock_evicted_total', {}],
+  ['deniedBadSource', 'knock_denied_total', { reason: 'bad_source' }], ['deniedRateLimited', 'knock_denied_total', { reason: 'rate_limited' }], ['rateLimitEvicted', 'knock_rate_limit_evicted_total', {}],
+] as const satisfies readonly (readonly [keyof KnockCounters, CounterName, Readonly<Record<string, string>>])[];
 
 export function createPcapSource(deps: PcapSourceDeps): ProofSource {
   const log = deps.logger;
@@ -54,9 +61,9 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
     const totals: Record<string, number> = {};
     for (const s of states) {
       const c = knockCounters(s);
-      for (const name of COUNTER_METRICS) totals[name] = (totals[name] ?? 0) + c[name];
+      for (const [name] of COUNTER_METRICS) totals[name] = (totals[name] ?? 0) + c[name];
     }
-    for (const name of COUNTER_METRICS) deps.metrics.set(`knock_${name}`, totals[name] ?? 0);
+    for (const [name, series, labels] of COUNTER_METRICS) deps.metrics.total(series, totals[name] ?? 0, labels);
   };
 
   const tracer = tracerFor(deps.metrics);

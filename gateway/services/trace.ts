@@ -11,13 +11,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { wallNow } from '../kit/wall-clock.ts';
 import type { Metrics } from './metrics.ts';
+import { METRICS } from './metrics-catalog.ts';
 
 export type TracePath = 'spa' | 'pcap' | 'kernel';
 export const TRACE_STAGES = ['capture', 'parse', 'queue', 'verify', 'grant', 'firewall', 'total'] as const;
 export type TraceStage = (typeof TRACE_STAGES)[number];
 export const TRACE_METRIC = 'packet_stage_seconds';
-/** Seconds; fine below 5 ms, where the targets are. */
-export const TRACE_BUCKETS: readonly number[] = [0.00001, 0.000025, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+/** Seconds (the catalog's buckets for the series). */
+export const TRACE_BUCKETS: readonly number[] = METRICS[TRACE_METRIC].buckets;
 
 /** Wall-clock ms, as the capture stamped the packet (pcap record time, or socket receipt). */
 export interface PacketTimes {
@@ -51,7 +52,7 @@ const tracers = new WeakMap<Metrics, Tracer>();
 function createTracer(metrics: Metrics): Tracer {
   const observe = (path: TracePath, stage: TraceStage, fromMs: number | undefined, toMs: number | undefined): void => {
     if (fromMs === undefined || toMs === undefined) return;
-    metrics.observe(TRACE_METRIC, Math.max(0, toMs - fromMs) / 1000, { path, stage }, TRACE_BUCKETS);
+    metrics.observe(TRACE_METRIC, Math.max(0, toMs - fromMs) / 1000, { path, stage });
   };
   return {
     span(path, packet, dequeuedAt) {

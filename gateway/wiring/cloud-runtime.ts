@@ -7,13 +7,17 @@
 import type { Clock, LeaderLease, Logger } from '../ports.ts';
 import type { Grant } from '../core/grant.ts';
 import { createCloudSync } from '../services/cloud-sync.ts';
+import { CLOUD_STATES, type CloudHealth } from '../services/cloud-health.ts';
 import type { Metrics } from '../services/metrics.ts';
+import { timedCloud } from '../services/metrics-timing.ts';
 import type { ClosableCloudFirewall } from './cloud-firewalls.ts';
 
 export interface CloudRuntime {
   /** Held by one node of a fleet at a time; only its holder writes to the clouds. */
   readonly lease: LeaderLease;
   reconcile(desired: readonly Grant[]): Promise<unknown>;
+  /** For `status`: whether this node holds the cloud lease, and each provider's health. */
+  status(): { leader: boolean; clouds: CloudHealth[] };
   close(): Promise<void>;
 }
 
@@ -30,17 +34,26 @@ export interface CloudDeps {
 }
 
 export function runCloud(deps: CloudDeps & { firewalls: readonly ClosableCloudFirewall[] }): CloudRuntime {
-  const { firewalls } = deps;
+  const firewalls = deps.firewalls.map((fw) => timedCloud(fw, deps.metrics));
   const lease = deps.lease('cloud', { ttlMs: deps.leaseTtlMs ?? CLOUD_LEASE_TTL_MS, logger: deps.logger });
   const sync = createCloudSync({ firewalls, logger: deps.logger, clock: deps.clock, isLeader: () => lease.isLeader(), metrics: deps.metrics });
   // Also fires at once for a node that leads from the start (a memory store always does).
   const unsubscribe = lease.on('gained', () => void sync.sweep());
   sync.start(SWEEP_INTERVAL_MS);
+  deps.metrics.beforeScrape(() => {
+    deps.metrics.set('cloud_leader', lease.isLeader() ? 1 : 0);
+    for (const h of sync.health()) {
+      for (const state of CLOUD_STATES) deps.metrics.set('cloud_state', h.state === state ? 1 : 0, { provider: h.name, state });
+      deps.metrics.set('cloud_pending_writes', h.pendingWrites, { provider: h.name });
+      deps.metrics.set('cloud_last_listed_timestamp_seconds', h.lastListedAt ? Date.parse(h.lastListedAt) / 1000 : 0, { provider: h.name });
+    }
+  });
   deps.logger.info({ event: 'cloud.ready', providers: firewalls.map((f) => f.name) }, `cloud firewalls: ${firewalls.map((f) => f.name).join(', ')}`);
 
   return {
     lease,
     reconcile: (desired) => sync.reconcile(desired),
+    status: () => ({ leader: lease.isLeader(), clouds: sync.health() }),
     async close() {
       unsubscribe();
       await sync.stop();

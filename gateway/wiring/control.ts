@@ -6,13 +6,14 @@ import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { startControlServer } from '../services/control-server.ts';
 import { enrollmentHandlers, type EnrollmentHandlers } from '../services/enrollment.ts';
+import { startMetricsServer } from '../services/metrics-server.ts';
 import type { Assembly } from './index.ts';
 
 /**
  * `current` is read at every request: a reload (SIGHUP) swaps the gateway behind the socket
  * while the socket, and the lock it is, stay.
  */
-export function serveControl(current: () => { config: Config; assembly: Assembly }, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
+export async function serveControl(current: () => { config: Config; assembly: Assembly }, opts: { clock: Clock; logger: Logger }): Promise<{ close(): Promise<void> }> {
   const { clock, logger } = opts;
   const enrollment = new WeakMap<Assembly, EnrollmentHandlers | undefined>();
   const enrollmentOf = (config: Config, assembly: Assembly): EnrollmentHandlers | undefined => {
@@ -25,7 +26,7 @@ export function serveControl(current: () => { config: Config; assembly: Assembly
     return enrollment.get(assembly);
   };
   const gateway = () => current().assembly.gateway;
-  return startControlServer(
+  const control = await startControlServer(
     // The path the daemon started with: a reload does not move its socket (and lock).
     current().config.control,
     {
@@ -39,4 +40,19 @@ export function serveControl(current: () => { config: Config; assembly: Assembly
     },
     logger,
   );
+  try {
+    // Bound once, like the control socket: a reload serves the new gateway's metrics on the same port.
+    const listen = current().config.metrics;
+    const metrics = { render: () => gateway().metrics.render(), get contentType() { return gateway().metrics.contentType; } };
+    const tcp = listen ? await startMetricsServer(listen, metrics, logger.child({ component: 'metrics' })) : undefined;
+    return {
+      async close() {
+        await tcp?.close();
+        await control.close();
+      },
+    };
+  } catch (err) {
+    await control.close();
+    throw err;
+  }
 }

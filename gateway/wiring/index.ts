@@ -2,7 +2,7 @@
 // (with the kernel engine and the packet intakes compiled in), store backend, cloud firewalls,
 // knock, SPA and relay sources — and hands them to createGateway(). The daemon, `base`, `doctor` and `install` come here, never
 // to each other.
-import { planEngines, type EnginePlan } from '../core/engines.ts';
+import { doorEngines, planEngines, type EnginePlan } from '../core/engines.ts';
 import { spaDoor } from '../core/spa.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
@@ -10,6 +10,8 @@ import { detectConflicts } from '../adapters/firewall/index.ts';
 import { runCommand } from '../adapters/exec/index.ts';
 import { createGateway, type Gateway } from '../gateway.ts';
 import { createMetrics } from '../services/metrics.ts';
+import { VERSION } from '../kit/version.ts';
+import { timedStore } from '../services/metrics-timing.ts';
 import { hostFirewallFor } from './firewall.ts';
 import { openStore } from './store.ts';
 import { wireRelay } from './relay.ts';
@@ -31,13 +33,17 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
   const { clock, logger } = opts;
   const engines = planEngines(config);
   const files = await readConfigFiles(config, logger);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ build: { version: VERSION, node: config.nodeId }, defaults: true });
   const backend = await openStore(config.store, { stateFile: config.stateFile, nodeId: config.nodeId, clock, logger: logger.child({ component: 'store' }),
     maxStalenessMs: config.maxStalenessS * 1000,
     onStale: (grants) => { for (const g of grants) metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'stale' }); },
   });
+  metrics.beforeScrape(() => {
+    const state = backend.store.health?.().state ?? 'connected';
+    for (const s of ['connected', 'degraded', 'cut-off'] as const) metrics.set('store_state', s === state ? 1 : 0, { state: s });
+  });
   try {
-    const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }) });
+    const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }), metrics });
     const firewall = hostFirewallFor(config, engines, logger.child({ component: 'firewall' }), files.oneTime?.ports);
     const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, nonces: backend.nonces, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
@@ -46,11 +52,13 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       : undefined;
     const gateway = createGateway({
       nodeId: config.nodeId,
+      version: VERSION,
       // SPA stanzas are doors too: their grants open, extend and close like any other.
       doors: [...config.doors, ...(config.spa?.access.map(spaDoor) ?? [])],
       protectedPorts: config.protectedPorts,
       engines: engines.describe,
-      store: backend.store,
+      doorEngines: doorEngines(engines, config.doors.map((d) => d.name), config.spa?.access.map((a) => a.name) ?? []),
+      store: timedStore(backend.store, metrics),
       storeKind: backend.kind,
       firewall,
       ...(cloud ? { cloud } : {}),

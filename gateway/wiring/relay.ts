@@ -17,6 +17,8 @@ import type { Endpoint } from '../gateway.ts';
 import { createApp } from '../../relay/app.ts';
 import { nodeClientIp, startRelayServer } from '../../relay/server.ts';
 import type { StoreBackend } from './store.ts';
+import { Hono } from 'hono';
+import type { Metrics } from '../services/metrics.ts';
 
 export interface RelayWiring {
   readonly sources: readonly ProofSource[];
@@ -32,7 +34,7 @@ export function devicesFileFor(config: Config): string | undefined {
   return config.relay?.devicesFile ?? (config.stateFile ? join(dirname(config.stateFile), 'devices.json') : undefined);
 }
 
-export async function wireRelay(config: Config, backend: StoreBackend, deps: { keys: RelayKeys | undefined; clock: Clock; logger: Logger }): Promise<RelayWiring> {
+export async function wireRelay(config: Config, backend: StoreBackend, deps: { keys: RelayKeys | undefined; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<RelayWiring> {
   const { relay } = config;
   const { keys, clock, logger } = deps;
   if (!relay || !keys) return { sources: [], endpoints: [] };
@@ -58,10 +60,17 @@ export async function wireRelay(config: Config, backend: StoreBackend, deps: { k
       doorInfo, devices, page: relay.publicUrls ? { publicUrls: relay.publicUrls } : {},
     });
     pageUrl ??= `${relay.tls ? 'https' : 'http'}://${listen}`;
+    // Answers counted by status class (relay 5xx alert) around the app, which stays metric-free.
+    const served = new Hono();
+    served.use('*', async (c, next) => {
+      await next();
+      deps.metrics?.inc('relay_responses_total', 1, { code: `${Math.floor(c.res.status / 100)}xx` });
+    });
+    served.route('/', app);
     let server: Awaited<ReturnType<typeof startRelayServer>> | undefined;
     endpoints.push({
       async start() {
-        server = await startRelayServer({ listen, app, ...(relay.tls ? { tls: relay.tls } : {}) });
+        server = await startRelayServer({ listen, app: served, ...(relay.tls ? { tls: relay.tls } : {}) });
         logger.info({ event: 'relay.listening', url: server.url, clients: keys.size, page: pageUrl }, `relay listening on ${server.url}`);
       },
       stop: () => server?.close() ?? Promise.resolve(),

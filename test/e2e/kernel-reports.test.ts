@@ -77,6 +77,6 @@ void test('a kernel completion whose NFLOG report is lost is adopted by the repa
   assert.ok(await eventually(async () => (await storeA.store.list()).some((g) => g.ip === a.v4), 15_000), 'the repair put the grant in the store');
   assert.ok(await eventually(() => firewallB.openFor(a.v4).includes('22/tcp'), 10_000), 'the other node opened it');
   assert.ok(await eventually(() => cloud.passes.some((p) => p.some((g) => g.ip === a.v4)), 10_000), 'the cloud got it');
-  assert.equal(metrics.get('kernel_adopted_total', { action: 'open' }), 1);
+  assert.equal(await metrics.get('kernel_adopted_total', { action: 'open' }), 1);
   assert.equal(log.events('knock.adopted').length, 1);
 });

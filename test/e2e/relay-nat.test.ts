@@ -7,10 +7,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { canConnect, connectsWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type LogEvent, type RunningDaemon } from '../helpers/gateway.ts';
 import { requireRoot, sh, type Host } from '../helpers/netns.ts';
+import { controlRequest } from '../../gateway/services/control-server.ts';
 import { createNatLab, type NatLab } from '../helpers/nat-lab.ts';
 
 const PROTOCOL = fileURLToPath(new URL('../../gateway/protocol/relay-v1.ts', import.meta.url));
@@ -50,6 +52,7 @@ doors:
 relay:
   keysFile: ${keysFile}
   listen: "${lab.server.v4}:${RELAY_PORT}"
+metrics: { listen: "127.0.0.1:9464" }
 `);
   await waitReady(startSshLike(lab.server));
   const control = join(dir.path, 'ctl.sock');
@@ -111,6 +114,19 @@ void test('a client behind NAT knocks through the relay (HMAC and Ed25519 keys):
   assert.equal(w.daemon.events.some((e) => grantEvent(e, client.v4)), false, 'no grant event for the private address');
   const status = statusSchema.parse(JSON.parse((await sh(process.execPath, [MAIN, 'status', '--json', '--control', w.control])).stdout));
   assert.deepEqual(status.grants.map((g) => [g.ip, g.door, g.source]), [[nat.v4, 'openSSH', 'relay']]);
+  // The daemon's metrics count the relay's answers by class and the grant by its source.
+  const text = (await controlRequest(w.control, 'GET', '/metrics')).body;
+  assert.match(text, /^knockgw_relay_responses_total\{code="2xx"\} 3$/m, 'GET /v1/ip and two 202s');
+  assert.match(text, /^knockgw_relay_responses_total\{code="4xx"\} 1$/m, 'the 403');
+  assert.match(text, /^knockgw_grants_opened_total\{door="openSSH",source="relay"\} 1$/m);
+  assert.match(text, /^knockgw_grants_extended_total\{door="openSSH",source="relay"\} 1$/m);
+  // The same exposition over metrics.listen, on the server's loopback: build_info, process metrics, and promtool's linter happy with knockgw's series.
+  const scraped = await nodeIn(server, `const r = await fetch('http://127.0.0.1:9464/metrics'); process.stdout.write(await r.text());`);
+  assert.match(scraped, /^knockgw_build_info\{version="[^"]+",node="[^"]+"\} 1$/m);
+  assert.match(scraped, /^process_resident_memory_bytes \d+/m);
+  assert.match(scraped, /^knockgw_store_state\{state="connected"\} 1$/m);
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: scraped, encoding: 'utf8' });
+  assert.deepEqual(`${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.startsWith('knockgw_')), [], 'promtool check metrics');
   const set = await server.exec('nft', ['list', 'set', 'inet', 'knockgw', 'allowed4']);
   assert.ok(set.stdout.includes(nat.v4) && !set.stdout.includes(client.v4), `the kernel set holds the NAT address only: ${set.stdout}`);
   await client.exec('ping', ['-6', '-c', '1', '-W', '2', server.v6]); // the IPv6 path through the NAT works…

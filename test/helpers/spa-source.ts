@@ -58,7 +58,7 @@ export async function spaWorld(opts: { nonces: NonceStore; clock: Clock; access?
       for (const r of recs) packets.push(r);
       settled += recs.length;
       const until = Date.now() + 5000;
-      while (metrics.get('spa_packets_total') < settled && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+      while ((await metrics.get('spa_packets_total')) < settled && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
       // The last one may still be on its way through claim → intake → store.
       await new Promise((r) => setTimeout(r, 20));
     },

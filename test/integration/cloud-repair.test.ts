@@ -89,16 +89,16 @@ void test('aws: a world-open rule on a protected port in a configured group is a
   assert.equal(r.worldOpen, 2);
   const warned = lab.log.named('cloud.world_open');
   assert.deepEqual(warned.map((e) => e.rule).sort(), [open22.id, everything6.id].sort());
-  assert.ok(warned.every((e) => e.code === 'KGW_CLOUD_WORLD_OPEN' && e.level === 40));
+  assert.ok(warned.every((e) => e.code === 'KGW_CLOUD_WORLD_OPEN' && e.level === 'warn' && e.severity === 'WARNING'));
   assert.equal(warned.find((e) => e.rule === open22.id)?.remove, `aws ec2 revoke-security-group-ingress --group-id ${SG} --security-group-rule-ids ${open22.id} --region eu-west-1`);
   assert.deepEqual(warned.find((e) => e.rule === everything6.id)?.ports, ['22/tcp']);
-  assert.equal(metrics.get('cloud_world_open_rules', { provider: 'aws' }), 2);
-  assert.match(metrics.render(), /knockgw_cloud_world_open_rules\{provider="aws"\} 2/);
+  assert.equal(await metrics.get('cloud_world_open_rules', { provider: 'aws' }), 2);
+  assert.match(await metrics.render(), /knockgw_cloud_world_open_rules\{provider="aws"\} 2/);
   // knockgw's own rule (203.0.113.40/32) is never among them; once the foreign rules go, neither is anything else.
   lab.fake.deleteByHand(open22.id);
   lab.fake.deleteByHand(everything6.id);
   assert.equal((await sync.sweep()).worldOpen, 0);
-  assert.equal(metrics.get('cloud_world_open_rules', { provider: 'aws' }), 0);
+  assert.equal(await metrics.get('cloud_world_open_rules', { provider: 'aws' }), 0);
 });
 
 void test('gcp: a world-open rule applying to the gateway is reported; other targets, networks, denies and disabled rules are not', async (t) => {
@@ -121,7 +121,7 @@ void test('gcp: a world-open rule applying to the gateway is reported; other tar
   assert.deepEqual(warned.map((e) => e.rule).sort(), ['allow-ssh-everywhere', 'gateway-all-v6', 'no-source-means-world']);
   assert.ok(warned.every((e) => e.code === 'KGW_CLOUD_WORLD_OPEN'));
   assert.equal(warned.find((e) => e.rule === 'gateway-all-v6')?.remove, `gcloud compute firewall-rules delete gateway-all-v6 --project ${lab.fake.project}`);
-  assert.equal(metrics.get('cloud_world_open_rules', { provider: 'gcp' }), 3);
+  assert.equal(await metrics.get('cloud_world_open_rules', { provider: 'gcp' }), 3);
   assert.ok(!warned.some((e) => String(e.rule).startsWith('knockgw-')), "knockgw's own rules are never world-open");
 });
 

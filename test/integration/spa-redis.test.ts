@@ -30,7 +30,7 @@ void test('two nodes sharing one Redis replay cache: the second refuses the pack
   // Both at once: exactly one wins.
   const other = { src: '203.0.113.9', payload: Buffer.from(PACKETS['user-alice'].packet, 'latin1') };
   await Promise.all([a.send(other), b.send(other)]);
-  assert.equal(a.metrics.get('spa_accepted_total', { stanza: 'laptop' }) + b.metrics.get('spa_accepted_total', { stanza: 'laptop' }), 2);
+  assert.equal(await a.metrics.get('spa_accepted_total', { stanza: 'laptop' }) + await b.metrics.get('spa_accepted_total', { stanza: 'laptop' }), 2);
   // What the nodes share: one key per packet digest, expiring with the replay window.
   const client = new Redis(redis.url);
   t.after(() => client.quit().then(() => undefined));

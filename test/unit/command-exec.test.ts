@@ -84,7 +84,8 @@ void test('a non-zero exit is returned and logged as a warning', async () => {
   assert.equal(r.code, 3);
   assert.equal(r.stderr, 'nope\n');
   const exit = events().find((e) => e.event === 'command.exit');
-  assert.equal(exit?.level, 40);
+  assert.equal(exit?.level, 'warn');
+  assert.equal(exit?.severity, 'WARNING');
   assert.equal(exit?.stderr, 'nope\n');
 });
 

@@ -42,7 +42,7 @@ void test('a valid packet opens the stanza\'s door for its allow IP with the req
   const granted = w.events('spa.granted');
   assert.equal(granted.length, 1);
   assert.deepEqual([granted[0]?.src, granted[0]?.ip, granted[0]?.user], [SRC, '198.51.100.7', 'root']);
-  assert.equal(w.metrics.get('spa_accepted_total', { stanza: 'laptop' }), 1);
+  assert.equal(await w.metrics.get('spa_accepted_total', { stanza: 'laptop' }), 1);
 });
 
 void test('a replay is refused, whoever sends it, and extends nothing', async (t) => {
@@ -55,7 +55,7 @@ void test('a replay is refused, whoever sends it, and extends nothing', async (t
   await w.send({ src: '198.51.100.200', payload: bytes('access') }, { src: SRC, payload: bytes('access') });
   assert.deepEqual(await w.store.list(), before, 'the grant did not move');
   assert.deepEqual(w.events('spa.denied').map((e) => e.reason), ['replay', 'replay']);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'replay' }), 2);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'replay' }), 2);
 });
 
 void test('-s packets open for the sender; client timeouts are capped by MAX_FW_TIMEOUT', async (t) => {
@@ -84,11 +84,11 @@ void test('garbage, a wrong key and a stale packet are refused, counted, and log
   await w.send({ src: SRC, payload: bytes('access') });
   assert.deepEqual(await w.store.list(), []);
   assert.equal(nonces.claims, 0, 'nothing unauthenticated or stale reached the replay store');
-  assert.equal(w.metrics.get('spa_packets_total'), 153);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'not-base64' }) + w.metrics.get('spa_denied_total', { reason: 'size' }), 100);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'hmac' }), 51);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'truncated' }), 1);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'stale' }), 1);
+  assert.equal(await w.metrics.get('spa_packets_total'), 153);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'not-base64' }) + await w.metrics.get('spa_denied_total', { reason: 'size' }), 100);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'hmac' }), 51);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'truncated' }), 1);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'stale' }), 1);
   // 152 refusals in the first 10 s window: 20 lines and a summary of the rest; the stale one came 121 s later.
   assert.equal(w.events('spa.denied').length, ATTACKER_LOG_BUDGET.perWindow + 1);
   await w.source.stop();
@@ -161,9 +161,9 @@ void test('authenticated packets waiting for the replay store are bounded: beyon
   t.after(() => w.stop());
   const packets = Array.from({ length: MAX_CLAIMS + 6 }, () => ({ src: SRC, payload: Buffer.from(encodeSpa({ allowIp: '198.51.100.7', ports: [{ port: 22, proto: 'tcp' }], timestamp: PACKETS.access.timestamp }, KEYS), 'latin1') }));
   await w.send(...packets);
-  assert.equal(w.metrics.get('spa_denied_total', { reason: 'busy' }), 6);
+  assert.equal(await w.metrics.get('spa_denied_total', { reason: 'busy' }), 6);
   release();
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(w.metrics.get('spa_accepted_total', { stanza: 'laptop' }), MAX_CLAIMS);
+  assert.equal(await w.metrics.get('spa_accepted_total', { stanza: 'laptop' }), MAX_CLAIMS);
   assert.equal((await w.store.list()).length, 1, 'one grant, extended by the rest');
 });

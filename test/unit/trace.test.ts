@@ -6,22 +6,26 @@ import { createMetrics } from '../../gateway/services/metrics.ts';
 import { createPcapSource } from '../../gateway/services/source-pcap.ts';
 import { TRACE_BUCKETS, TRACE_STAGES, tracerFor } from '../../gateway/services/trace.ts';
 import { wallNow } from '../../gateway/kit/wall-clock.ts';
+import { parseStages } from '../../bench/trace.ts';
 import { CLOSE, eventually, handPackets, logCapture, OPEN, syn, testGateway } from '../helpers/in-process.ts';
 
 const A = '203.0.113.7';
 
-void test('a histogram renders cumulative buckets, +Inf, sum and count per label set', () => {
+void test('the stage histogram renders cumulative buckets, +Inf, sum and count per label set; the bench reads it back', async () => {
   const m = createMetrics();
-  m.observe('x_seconds', 0.002, { stage: 'a' }, [0.001, 0.01]);
-  m.observe('x_seconds', 0.0005, { stage: 'a' }, [0.001, 0.01]);
-  m.observe('x_seconds', 5, { stage: 'a' }, [0.001, 0.01]);
-  const text = m.render();
-  assert.match(text, /^# TYPE knockgw_x_seconds histogram$/m);
-  assert.match(text, /^knockgw_x_seconds_bucket\{stage="a",le="0.001"\} 1$/m);
-  assert.match(text, /^knockgw_x_seconds_bucket\{stage="a",le="0.01"\} 2$/m);
-  assert.match(text, /^knockgw_x_seconds_bucket\{stage="a",le="\+Inf"\} 3$/m);
-  assert.match(text, /^knockgw_x_seconds_sum\{stage="a"\} 5.0025$/m);
-  assert.match(text, /^knockgw_x_seconds_count\{stage="a"\} 3$/m);
+  m.observe('packet_stage_seconds', 0.002, { path: 'spa', stage: 'total' });
+  m.observe('packet_stage_seconds', 0.0005, { path: 'spa', stage: 'total' });
+  m.observe('packet_stage_seconds', 5, { path: 'spa', stage: 'total' });
+  const text = await m.render();
+  assert.match(text, /^# TYPE knockgw_packet_stage_seconds histogram$/m);
+  assert.match(text, /^knockgw_packet_stage_seconds_bucket\{le="0.001",path="spa",stage="total"\} 1$/m);
+  assert.match(text, /^knockgw_packet_stage_seconds_bucket\{le="0.002",path="spa",stage="total"\} 2$/m);
+  assert.match(text, /^knockgw_packet_stage_seconds_bucket\{le="\+Inf",path="spa",stage="total"\} 3$/m);
+  assert.match(text, /^knockgw_packet_stage_seconds_sum\{path="spa",stage="total"\} 5.0025$/m);
+  assert.match(text, /^knockgw_packet_stage_seconds_count\{path="spa",stage="total"\} 3$/m);
+  const h = parseStages(text).get('spa/total');
+  assert.equal(h?.count, 3);
+  assert.equal(h?.le.length, TRACE_BUCKETS.length);
 });
 
 void test('the wall clock has sub-ms resolution and stays within a ms of Date.now()', () => {
@@ -30,7 +34,7 @@ void test('the wall clock has sub-ms resolution and stays within a ms of Date.no
   assert.ok(wallNow() >= a);
 });
 
-void test('a span is recorded once, when the firewall acknowledged it, with every stage', () => {
+void test('a span is recorded once, when the firewall acknowledged it, with every stage', async () => {
   const m = createMetrics();
   const tracer = tracerFor(m);
   const now = wallNow();
@@ -38,10 +42,10 @@ void test('a span is recorded once, when the firewall acknowledged it, with ever
   assert.equal(tracer.current(), undefined);
   tracer.run(span, () => assert.equal(tracer.current(), span));
   span.granted();
-  assert.doesNotMatch(m.render(), /packet_stage_seconds/, 'nothing before the firewall answered');
+  assert.doesNotMatch(await m.render(), /packet_stage_seconds_count/, 'nothing before the firewall answered');
   span.applied();
   span.applied();
-  const text = m.render();
+  const text = await m.render();
   for (const stage of TRACE_STAGES) assert.match(text, new RegExp(`^knockgw_packet_stage_seconds_count\\{path="spa",stage="${stage}"\\} 1$`, 'm'), stage);
   const total = /knockgw_packet_stage_seconds_sum\{path="spa",stage="total"\} ([\d.e-]+)/.exec(text);
   assert.ok(total && Number(total[1]) >= 0.0003 && Number(total[1]) < 0.1, `total ${total?.[1]}`);
@@ -64,12 +68,12 @@ void test('after a knock, /metrics holds the pcap path stage histograms; a packe
   await g.gateway.start();
   packets.push(syn(A, 7000));
   packets.push(syn(A, 8000));
-  await eventually(() => metrics.get('knock_packets') >= 0);
-  assert.doesNotMatch(metrics.render(), /packet_stage_seconds/);
+  await eventually(async () => (await metrics.get('knock_packets_total')) >= 0);
+  assert.doesNotMatch(await metrics.render(), /packet_stage_seconds_count/);
   packets.push(syn(A, 9000));
   assert.ok(await eventually(() => g.firewall.openFor(A).length === 1), 'opened');
-  assert.ok(await eventually(() => /packet_stage_seconds_count\{path="pcap",stage="total"\} 1$/m.test(metrics.render())), metrics.render());
-  const text = metrics.render();
+  assert.ok(await eventually(async () => /packet_stage_seconds_count\{path="pcap",stage="total"\} 1$/m.test(await metrics.render())), 'the pcap stages recorded');
+  const text = await metrics.render();
   // Hand-made packets carry no capture stamps: capture, parse and queue need a real capture (test/e2e).
-  for (const stage of ['verify', 'grant', 'firewall', 'total']) assert.match(text, new RegExp(`packet_stage_seconds_bucket\\{path="pcap",stage="${stage}",le="\\+Inf"\\} 1$`, 'm'), stage);
+  for (const stage of ['verify', 'grant', 'firewall', 'total']) assert.match(text, new RegExp(`packet_stage_seconds_bucket\\{le="\\+Inf",path="pcap",stage="${stage}"\\} 1$`, 'm'), stage);
 });

@@ -6,6 +6,7 @@ import { formatPort, grantCoverage, type Grant, type PortSpec } from './core/gra
 import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
 import { enforceable } from './core/grant-policy.ts';
 import { describeError, kgwError } from './core/errors.ts';
+import { createKnockHistory, type HistorySnapshot } from './core/knock-history.ts';
 import type { Door } from './core/types.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
 import { createGrantService } from './services/grants.ts';
@@ -65,6 +66,8 @@ export interface Gateway {
   status(): Promise<GatewayStatus>;
   /** Closes every grant of an address; the firewall follows before this resolves. */
   revoke(ip: string): Promise<Grant[]>;
+  /** This node's proofs over the last hour: granted (by how they came) and denied (by reason), per minute. */
+  activity(): HistorySnapshot;
   /** Resolves with the error when a source dies on its own (the daemon stops and exits 1). */
   readonly failed: Promise<unknown>;
   readonly intake: Intake;
@@ -76,7 +79,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const log = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
   const grants = createGrantService({ store, doors: deps.doors, clock, logger: log, nodeId: deps.nodeId, metrics });
-  const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics });
+  const history = createKnockHistory();
+  const onGranted = (via: string): void => history.record(clock.now(), 'granted', via);
+  const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics, onGranted });
   /** What has been started, so that a stop (or a failed start) stops exactly that. */
   const sources: ProofSource[] = [];
   const endpoints: Endpoint[] = [];
@@ -134,6 +139,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.error({ event: 'source.failed', err: describeError(err) }, `a proof source failed: ${describeError(err)}`);
       reportFailure(err);
     },
+    deny: (reason: string) => history.record(clock.now(), 'denied', reason),
   };
 
   const quietly = (what: () => Promise<void> | void): Promise<void> =>
@@ -223,6 +229,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         // covers/exposure: what a scoped grant lets through, as a range and in words.
         grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
       };
+    },
+
+    activity() {
+      return history.snapshot(clock.now());
     },
 
     async revoke(ip) {

@@ -20,6 +20,7 @@ export function serveControl(config: Config, assembly: Assembly, opts: { clock: 
       status: () => gateway.status(),
       revoke: async (ip) => ({ closed: (await gateway.revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
       metrics: () => gateway.metrics.render(),
+      activity: () => gateway.activity(),
       ...(enrollment ? { devices: enrollment } : {}),
     },
     logger,

@@ -4,13 +4,14 @@
 // wiring/ builds the real adapters from a Config, and tests build it with in-memory ones.
 import { formatPort, grantCoverage, type Grant, type PortSpec } from './core/grant.ts';
 import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
-import { enforceable } from './core/grant-policy.ts';
 import { describeError, kgwError } from './core/errors.ts';
 import { createKnockHistory, type HistorySnapshot } from './core/knock-history.ts';
 import type { Door } from './core/types.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
+import { createGrantHygiene } from './services/grant-hygiene.ts';
 import { createGrantService } from './services/grants.ts';
 import { createIntake, type CommandRunner, type Intake } from './services/intake.ts';
+import { createLifecycle, type Stage } from './services/lifecycle.ts';
 import { createMetrics, type Metrics } from './services/metrics.ts';
 import { createReconciler, type CloudReconciler } from './services/reconciler.ts';
 
@@ -75,65 +76,29 @@ export interface Gateway {
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { store, firewall, clock } = deps;
+  const { store, firewall, clock, nodeId, doors } = deps;
   const log = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
-  const grants = createGrantService({ store, doors: deps.doors, clock, logger: log, nodeId: deps.nodeId, metrics });
+
+  // What is connected to what: sources → intake → grants → store → reconciler → firewall, clouds.
+  const grants = createGrantService({ store, doors, clock, logger: log, nodeId, metrics });
   const history = createKnockHistory();
   const onGranted = (via: string): void => history.record(clock.now(), 'granted', via);
   const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics, onGranted });
-  /** What has been started, so that a stop (or a failed start) stops exactly that. */
-  const sources: ProofSource[] = [];
-  const endpoints: Endpoint[] = [];
-  const doorMap = new Map(deps.doors.map((d) => [d.name, d]));
-  const admit = (g: Grant, now: number): Grant | undefined => {
-    const r = enforceable(g, doorMap, now);
-    return 'grant' in r ? r.grant : undefined;
-  };
-  /**
-   * Rewrites this node's stored grants that the config does not allow (a door gone, ports the
-   * door does not open, an expiry past the door's TTL): dropped or cut, and logged. Other nodes'
-   * grants are only left unenforced here: their own node fixes them (HA nodes share the config).
-   */
-  const cleanStore = async (): Promise<void> => {
-    const now = clock.now();
-    for (const g of await store.list()) {
-      if (g.nodeId !== deps.nodeId) continue;
-      const r = enforceable(g, doorMap, now);
-      if ('drop' in r) {
-        await store.remove(g.id);
-        metrics.inc('grants_dropped_total', 1, { reason: 'config' });
-        log.warn({ event: 'grant.dropped', grantId: g.id, ip: g.ip, door: g.door, reason: r.drop }, `dropped the stored grant ${g.id}: ${r.drop}`);
-      } else if (r.changed) {
-        await store.remove(g.id);
-        await store.put(r.grant);
-        log.warn({ event: 'grant.clamped', grantId: g.id, ip: g.ip, door: g.door, reason: r.changed }, `cut the stored grant ${g.id} to what its door allows: ${r.changed}`);
-      }
-    }
-  };
+  const hygiene = createGrantHygiene({ store, doors, nodeId, clock, logger: log, metrics });
   const reconciler = createReconciler({
-    store,
-    firewall,
-    admit,
-    ...(deps.cloud ? { cloud: deps.cloud } : {}),
-    clock,
-    logger: log.child({ component: 'reconciler' }),
-    metrics,
-    periodicMs: deps.repairMs ?? 30_000,
-    ...(deps.cloudSettleMs !== undefined ? { settleMs: deps.cloudSettleMs } : {}),
+    store, firewall, ...(deps.cloud ? { cloud: deps.cloud } : {}), admit: (g, now) => hygiene.admit(g, now),
+    clock, logger: log.child({ component: 'reconciler' }), metrics,
+    periodicMs: deps.repairMs ?? 30_000, ...(deps.cloudSettleMs !== undefined ? { settleMs: deps.cloudSettleMs } : {}),
     // This node's grants held to the config first, then what the sources lost on the way.
     beforeRepair: async () => {
-      await cleanStore();
-      for (const src of sources) await src.repair?.();
+      await hygiene.clean();
+      for (const src of deps.sources) await src.repair?.();
     },
   });
-  let reconciling = false;
   let reportFailure: (err: unknown) => void = () => undefined;
   const failed = new Promise<unknown>((resolve) => (reportFailure = resolve));
-  let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-  let starting: Promise<void> | undefined;
-
-  const ctx = {
+  const sourceContext = {
     submit: (p: Parameters<Intake['submit']>[0]) => intake.submit(p),
     fail: (err: unknown) => {
       log.error({ event: 'source.failed', err: describeError(err) }, `a proof source failed: ${describeError(err)}`);
@@ -142,59 +107,26 @@ export function createGateway(deps: GatewayDeps): Gateway {
     deny: (reason: string) => history.record(clock.now(), 'denied', reason),
   };
 
-  const quietly = (what: () => Promise<void> | void): Promise<void> =>
-    Promise.resolve()
-      .then(what)
-      .catch((err: unknown) => log.warn({ event: 'daemon.close_error', err: describeError(err) }, 'closing a component failed'));
+  // Start-up, in order; a stop undoes what started, in reverse.
+  const lifecycle = createLifecycle([
+    // Stopped last, whatever else started: they hold a helper process and clients from construction on.
+    { name: 'firewall helper', stop: () => firewall.close?.() },
+    { name: 'cloud clients', stop: () => deps.cloud?.close() },
+    // Listening before the protected ports close, so nothing completed in the kernel goes unheard.
+    ...deps.sources.map((src): Stage => ({ name: `source ${src.name}`, start: () => src.start(sourceContext), stop: () => src.stop() })),
+    // The protected ports close here; a kernel engine's sequences go live with them.
+    { name: 'base rules', start: async () => { await firewall.ensureBase(deps.protectedPorts); await firewall.warm?.(); await warnOfConflicts(deps, log); } },
+    // Every unexpired grant re-applied (TC4) before the gateway says it is ready.
+    { name: 'grants re-applied', start: async () => { reconciler.start(); await reconciler.reconcileNow(); }, stop: () => reconciler.stop() },
+    ...(deps.endpoints ?? []).map((e, i): Stage => ({ name: `endpoint ${i + 1}`, start: () => e.start(), stop: () => e.stop() })),
+  ], log);
 
-  /** Stops whatever started, outside in: endpoints, sources, reconciler, cloud, helper processes. */
-  let stoppedAll = false;
-  const stopAll = async (): Promise<void> => {
-    if (stoppedAll) return;
-    stoppedAll = true;
+  let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  let starting: Promise<void> | undefined;
+  const shutdown = async (): Promise<void> => {
     intake.close();
-    for (const e of endpoints.splice(0).reverse()) await quietly(() => e.stop());
-    for (const src of sources.splice(0).reverse()) await quietly(() => src.stop());
-    if (reconciling) await quietly(() => reconciler.stop());
-    reconciling = false;
-    if (deps.cloud) await quietly(() => deps.cloud?.close());
-    await quietly(() => firewall.close?.());
+    await lifecycle.stop();
   };
-
-  const checkConflicts = async (): Promise<void> => {
-    if (!deps.conflicts) return;
-    const found = await deps.conflicts().catch((err: unknown) => {
-      log.warn({ event: 'firewall.conflict_check_failed', err: describeError(err) }, 'could not inspect other firewall rules');
-      return [];
-    });
-    for (const c of found) log.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
-  };
-
-  async function startInOrder(): Promise<void> {
-    try {
-      for (const src of deps.sources) {
-        // Registered first: a source whose start fails half-way is still stopped (no orphan capture).
-        sources.push(src);
-        await src.start(ctx);
-      }
-      // The protected ports close here; a kernel engine's sequences go live with them.
-      await firewall.ensureBase(deps.protectedPorts);
-      await firewall.warm?.();
-      await checkConflicts();
-      reconciler.start();
-      reconciling = true;
-      await reconciler.reconcileNow();
-      for (const e of deps.endpoints ?? []) {
-        endpoints.push(e);
-        await e.start();
-      }
-      if (state === 'starting') state = 'running';
-    } catch (err) {
-      await stopAll();
-      state = 'stopped';
-      throw err;
-    }
-  }
 
   return {
     intake,
@@ -204,7 +136,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     start() {
       if (state !== 'new') return Promise.reject(kgwError('KGW_INTERNAL', `the gateway was already ${state}`));
       state = 'starting';
-      starting = startInOrder();
+      starting = lifecycle.start().then(
+        () => { if (state === 'starting') state = 'running'; },
+        async (err: unknown) => { await shutdown(); state = 'stopped'; throw err; },
+      );
       return starting;
     },
 
@@ -213,7 +148,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       state = 'stopped';
       // A stop during the start (a signal, a source that died) lets the start settle first.
       await starting?.catch(() => undefined);
-      await stopAll();
+      await shutdown();
       if (opts.teardown) {
         await firewall.teardown();
         log.info({ event: 'firewall.teardown', firewall: firewall.name }, 'removed every rule knockgw created');
@@ -222,7 +157,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
     async status() {
       return {
-        nodeId: deps.nodeId,
+        nodeId,
         firewall: firewall.name,
         store: { kind: deps.storeKind, ...((h) => ({ state: h?.state ?? 'connected', since: h ? new Date(h.since).toISOString() : null }))(store.health?.()) },
         engines: deps.engines,
@@ -241,4 +176,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return closed;
     },
   };
+}
+
+/** Rules of other tools that would override knockgw's, warned about (never fatal: they are the admin's). */
+async function warnOfConflicts(deps: GatewayDeps, log: Logger): Promise<void> {
+  if (!deps.conflicts) return;
+  const found = await deps.conflicts().catch((err: unknown) => {
+    log.warn({ event: 'firewall.conflict_check_failed', err: describeError(err) }, 'could not inspect other firewall rules');
+    return [];
+  });
+  for (const c of found) log.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
 }

@@ -8,8 +8,8 @@ import { MAX_TIMEOUT_S } from '../core/timers.ts';
 import { kgwError } from '../core/errors.ts';
 import type { PortSpec } from '../core/grant.ts';
 import { parseIp } from '../core/ip.ts';
-import { checkPortSpec, checkTcpFlags, MAX_SEQUENCE_LENGTH, sameSequence } from './schema.ts';
-import { commandIntent, compileCommand, type CommandIntent, type CompiledCommand } from './command-intent.ts';
+import { checkPortSpec, checkTcpFlags, MAX_SEQUENCE_LENGTH, sameSequence } from '../core/port-spec.ts';
+import { commandIntent, compileCommand, type CommandIntent, type CompiledCommand } from '../core/command-intent.ts';
 import type { CommandSpec, Door, KnockSequence, SequenceAction, TcpFlagMatch } from '../core/types.ts';
 
 export const KNOCKD_SEQ_TIMEOUT_S = 25;

@@ -2,20 +2,38 @@
 // `doctor` both use it), and the world-open check `doctor` runs: every configured cloud
 // inspected once for rules that open a protected port to the whole Internet.
 import { createAwsCloudFirewall, createGcpCloudFirewall } from '../adapters/cloud/index.ts';
-import type { RetryPolicy } from '../adapters/cloud/index.ts';
-import type { Config } from '../config/types.ts';
+import type { AwsTarget, GcpTarget, RetryPolicy } from '../adapters/cloud/index.ts';
+import type { AwsCloudConfig, Config, GcpCloudConfig } from '../config/types.ts';
 import { describeError } from '../core/errors.ts';
 import type { CloudFirewall, Logger, WorldOpenRule } from '../ports.ts';
 
 export type ClosableCloudFirewall = CloudFirewall & { close(): unknown };
+
+/** `cloud.aws` as the AWS adapters take it (the one place that knows both shapes). */
+export function awsTarget(c: AwsCloudConfig): AwsTarget {
+  return {
+    region: c.region, securityGroupIds: c.securityGroupIds, mode: c.mode,
+    ...(c.prefixListId !== undefined ? { prefixListId: c.prefixListId } : {}),
+    ...(c.prefixListIdV6 !== undefined ? { prefixListIdV6: c.prefixListIdV6 } : {}),
+    ...(c.endpoint !== undefined ? { endpoint: c.endpoint } : {}),
+  };
+}
+
+/** `cloud.gcp` as the GCP adapters take it. */
+export function gcpTarget(c: GcpCloudConfig): GcpTarget {
+  return {
+    project: c.project, network: c.network, targetTags: c.targetTags, targetServiceAccounts: c.targetServiceAccounts,
+    priority: c.priority, mode: c.mode, ...(c.endpoint !== undefined ? { endpoint: c.endpoint } : {}),
+  };
+}
 
 /** The configured adapters, told which ports knockgw protects (for the world-open check). */
 export function createCloudFirewalls(config: Config, logger: Logger, opts: { retry?: Partial<RetryPolicy>; requestTimeoutMs?: number } = {}): ClosableCloudFirewall[] {
   const { aws, gcp } = config.cloud;
   const common = { logger, protectedPorts: config.protectedPorts, ...opts };
   return [
-    ...(aws ? [createAwsCloudFirewall({ config: aws, ...common })] : []),
-    ...(gcp ? [createGcpCloudFirewall({ config: gcp, ...common })] : []),
+    ...(aws ? [createAwsCloudFirewall({ config: awsTarget(aws), ...common })] : []),
+    ...(gcp ? [createGcpCloudFirewall({ config: gcpTarget(gcp), ...common })] : []),
   ];
 }
 

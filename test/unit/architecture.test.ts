@@ -1,5 +1,6 @@
 // The dependency rules of the code base, read from the imports themselves: layers only import
-// downwards, nothing imports in a circle, the relay stands alone, and no file grows past 300 lines.
+// downwards, nothing imports in a circle, the relay stands alone, an adapter folder is entered only
+// through its index.ts, and no file grows past 300 lines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -51,7 +52,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   'gateway/system-tools': [],
   'gateway/kit': ['gateway/core', 'gateway/ports', 'gateway/protocol'],
   'gateway/config': ['gateway/core', 'gateway/protocol', 'gateway/ports'],
-  'gateway/adapters': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit', 'gateway/config'],
+  // Not the config: an adapter declares the options it takes, the wiring maps the config onto them.
+  'gateway/adapters': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit'],
   'gateway/services': ['gateway/core', 'gateway/ports', 'gateway/protocol', 'gateway/kit', 'gateway/config'],
   'gateway/gateway': ['gateway/core', 'gateway/ports', 'gateway/services'],
   'gateway/client': ['gateway/core', 'gateway/protocol', 'gateway/kit'],
@@ -106,6 +108,54 @@ void test('no import cycles', () => {
 void test('every import names a file that exists', () => {
   const missing = [...GRAPH].flatMap(([f, i]) => i.local.filter((t) => !t.endsWith('.json') && !FILES.includes(t)).map((t) => `${f} → ${t}`));
   assert.deepEqual(missing, []);
+});
+
+/** gateway/adapters/firewall for gateway/adapters/firewall/nftables.ts; undefined outside an adapter folder. */
+const adapterFolder = (file: string): string | undefined => {
+  const parts = file.split('/');
+  return file.startsWith('gateway/adapters/') && parts.length > 3 ? parts.slice(0, 3).join('/') : undefined;
+};
+
+void test('adapters sit in one folder per port, each entered only through its index.ts, from the code, tests, bench and scripts', () => {
+  assert.deepEqual(FILES.filter((f) => f.startsWith('gateway/adapters/') && adapterFolder(f) === undefined), [], 'a file directly under gateway/adapters/');
+  const everyFile = [...FILES, ...tsFiles('test'), ...tsFiles('bench'), ...tsFiles('scripts')];
+  const past: string[] = [];
+  for (const file of everyFile) {
+    for (const target of GRAPH.get(file)?.local ?? importsOf(file).local) {
+      const folder = adapterFolder(target);
+      if (folder !== undefined && adapterFolder(file) !== folder && target !== `${folder}/index.ts`) past.push(`${file} imports ${target} (use ${folder}/index.ts)`);
+    }
+  }
+  assert.deepEqual(past, []);
+  const folders = new Set(FILES.map(adapterFolder).filter((f): f is string => f !== undefined));
+  assert.deepEqual([...folders].filter((f) => !FILES.includes(`${f}/index.ts`)), [], 'an adapter folder without an index.ts');
+});
+
+/** The README's tree map: name → the layers its "may import" column lists (undefined for an adapter folder's row). */
+function readmeTreeMap(): Map<string, string[] | undefined> {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /<!-- tree-map:start -->([\s\S]*?)<!-- tree-map:end -->/.exec(readme)?.[1];
+  assert.ok(block, 'README.md has a tree map between <!-- tree-map:start --> and <!-- tree-map:end -->');
+  const rows = new Map<string, string[] | undefined>();
+  for (const line of block.split('\n').filter((l) => l.startsWith('| `'))) {
+    const [, name = '', , mayImport = ''] = line.split('|').map((c) => c.trim());
+    const names = [...mayImport.matchAll(/`([^`]+)`/g)].map((m) => m[1] ?? '');
+    rows.set(name.replace(/`/g, ''), name.startsWith('`adapters/') ? undefined : names);
+  }
+  return rows;
+}
+
+const layerOfName = (name: string): string => (name === 'relay' ? 'relay' : `gateway/${name}`);
+
+void test("the README's tree map lists every layer with exactly the imports the rules allow, and every adapter folder", () => {
+  const rows = readmeTreeMap();
+  const layers = [...rows].filter(([, v]) => v !== undefined);
+  assert.deepEqual(layers.map(([n]) => layerOfName(n)).sort(), Object.keys(ALLOWED).sort(), 'one row per layer');
+  for (const [name, mayImport = []] of layers) {
+    assert.deepEqual(mayImport.map(layerOfName).sort(), [...(ALLOWED[layerOfName(name)] ?? [])].sort(), `the "may import" of ${name}`);
+  }
+  const folders = [...new Set(FILES.map(adapterFolder).filter((f): f is string => f !== undefined))].map((f) => f.replace('gateway/', '')).sort();
+  assert.deepEqual([...rows].filter(([, v]) => v === undefined).map(([n]) => n).sort(), folders, 'one row per adapter folder');
 });
 
 void test('no source file is over 300 lines', () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { runCommand } from '../../gateway/adapters/exec/index.ts';
-import { compileCommand } from '../../gateway/config/command-intent.ts';
+import { compileCommand } from '../../gateway/core/command-intent.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { createLogger } from '../../gateway/kit/log.ts';
 import type { CommandSpec } from '../../gateway/core/types.ts';

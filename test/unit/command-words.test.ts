@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitWords } from '../../gateway/config/shell-words.ts';
-import { commandIntent, compileCommand } from '../../gateway/config/command-intent.ts';
+import { splitWords } from '../../gateway/core/shell-words.ts';
+import { commandIntent, compileCommand } from '../../gateway/core/command-intent.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 
 function words(text: string): readonly string[] {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { compileYaml } from '../../gateway/config/load.ts';
 import { DEFAULTS } from '../../gateway/config/draft.ts';
-import { parseOpenSpec, parsePortSpec } from '../../gateway/config/schema.ts';
+import { parseOpenSpec, parsePortSpec } from '../../gateway/core/port-spec.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { TCP } from '../../gateway/core/types.ts';
 

@@ -6,7 +6,7 @@ import { kgwError } from '../../core/errors.ts';
 import { grantableIp, type Family } from '../../core/ip.ts';
 import type { Logger } from '../../ports.ts';
 import type { CommandSpec } from '../../core/types.ts';
-import { IP_PLACEHOLDER, iptablesFamily } from '../../config/command-intent.ts';
+import { IP_PLACEHOLDER, iptablesFamily } from '../../core/command-intent.ts';
 
 export interface CommandResult { readonly code: number; readonly stdout: string; readonly stderr: string }
 

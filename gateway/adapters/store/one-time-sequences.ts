@@ -8,7 +8,7 @@ import { chown, open, readFile, realpath, rename, stat, unlink } from 'node:fs/p
 import { dirname, join, basename } from 'node:path';
 import type { PortSpec } from '../../core/grant.ts';
 import type { OneTimeSequence } from '../../core/knock-state.ts';
-import { checkPortSpec, sameSequence } from '../../config/schema.ts';
+import { checkPortSpec, sameSequence } from '../../core/port-spec.ts';
 import { kgwError, isKnockgwError } from '../../core/errors.ts';
 
 export interface InvalidLine {

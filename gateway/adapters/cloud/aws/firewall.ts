@@ -6,7 +6,7 @@
 import { DescribeSecurityGroupRulesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import type { PortSpec } from '../../../core/grant.ts';
-import type { AwsCloudConfig } from '../../../config/types.ts';
+import type { AwsTarget } from './target.ts';
 import { kgwError } from '../../../core/errors.ts';
 import type { CloudFirewall, Logger, WorldOpenRule } from '../../../ports.ts';
 import { createCaller, hostGrants, openedPorts, parseAnswer, providerCode as awsCode, WORLD_RANGES, type RetryPolicy } from '../common.ts';
@@ -19,7 +19,7 @@ const RETRYABLE = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingExce
 const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
 export interface AwsCloudOptions {
-  readonly config: AwsCloudConfig;
+  readonly config: AwsTarget;
   readonly logger: Logger;
   /** The ports knockgw protects: a rule outside knockgw opening one of them to the world is reported. */
   readonly protectedPorts: readonly PortSpec[];

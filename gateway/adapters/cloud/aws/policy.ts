@@ -12,7 +12,7 @@
 //   knockgw:managed=true, a second deliberate step besides listing the group here.
 // - Tag-on-create is authorized as ec2:CreateTags with ec2:CreateAction.
 // - The Describe calls take no resource; they are bound to the region.
-import type { AwsCloudConfig } from '../../../config/types.ts';
+import type { AwsTarget } from './target.ts';
 import { TAG_EXPIRES, TAG_GRANT, type AwsAction } from './actions.ts';
 
 /** The tag an operator puts on the groups and prefix lists handed to knockgw. */
@@ -36,7 +36,7 @@ export function awsPartition(region: string): string {
 const ec2 = (...actions: readonly (AwsAction | 'CreateTags')[]): string[] => actions.map((a) => `ec2:${a}`);
 const managed = { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: 'true' } };
 
-export function gatewayAwsPolicy(config: Pick<AwsCloudConfig, 'region' | 'securityGroupIds' | 'mode' | 'prefixListId' | 'prefixListIdV6'>, account: string): IamPolicy {
+export function gatewayAwsPolicy(config: Pick<AwsTarget, 'region' | 'securityGroupIds' | 'mode' | 'prefixListId' | 'prefixListIdV6'>, account: string): IamPolicy {
   if (!/^\d{12}$/.test(account)) throw new RangeError(`"${account}" is not a 12-digit AWS account id`);
   const arn = (type: string, id: string) => `arn:${awsPartition(config.region)}:ec2:${config.region}:${account}:${type}/${id}`;
   const groups = config.securityGroupIds.map((id) => arn('security-group', id));
@@ -69,7 +69,7 @@ export function gatewayAwsPolicy(config: Pick<AwsCloudConfig, 'region' | 'securi
 }
 
 /** The commands that mark the groups and lists as knockgw's (the policy's condition). */
-export function managedTagCommands(config: Pick<AwsCloudConfig, 'region' | 'securityGroupIds' | 'mode' | 'prefixListId' | 'prefixListIdV6'>): string[] {
+export function managedTagCommands(config: Pick<AwsTarget, 'region' | 'securityGroupIds' | 'mode' | 'prefixListId' | 'prefixListIdV6'>): string[] {
   const ids = config.mode === 'rules' ? config.securityGroupIds : [config.prefixListId, config.prefixListIdV6].filter((x): x is string => x !== undefined);
   return [`aws ec2 create-tags --region ${config.region} --resources ${ids.join(' ')} --tags Key=${MANAGED_TAG},Value=true`];
 }

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { backoffDelay, type Backoff } from '../../../core/backoff.ts';
 import type { Family } from '../../../core/ip.ts';
 import type { Grant } from '../../../core/grant.ts';
-import type { AwsCloudConfig } from '../../../config/types.ts';
+import type { AwsTarget } from './target.ts';
 import { kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
 import { assertHostCidr, decodeMeta, encodeMeta, hostGrants, parseAnswer, providerCode, type HostGrant } from '../common.ts';
@@ -44,7 +44,7 @@ interface Change { readonly add: { Cidr: string; Description: string }[]; readon
 export interface PrefixListDeps {
   readonly client: EC2Client;
   readonly call: <T>(action: AwsAction, send: () => Promise<T>) => Promise<T>;
-  readonly config: AwsCloudConfig;
+  readonly config: AwsTarget;
   readonly logger: Logger;
   readonly sleep: (ms: number) => Promise<void>;
   /** First look at a list's state after our own change (a change takes a moment to settle). */

@@ -7,7 +7,7 @@ import { AuthorizeSecurityGroupIngressCommand, RevokeSecurityGroupIngressCommand
 import { z } from 'zod';
 import type { Family } from '../../../core/ip.ts';
 import type { Grant } from '../../../core/grant.ts';
-import type { AwsCloudConfig } from '../../../config/types.ts';
+import type { AwsTarget } from './target.ts';
 import { kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
 import { assertHostCidr, chunk, decodeMeta, encodeMeta, expiryText, laterExpiry, parseAnswer, providerCode as awsCode, type HostGrant } from '../common.ts';
@@ -37,7 +37,7 @@ export interface RuleOpsDeps {
   readonly client: EC2Client;
   readonly call: <T>(action: AwsAction, send: () => Promise<T>) => Promise<T>;
   readonly describeRules: (filters: { Name: string; Values: string[] }[]) => Promise<SgRule[]>;
-  readonly config: AwsCloudConfig;
+  readonly config: AwsTarget;
   readonly logger: Logger;
   readonly rulesPerGroup: number;
 }

@@ -7,7 +7,7 @@ import { FirewallsClient, GlobalOperationsClient } from '@google-cloud/compute';
 import { PassThroughClient } from 'google-auth-library';
 import { z } from 'zod';
 import { backoffDelay, type Backoff } from '../../../core/backoff.ts';
-import type { GcpCloudConfig } from '../../../config/types.ts';
+import type { GcpTarget } from './target.ts';
 import type { Grant, PortSpec } from '../../../core/grant.ts';
 import { isKnockgwError, kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
@@ -54,7 +54,7 @@ export type Firewall = z.infer<typeof Firewall>;
 const ListPage = z.tuple([z.array(Firewall), z.object({ pageToken: z.string().nullish() }).passthrough().nullish()]).rest(z.unknown());
 
 export interface GcpApiOptions {
-  readonly config: GcpCloudConfig;
+  readonly config: GcpTarget;
   readonly logger: Logger;
   readonly retry?: Partial<RetryPolicy>;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -79,7 +79,7 @@ export interface GcpModeOps {
 }
 
 export interface GcpApi {
-  readonly config: GcpCloudConfig;
+  readonly config: GcpTarget;
   /** The network as a resource path (what knockgw writes into its rules). */
   readonly network: string;
   readonly counters: CloudCounters;

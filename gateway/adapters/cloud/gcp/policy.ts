@@ -9,7 +9,7 @@
 // have nothing to match, so each clause only narrows its own resource type. What IAM cannot see:
 // a rule's source ranges. A stolen gateway identity can still open a knockgw-* rule to 0.0.0.0/0;
 // the adapter refuses to, and the world-open report flags such a rule (see the README).
-import type { GcpCloudConfig } from '../../../config/types.ts';
+import type { GcpTarget } from './target.ts';
 import { RULE_PREFIX } from './api.ts';
 
 export const GCP_ROLE_ID = 'knockgwGateway';
@@ -21,7 +21,7 @@ function networkName(network: string): string {
   return network.split('/').filter(Boolean).pop() ?? network;
 }
 
-export function gatewayGcpCondition(config: Pick<GcpCloudConfig, 'network'>): GcpCondition {
+export function gatewayGcpCondition(config: Pick<GcpTarget, 'network'>): GcpCondition {
   const net = networkName(config.network);
   if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(net)) throw new RangeError(`"${config.network}" does not end in a VPC network name`);
   return {
@@ -35,7 +35,7 @@ export function gatewayGcpCondition(config: Pick<GcpCloudConfig, 'network'>): Gc
 }
 
 /** The gcloud commands that create the role and bind it with the condition to the gateway's account. */
-export function gatewayGcpCommands(config: Pick<GcpCloudConfig, 'project' | 'network'>, serviceAccount: string): string[] {
+export function gatewayGcpCommands(config: Pick<GcpTarget, 'project' | 'network'>, serviceAccount: string): string[] {
   const c = gatewayGcpCondition(config);
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
   return [

@@ -6,9 +6,9 @@
 // the ACCEPT *after* the guide's own `-A INPUT -p tcp --dport 22 -j DROP`, so it never matches
 // (the guide only works on systems where that DROP happens to come later). A native grant sits
 // in knockgw's own table/chain ahead of the protected-port drop, so the intent actually works.
-import { kgwError } from '../core/errors.ts';
-import type { Family } from '../core/ip.ts';
-import type { PortSpec } from '../core/grant.ts';
+import { kgwError } from './errors.ts';
+import type { Family } from './ip.ts';
+import type { PortSpec } from './grant.ts';
 import { splitWords } from './shell-words.ts';
 
 export const IP_PLACEHOLDER = '%IP%';

@@ -5,6 +5,7 @@
 import { formatPort, grantCoverage, type Grant, type PortSpec } from './core/grant.ts';
 import { exposureInWords, HOST_PREFIX } from './core/scope.ts';
 import { describeError, kgwError } from './core/errors.ts';
+import { createKnockHistory, type HistorySnapshot } from './core/knock-history.ts';
 import type { Door } from './core/types.ts';
 import type { DoorEngine } from './core/engines.ts';
 import type { CloudHealth } from './services/cloud-health.ts';
@@ -82,6 +83,8 @@ export interface Gateway {
   status(): Promise<GatewayStatus>;
   /** Closes every grant of an address; the firewall follows before this resolves. */
   revoke(ip: string): Promise<Grant[]>;
+  /** This node's proofs over the last hour: granted (by how they came) and denied (by reason), per minute. */
+  activity(): HistorySnapshot;
   /** Resolves with the error when a source dies on its own (the daemon stops and exits 1). */
   readonly failed: Promise<unknown>;
   readonly intake: Intake;
@@ -95,7 +98,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   // What is connected to what: sources → intake → grants → store → reconciler → firewall, clouds.
   const grants = createGrantService({ store, doors, clock, logger: log, nodeId, metrics });
-  const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics });
+  const history = createKnockHistory();
+  const onGranted = (via: string): void => history.record(clock.now(), 'granted', via);
+  const intake = createIntake({ grants, ...(deps.runCommand ? { runCommand: deps.runCommand } : {}), clock, logger: log, metrics, onGranted });
   const hygiene = createGrantHygiene({ store, doors, nodeId, clock, logger: log, metrics });
   const reconciler = createReconciler({
     store, firewall, ...(deps.cloud ? { cloud: deps.cloud } : {}), admit: (g, now) => hygiene.admit(g, now),
@@ -115,6 +120,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.error({ event: 'source.failed', err: describeError(err) }, `a proof source failed: ${describeError(err)}`);
       reportFailure(err);
     },
+    deny: (reason: string) => history.record(clock.now(), 'denied', reason),
   };
 
   // Start-up, in order; a stop undoes what started, in reverse.
@@ -183,6 +189,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         // covers/exposure: what a scoped grant lets through, as a range and in words.
         grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
       };
+    },
+
+    activity() {
+      return history.snapshot(clock.now());
     },
 
     async revoke(ip) {

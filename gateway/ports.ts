@@ -19,6 +19,8 @@ export interface SourceContext {
   submit(proof: Proof): Promise<void>;
   /** The source died on its own (its capture exited): the gateway stops, the daemon exits non-zero. */
   fail(err: unknown): void;
+  /** A knock refused, by reason (the console's chart of denials); counted, never logged here. */
+  deny?(reason: string): void;
 }
 
 /** Anything that proves clients: the pcap engine, the kernel engine's reports, relayed knocks… */

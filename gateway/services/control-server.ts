@@ -1,4 +1,4 @@
-// The local control endpoint: HTTP over a root-only unix socket (status, revoke, metrics).
+// The local control endpoint: HTTP over a root-only unix socket (status, revoke, metrics, activity).
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -12,6 +12,8 @@ export interface ControlHandlers {
   revoke(ip: string): Promise<unknown>;
   /** Prometheus text (exposition format 0.0.4). */
   metrics(): string | Promise<string>;
+  /** Knocks granted and denied per minute over the last hour (`knockgw console`'s chart). */
+  activity(): unknown;
   /** With a relay: enrollment links and enrolled devices. */
   devices?: EnrollmentHandlers | undefined;
 }
@@ -78,6 +80,7 @@ export async function startControlServer(path: string, handlers: ControlHandlers
     void (async () => {
       try {
         if (req.method === 'GET' && req.url === '/v1/status') return send(res, 200, await handlers.status());
+        if (req.method === 'GET' && req.url === '/v1/activity') return send(res, 200, handlers.activity());
         if (req.method === 'GET' && req.url === '/metrics') return send(res, 200, await handlers.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
         if (req.method === 'POST' && req.url === '/v1/revoke') {
           const parsed = parseJson(await readBody(req));

@@ -9,6 +9,7 @@ import { formatPort } from '../core/grant.ts';
 import type { CommandSpec, Proof } from '../core/types.ts';
 import type { Family } from '../core/ip.ts';
 import type { Clock, Logger } from '../ports.ts';
+import { DEVICE_ID } from '../protocol/devices.ts';
 import type { GrantService } from './grants.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -21,6 +22,8 @@ export interface IntakeDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Every grant a proof opened or extended, by how it came (knock, spa, relay, phone). */
+  readonly onGranted?: (via: string) => void;
 }
 
 export interface Intake {
@@ -63,12 +66,15 @@ export function createIntake(deps: IntakeDeps): Intake {
 
   const act = async (p: Proof): Promise<void> => {
     if (p.kind === 'relay') {
+      // An enrolled device's key (d-…) is a phone or a browser; a keys-file client is a relay knock.
       await grants.open({ door: p.door, ip: p.ip, source: 'relay' });
+      deps.onGranted?.(DEVICE_ID.test(p.client) ? 'phone' : 'relay');
       return;
     }
     if (p.kind === 'spa') {
       // The ports the message asked for (the stanza allowed them), for the timeout it settled on.
       await grants.open({ door: p.door, ip: p.ip, source: 'spa', ports: p.ports, ttlMs: p.ttlMs });
+      deps.onGranted?.('spa');
       return;
     }
     const a = p.action;
@@ -78,6 +84,7 @@ export function createIntake(deps: IntakeDeps): Intake {
         const ttl = p.adopted ? grants.ttlFor(p.door) : undefined;
         const ttlMs = p.adopted && ttl !== undefined && ttl > 0 ? Math.max(1, p.adopted.completedAt + ttl - deps.clock.now()) : undefined;
         await grants.open({ door: p.door, ip: p.ip, source: 'knock', ...(ttlMs !== undefined ? { ttlMs } : {}) });
+        deps.onGranted?.('knock');
         return;
       }
       case 'close':

@@ -79,6 +79,7 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
         budget.info('knock.reset', { sequence: e.sequenceId, ip: e.ip, reason: e.reason, stage: e.stage }, `${e.ip}: ${e.sequenceId} reset (${e.reason}) at stage ${e.stage}`);
         return;
       case 'denied':
+        ctx.deny?.(e.reason);
         budget.info('knock.denied', { ip: e.ip, reason: e.reason, detail: e.detail }, `${e.ip}: knock denied (${e.reason})`);
         return;
       case 'completed': {

@@ -64,6 +64,8 @@ export function createRelaySource(deps: RelaySourceDeps): ProofSource {
         for await (const q of deps.requests) {
           const v = await checkGrantRequest(deps, budget, q.id, q.payload);
           if (v.ok) await ctx.submit(v.proof);
+          // A nonce another node claimed first is the fleet working, not a refusal.
+          else if (v.code !== 'KGW_RELAY_REPLAY' || v.reason !== 'nonce already claimed') ctx.deny?.(`relay: ${v.code}`);
         }
       })().catch((err: unknown) => {
         deps.logger.error({ event: 'relay.intake_failed', err: describeError(err) }, 'the relay request source failed; relay knocks are not processed');

@@ -65,9 +65,11 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
   const inFlight = new Set<Promise<void>>();
   let flusher: NodeJS.Timeout | undefined;
   let stopped = false;
+  let context: SourceContext | undefined;
 
   const deny = (reason: SpaRefusal, fields: Record<string, unknown>, msg: string): void => {
     deps.metrics.inc('spa_denied_total', 1, { reason });
+    context?.deny?.(`spa: ${reason}`);
     budget.info('spa.denied', { reason, ...fields }, msg);
   };
 
@@ -129,6 +131,7 @@ export function createSpaSource(deps: SpaSourceDeps): ProofSource {
   return {
     name: 'spa',
     async start(ctx) {
+      context = ctx;
       const p = deps.openPackets();
       packets = p;
       // The budget's summaries ("N more spa.denied") come out even when the flood stops.

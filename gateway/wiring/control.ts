@@ -33,6 +33,7 @@ export async function serveControl(current: () => { config: Config; assembly: As
       status: () => gateway().status(),
       revoke: async (ip) => ({ closed: (await gateway().revoke(ip)).map((g) => ({ ...g, ports: g.ports.map(formatPort) })) }),
       metrics: () => gateway().metrics.render(),
+      activity: () => gateway().activity(),
       get devices() {
         const { config, assembly } = current();
         return enrollmentOf(config, assembly);

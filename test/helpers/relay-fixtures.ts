@@ -85,15 +85,17 @@ export function captureLog(): { log: Logger; events: Record<string, unknown>[] }
 export interface OpenedDoor { readonly door: string; readonly ip: string; readonly source: 'relay' }
 
 /** Starts proof sources with an intake that records what each proof would open. */
-export async function collectOpens(sources: readonly ProofSource[], submit?: (p: Proof) => Promise<void>): Promise<{ opened: OpenedDoor[]; stop(): Promise<void> }> {
+export async function collectOpens(sources: readonly ProofSource[], submit?: (p: Proof) => Promise<void>): Promise<{ opened: OpenedDoor[]; denied: string[]; stop(): Promise<void> }> {
   const opened: OpenedDoor[] = [];
+  const denied: string[] = [];
   const ctx = {
     submit: async (p: Proof) => {
       if (submit) await submit(p);
       else if (p.kind === 'relay') opened.push({ door: p.door, ip: p.ip, source: 'relay' });
     },
     fail: (err: unknown) => { throw err; },
+    deny: (reason: string) => { denied.push(reason); },
   };
   for (const s of sources) await s.start(ctx);
-  return { opened, stop: async () => { for (const s of sources) await s.stop(); } };
+  return { opened, denied, stop: async () => { for (const s of sources) await s.stop(); } };
 }

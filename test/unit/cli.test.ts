@@ -102,7 +102,7 @@ void test('doctor checks the runtime tools of the one tool list, as the backend 
   assert.ok(bare.some((f) => f.level === 'warn' && /ipset is missing \(optional\)/.test(f.text)));
 });
 
-void test('the control socket is root-only and serves status, revoke and metrics', async (t) => {
+void test('the control socket is root-only and serves status, revoke, metrics and activity', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kgw-ctl-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'ctl.sock');
@@ -114,12 +114,15 @@ void test('the control socket is root-only and serves status, revoke and metrics
       return Promise.resolve({ closed: [] });
     },
     metrics: () => 'knockgw_grants_live 0\n',
+    activity: () => ({ minuteMs: 60_000, minutes: [{ at: 0, granted: { knock: 1 }, denied: {} }] }),
   }, createLogger({ level: 'error', format: 'json' }));
   t.after(() => server.close());
   assert.equal((await stat(path)).mode & 0o777, 0o600);
   assert.deepEqual(JSON.parse((await controlRequest(path, 'GET', '/v1/status')).body), { nodeId: 'gw', grants: [] });
   assert.equal((await controlRequest(path, 'POST', '/v1/revoke', { ip: '198.18.0.10' })).status, 200);
   assert.deepEqual(revoked, ['198.18.0.10']);
+  const activity = JSON.parse((await controlRequest(path, 'GET', '/v1/activity')).body) as { minutes: { granted: unknown }[] };
+  assert.deepEqual(activity.minutes[0]?.granted, { knock: 1 });
   assert.equal((await controlRequest(path, 'POST', '/v1/revoke', { nope: 1 })).status, 400);
   assert.match((await controlRequest(path, 'GET', '/metrics')).body, /knockgw_grants_live 0/);
   assert.equal((await controlRequest(path, 'GET', '/nope')).status, 404);

@@ -17,6 +17,7 @@ const handlers: ControlHandlers = {
   status: () => Promise.resolve({ ok: true }),
   revoke: () => Promise.resolve({ closed: [] }),
   metrics: () => '',
+  activity: () => ({ minuteMs: 60_000, minutes: [] }),
 };
 
 async function dir(t: TestContext): Promise<string> {

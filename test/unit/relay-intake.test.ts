@@ -22,7 +22,7 @@ async function pipeline(tamper?: (r: GrantRequest) => GrantRequest) {
   const gateway = await collectOpens([createRelaySource({ keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log, requests: queue.source() })]);
   const post = (body: unknown) => app.request('/v1/knock', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const settle = () => new Promise((r) => setTimeout(r, 10));
-  return { queue, app, post, opened: gateway.opened, events, intake: gateway, settle };
+  return { queue, app, post, opened: gateway.opened, denied: gateway.denied, events, intake: gateway, settle };
 }
 
 void test('a knock accepted by the relay opens the door at the gateway for the observed IP', async (t) => {
@@ -43,6 +43,7 @@ void test('a request whose signed fields were changed after the relay accepted i
   assert.equal(denied.length, 1);
   assert.equal(denied[0]?.code, 'KGW_RELAY_BAD_SIGNATURE');
   assert.equal(denied[0]?.client, 'carol');
+  assert.deepEqual(p.denied, ['relay: KGW_RELAY_BAD_SIGNATURE'], 'and the console\'s chart counts it');
 });
 
 void test('the gateway drops what a compromised relay writes on its own', async () => {
@@ -84,7 +85,8 @@ void test('a grant that fails to open is logged and the intake keeps consuming',
   const { log, events } = captureLog();
   let calls = 0;
   const grants = { open: () => (++calls === 1 ? Promise.reject(new Error('firewall busy')) : Promise.resolve()) } as unknown as GrantService;
-  const intake = createIntake({ grants, clock: fixedClock(), logger: log, metrics: createMetrics() });
+  const via: string[] = [];
+  const intake = createIntake({ grants, clock: fixedClock(), logger: log, metrics: createMetrics(), onGranted: (how) => via.push(how) });
   const gateway = await collectOpens([createRelaySource({ keys: ids.keys, nonces: memoryNonces(), clock: fixedClock(), logger: log, requests: queue.source() })], (p) => intake.submit(p));
   t.after(() => gateway.stop());
   await queue.submit({ ...knock(ids.bob), observedIp: OBSERVED, receivedAt: NOW_MS });
@@ -92,5 +94,6 @@ void test('a grant that fails to open is logged and the intake keeps consuming',
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(calls, 2);
   assert.equal(events.filter((e) => e.event === 'relay.granted').length, 1);
+  assert.deepEqual(via, ['relay'], 'only the grant that opened is charted, as a relay knock (a keys-file client)');
   assert.match(String(events.find((e) => e.event === 'knock.error')?.err), /firewall busy/);
 });

@@ -51,7 +51,7 @@ void test('status reports version, uptime, store, leader, clouds, door engines a
   const dir = await mkdtemp(join(tmpdir(), 'kgw-status-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const control = join(dir, 'ctl.sock');
-  const server = await startControlServer(control, { status: () => g.gateway.status(), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '' }, log.logger);
+  const server = await startControlServer(control, { status: () => g.gateway.status(), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '', activity: () => g.gateway.activity() }, log.logger);
   t.after(() => server.close());
   let out = '';
   const write = process.stdout.write.bind(process.stdout);

@@ -23,8 +23,8 @@ export function startAgent(client: Member): Agent {
     waiting.get(msg.id)?.resolve(msg);
     waiting.delete(msg.id);
   });
-  child.once('exit', (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`the chaos agent exited (${code}): ${err}`));
+  child.once('exit', (code, signal) => {
+    for (const w of waiting.values()) w.reject(new Error(`the chaos agent exited (${code ?? signal}): ${err}`));
     waiting.clear();
   });
   const ask = (req: object): Promise<{ open?: boolean[]; error?: string }> =>

@@ -56,7 +56,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const probes: ProbeRecord[] = [];
     const faults: FaultRecord[] = [];
     const ctx: FaultContext = { nodes, redis, dir, config };
-    const stopAt = Date.now() + opts.seconds * 1000;
+    const startedAt = Date.now();
+    const stopAt = startedAt + opts.seconds * 1000;
     let faultsDone = false;
 
     const probeLoop = async (a: Agent): Promise<void> => {
@@ -79,7 +80,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         const fault = await applyFault(kind, ctx, (xs) => frng.pick(xs));
         const rec: FaultRecord = { kind, target: fault.target, at: Date.now() };
         faults.push(rec);
-        log(`fault ${kind} on ${fault.target}`);
+        log(`+${rec.at - startedAt} ms fault ${kind} on ${fault.target}`);
         await sleep(frng.int(1500, 2500));
         await fault.heal();
         rec.healedAt = Date.now();
@@ -110,8 +111,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         const other = srng.pick(live());
         s.endNode = other.name;
         if (kind === 'revoke') {
-          await execFileP(process.execPath, [MAIN, 'revoke', ip, '--control', other.control]).catch((err: unknown) => log(`revoke on ${other.name} failed: ${String(err)}`));
-          s.end = Date.now();
+          // A node killed meanwhile refuses: the operator revokes on another one.
+          for (const n of [other, ...nodes.filter((x) => x !== other)]) {
+            if (!n.daemon) continue;
+            const ok = await execFileP(process.execPath, [MAIN, 'revoke', ip, '--control', n.control]).then(() => true, () => false);
+            s.end = Date.now();
+            s.endNode = n.name;
+            if (ok) break;
+          }
         } else if (kind === 'close') {
           s.end = Date.now();
           await a.knock(ip, other.member.ip, DOORS.long.close);
@@ -129,11 +136,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const a = agent;
     const actors = [faultLoop(), ...CLIENTS.map((ip, i) => sessionLoop(a, ip, rng.fork(i)))];
     const probing = probeLoop(a);
-    await Promise.all(actors);
-    faultsDone = true;
+    // Whatever fails first is the error reported (the probe loop fails too once the agent goes).
+    probing.catch(() => undefined);
+    try {
+      await Promise.all(actors);
+    } finally {
+      faultsDone = true;
+    }
     await probing;
     const figures = checkRun({ sessions, probes, faults, maxStalenessMs: maxStalenessS * 1000 });
-    if (opts.recordTo) await writeFile(opts.recordTo, JSON.stringify({ seed: opts.seed, sessions, faults, probes }));
+    if (opts.recordTo) await writeFile(opts.recordTo, JSON.stringify({ seed: opts.seed, sessions, faults, probes, logs: Object.fromEntries(nodes.map((n) => [n.name, n.lives.flatMap((d) => d.events)])) }));
     return { ...figures, seed: opts.seed, seconds: opts.seconds, maxStalenessS };
   } finally {
     agent?.close();

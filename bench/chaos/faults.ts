@@ -26,26 +26,34 @@ export interface Fault {
 
 const TABLE = 'kgwchaos';
 
-/** Drops the store side's packets in a node's namespace: outbound only, or both ways. */
-async function partition(node: GatewayNode, twoWay: boolean): Promise<() => Promise<void>> {
+/** nft rules in a node's namespace on the packets to (and from) the store side only. */
+async function storeRules(node: GatewayNode, out: string, inbound: string | undefined): Promise<() => Promise<void>> {
   const rules = [
     `add table inet ${TABLE}`,
     `add chain inet ${TABLE} out { type filter hook output priority -300; }`,
-    `add rule inet ${TABLE} out ip daddr ${STORE_NET} drop`,
-    ...(twoWay ? [`add chain inet ${TABLE} in { type filter hook input priority -300; }`, `add rule inet ${TABLE} in ip saddr ${STORE_NET} drop`] : []),
+    `add rule inet ${TABLE} out ip daddr ${STORE_NET} ${out}`,
+    ...(inbound ? [`add chain inet ${TABLE} in { type filter hook input priority -300; }`, `add rule inet ${TABLE} in ip saddr ${STORE_NET} ${inbound}`] : []),
   ];
   await sh('ip', ['netns', 'exec', node.member.ns, 'nft', '-f', '-'], { input: rules.join('\n') });
   return async () => void (await node.member.exec('nft', ['delete', 'table', 'inet', TABLE], { allowFail: true }));
 }
 
-/** netem on the traffic to the store only (a prio band its filter feeds), so probes stay exact. */
-async function netem(node: GatewayNode, netemArgs: readonly string[]): Promise<() => Promise<void>> {
+/**
+ * A slow link to the store: an htb class at SLOW_RATE that a u32 filter feeds with the store's
+ * traffic only, so probes and knocks stay exact. Queueing delay (a round trip of a few hundred
+ * ms, more for a full read), not netem's fixed delay: the kernel this runs on has no sch_netem.
+ */
+async function slowLink(node: GatewayNode): Promise<() => Promise<void>> {
   const tc = (args: readonly string[]) => node.member.exec('tc', args);
-  await tc(['qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'prio', 'bands', '4', 'priomap', '1', '2', '2', '2', '1', '2', '0', '0', '1', '1', '1', '1', '1', '1', '1', '1']);
-  await tc(['qdisc', 'add', 'dev', 'eth0', 'parent', '1:4', 'handle', '40:', 'netem', ...netemArgs]);
-  await tc(['filter', 'add', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', STORE_NET, 'flowid', '1:4']);
+  await tc(['qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '10']);
+  await tc(['class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '1gbit']);
+  await tc(['class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', SLOW_RATE, 'ceil', SLOW_RATE]);
+  await tc(['filter', 'add', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', STORE_NET, 'flowid', '1:20']);
   return async () => void (await node.member.exec('tc', ['qdisc', 'del', 'dev', 'eth0', 'root'], { allowFail: true }));
 }
+
+const SLOW_RATE = '32kbit';
+const LOSS = 'numgen random mod 100 < 30 drop';
 
 /** Applies one fault; `pick` chooses among equal targets (seeded). */
 export async function applyFault(kind: FaultKind, ctx: FaultContext, pick: <T>(xs: readonly T[]) => T): Promise<Fault> {
@@ -53,15 +61,15 @@ export async function applyFault(kind: FaultKind, ctx: FaultContext, pick: <T>(x
   switch (kind) {
     case 'partition-oneway':
     case 'partition-twoway': {
-      const undo = await partition(node, kind === 'partition-twoway');
+      const undo = await storeRules(node, 'drop', kind === 'partition-twoway' ? 'drop' : undefined);
       return { kind, target: node.name, heal: undo };
     }
     case 'loss': {
-      const undo = await netem(node, ['loss', '30%']);
+      const undo = await storeRules(node, LOSS, LOSS);
       return { kind, target: node.name, heal: undo };
     }
     case 'delay': {
-      const undo = await netem(node, ['delay', '200ms', '50ms']);
+      const undo = await slowLink(node);
       return { kind, target: node.name, heal: undo };
     }
     case 'node-kill': {

@@ -3,7 +3,7 @@
 // test/helpers/netns.ts. Names carry the pid. `destroy()` kills every process it started and
 // everything still running in its namespaces, then removes them (with their qdiscs and nft
 // tables, which live and die with the namespace); it runs on exit, failure and SIGINT/SIGTERM.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { sh } from '../../test/helpers/netns.ts';
 
 export interface Member {
@@ -55,8 +55,19 @@ export async function createChaosLab(clientIps: readonly string[]): Promise<Chao
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  // Last resort when the process dies without awaiting destroy(): processes at least.
-  process.once('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+  // A crash that never reaches destroy(): an exit handler may only do synchronous work.
+  const onExit = (): void => {
+    if (destroyed) return;
+    for (const c of children) c.kill('SIGKILL');
+    for (const ns of [...created].reverse()) {
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
+      for (const pid of pids.split(/\s+/).filter(Boolean)) {
+        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+      }
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
+  };
+  process.once('exit', onExit);
 
   const makeMember = (name: string, ns: string, ip: string): Member => ({
     name, ns, ip,
@@ -103,6 +114,7 @@ export async function createChaosLab(clientIps: readonly string[]): Promise<Chao
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       await destroy();
+      process.off('exit', onExit);
     },
   };
 }

@@ -36,6 +36,8 @@ export interface GatewayNode {
   readonly control: string;
   /** Undefined while killed. */
   daemon: RunningDaemon | undefined;
+  /** Every daemon this node ran, for the record's logs. */
+  readonly lives: RunningDaemon[];
 }
 
 const asHost = (m: Member): Host => ({ ns: m.ns, v4: m.ip, v6: '', exec: (c, a, o) => m.exec(c, a, o), spawn: (c, a, o) => m.spawn(c, a, o) });
@@ -43,7 +45,7 @@ const asHost = (m: Member): Host => ({ ns: m.ns, v4: m.ip, v6: '', exec: (c, a, 
 export async function startNode(lab: ChaosLab, name: NodeName, dir: string, config: string, store: string): Promise<GatewayNode> {
   const member = lab.member(name);
   await waitReady(startSshLike(asHost(member)));
-  const node: GatewayNode = { name, member, control: `${dir}/${name}.sock`, daemon: undefined };
+  const node: GatewayNode = { name, member, control: `${dir}/${name}.sock`, daemon: undefined, lives: [] };
   await restartNode(node, dir, config, store);
   return node;
 }
@@ -51,6 +53,7 @@ export async function startNode(lab: ChaosLab, name: NodeName, dir: string, conf
 export async function restartNode(node: GatewayNode, dir: string, config: string, store: string): Promise<void> {
   const daemon = startDaemon(asHost(node.member), ['--config', config, '--store', store, '--node-id', node.name, '--control', node.control, '--state', `${dir}/${node.name}.json`]);
   node.daemon = daemon;
+  node.lives.push(daemon);
   await daemon.waitFor((e) => e.event === 'daemon.ready', 30_000, `daemon.ready on ${node.name}`);
 }
 

@@ -5,6 +5,7 @@ import type { LogEvent } from '../test/helpers/gateway.ts';
 import { percentile, round } from './lib.ts';
 import type { WireLatency } from './wire.ts';
 import { OPEN_SEQ, startKnockd, startKnockgw, type KnockSystem, type KnockgwSystem, type SystemName } from './systems.ts';
+import { stageRows, type StageRow } from './trace.ts';
 import { calibrateFlood, eachSystem, ensureClosed, floodWhile, measuredCycles, withBenchLab, type BenchWorld, type FloodStats } from './lab.ts';
 
 export interface LatencyResult {
@@ -34,7 +35,15 @@ export interface FloodResult extends FloodStats {
   readonly legitCloseOk: number;
 }
 
-export interface SystemResult { readonly name: SystemName; readonly label: string; readonly latency: LatencyResult; readonly flood?: FloodResult }
+export interface SystemResult {
+  readonly name: SystemName;
+  readonly label: string;
+  readonly latency: LatencyResult;
+  readonly flood?: FloodResult;
+  /** --trace: the daemon's per-stage breakdown over the latency runs and over the flood. */
+  readonly trace?: readonly StageRow[];
+  readonly floodTrace?: readonly StageRow[];
+}
 
 export interface KnockBenchOptions {
   readonly runs: number;
@@ -43,6 +52,7 @@ export interface KnockBenchOptions {
   readonly floodInterval: string;
   readonly floodTargetPps: number;
   readonly systems: readonly SystemName[];
+  readonly trace?: boolean;
   readonly progress: (line: string) => void;
 }
 
@@ -124,21 +134,36 @@ async function startSystem(w: World, name: SystemName): Promise<KnockSystem> {
   return name === 'knockd' ? startKnockd(w.server, w.dir, iface) : startKnockgw(w.server, w.dir, iface, name);
 }
 
+/** --trace: scrapes of the daemon's /metrics around a measurement (nothing for knockd or without --trace). */
+export function traceOf(sys: { scrape?(): Promise<string> }, on: boolean | undefined): { mark(): Promise<string | undefined>; since(mark: string | undefined): Promise<StageRow[] | undefined> } {
+  const scrape = on ? sys.scrape?.bind(sys) : undefined;
+  return {
+    mark: async () => (scrape ? await scrape().catch(() => undefined) : undefined),
+    since: async (mark) => (scrape && mark !== undefined ? stageRows(mark, await scrape()) : undefined),
+  };
+}
+
 export async function benchKnock(opts: KnockBenchOptions): Promise<SystemResult[]> {
   return withBenchLab('knock', { port: OPEN_SEQ[OPEN_SEQ.length - 1] ?? 0, trigger: 'tcp' }, async (w) => {
     const floodInterval = opts.floodSeconds > 0 && opts.floodInterval === 'auto' ? await calibrateFlood(w, synFlood(w), opts.floodTargetPps, ['u55', 'u30', 'u20', 'u11', 'u2']) : opts.floodInterval;
     if (opts.floodSeconds > 0) opts.progress(`flood: hping3 -i ${floodInterval} (target ${opts.floodTargetPps} packets/s)`);
     return eachSystem(opts.systems, (name) => startSystem(w, name), async (sys, name): Promise<SystemResult> => {
       opts.progress(`knock→open: ${sys.label}, ${opts.runs} runs…`);
+      const traced = traceOf(sys, opts.trace);
+      let mark = await traced.mark();
       const latency = await measureLatency(w, sys, opts.runs);
+      const trace = await traced.since(mark);
       opts.progress(`  p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (${latency.failures} failed, ${latency.closeFailures} close failures)`);
       let flood: FloodResult | undefined;
+      let floodTrace: StageRow[] | undefined;
       if (opts.floodSeconds > 0) {
         opts.progress(`flood: ${sys.label}, ${opts.floodSeconds} s…`);
+        mark = await traced.mark();
         flood = await measureFlood(w, sys, { ...opts, floodInterval });
+        floodTrace = await traced.since(mark);
         opts.progress(`  ${flood.floodPps} packets/s; legit ${flood.legitOpened}/${flood.legitAttempts} opened, p99 ${flood.legitP99Ms} ms, CPU ${flood.cpuPct}% of a core, RSS +${flood.rssGrowthMb} MB, ${flood.logLines} log lines`);
       }
-      return { name, label: sys.label, latency, ...(flood ? { flood } : {}) };
+      return { name, label: sys.label, latency, ...(flood ? { flood } : {}), ...(trace ? { trace } : {}), ...(floodTrace ? { floodTrace } : {}) };
     });
   });
 }

@@ -2,6 +2,7 @@
 // printing a table, the verdict on each target, and one `bench key=value` line per metric.
 //   sudo npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay] [--runs N]
 //        [--flood-seconds S] [--flood-interval auto|uNN] [--markdown FILE]
+//        [--trace]   (the daemon's per-stage breakdown, from its /metrics: services/trace.ts)
 //   npm run bench -- --fleet [--fleet-nodes 5,10,25,50] [--quick]   (no root needed; fleet/index.ts)
 // Everything it starts (namespaces, knockd, fwknopd, hping3, daemons, redis, fakes) is removed on exit,
 // on failure and on Ctrl-C; the whole run is bounded in time.
@@ -28,7 +29,7 @@ const PHASES = ['knock', 'spa', 'scale', 'ha', 'cloud', 'relay', 'fleet'] as con
 const DEFAULT_PHASES = PHASES.filter((p) => p !== 'fleet');
 type Phase = (typeof PHASES)[number];
 
-const USAGE = 'usage: npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay,fleet] [--fleet [--fleet-nodes 5,10,25,50]] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE]';
+const USAGE = 'usage: npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay,fleet] [--fleet [--fleet-nodes 5,10,25,50]] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE] [--trace]';
 
 /** A bad argument is a usage error (exit 64) with the usage line, never a stack trace. */
 function usage(message: string): never {
@@ -47,6 +48,7 @@ function parseBenchArgs() {
         'flood-interval': { type: 'string', default: 'auto' },
         markdown: { type: 'string' },
         fleet: { type: 'boolean', default: false },
+        trace: { type: 'boolean', default: false },
         'fleet-nodes': { type: 'string' },
       },
     }).values;
@@ -115,10 +117,10 @@ async function runPhases(results: BenchResults): Promise<void> {
     }
   };
   await phase('knock', async () => {
-    results.knock = await benchKnock({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, systems: SYSTEMS, progress: log });
+    results.knock = await benchKnock({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, systems: SYSTEMS, trace: values.trace, progress: log });
   });
   await phase('spa', async () => {
-    results.spa = await benchSpa({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, progress: log });
+    results.spa = await benchSpa({ runs: settings.runs, floodSeconds: settings.floodSeconds, floodInterval: settings.floodInterval, floodTargetPps: settings.floodTargetPps, trace: values.trace, progress: log });
   });
   await phase('scale', async () => {
     log(`nftables apply(): ${settings.grantSizes.join(', ')} grants…`);

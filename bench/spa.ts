@@ -8,6 +8,8 @@ import type { LogEvent } from '../test/helpers/gateway.ts';
 import { percentile, round } from './lib.ts';
 import { PROTECTED_PORT } from './systems.ts';
 import { SPA_PORT, startFwknopd, startKnockgwSpa, type SpaSystem, type SpaSystemName } from './spa-systems.ts';
+import { traceOf } from './knock.ts';
+import type { StageRow } from './trace.ts';
 import { calibrateFlood, eachSystem, ensureClosed, floodWhile, measuredCycles, withBenchLab, type BenchWorld, type FloodStats } from './lab.ts';
 
 export interface SpaLatency {
@@ -38,6 +40,10 @@ export interface SpaSystemResult {
    * that only the total cap (core/nft-intake.ts SPA_CAP) stands between it and the daemon.
    */
   readonly flood64?: SpaFlood;
+  /** --trace: the daemon's per-stage breakdown over the latency runs, the flood and the base64 flood. */
+  readonly trace?: readonly StageRow[];
+  readonly floodTrace?: readonly StageRow[];
+  readonly flood64Trace?: readonly StageRow[];
 }
 
 export interface SpaBenchOptions {
@@ -45,6 +51,7 @@ export interface SpaBenchOptions {
   readonly floodSeconds: number;
   readonly floodInterval: string;
   readonly floodTargetPps: number;
+  readonly trace?: boolean;
   readonly progress: (line: string) => void;
 }
 
@@ -100,12 +107,19 @@ export async function benchSpa(opts: SpaBenchOptions): Promise<SpaSystemResult[]
     const start = (name: SpaSystemName): Promise<SpaSystem> => (name === 'fwknopd' ? startFwknopd : startKnockgwSpa)(w.server, w.dir, w.lab.serverIf(0));
     return eachSystem(['fwknopd', 'knockgw'] as const, start, async (sys, name): Promise<SpaSystemResult> => {
       opts.progress(`SPA→open: ${sys.label}, ${opts.runs} runs…`);
+      const traced = traceOf(sys, opts.trace);
+      let mark = await traced.mark();
       const latency = await measureLatency(w, sys, opts.runs);
+      const trace = await traced.since(mark);
+      let floodTrace: StageRow[] | undefined;
+      let flood64Trace: StageRow[] | undefined;
       opts.progress(`  p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (${latency.failures} failed)`);
       let flood: SpaFlood | undefined;
       if (opts.floodSeconds > 0) {
         opts.progress(`SPA flood: ${sys.label}, ${opts.floodSeconds} s…`);
+        mark = await traced.mark();
         flood = await measureFlood(w, sys, opts.floodSeconds, interval);
+        floodTrace = await traced.since(mark);
         opts.progress(`  ${flood.floodPps} packets/s; legit ${flood.legitOpened}/${flood.legitAttempts} opened, p99 ${flood.legitP99Ms} ms, CPU ${flood.cpuPct}% of a core, RSS +${flood.rssGrowthMb} MB, ${flood.logLines} log lines`);
       }
       let flood64: SpaFlood | undefined;
@@ -113,10 +127,12 @@ export async function benchSpa(opts: SpaBenchOptions): Promise<SpaSystemResult[]
         const text = join(w.dir, 'base64.txt');
         await writeFile(text, randomBytes(3 << 20).toString('base64'));
         opts.progress(`SPA flood of base64 text: ${sys.label}, ${opts.floodSeconds} s…`);
+        mark = await traced.mark();
         flood64 = await measureFlood(w, sys, opts.floodSeconds, interval, text);
+        flood64Trace = await traced.since(mark);
         opts.progress(`  ${flood64.floodPps} packets/s; legit ${flood64.legitOpened}/${flood64.legitAttempts} opened, CPU ${flood64.cpuPct}% of a core, RSS +${flood64.rssGrowthMb} MB, ${flood64.logLines} log lines`);
       }
-      return { name, label: sys.label, latency, ...(flood ? { flood } : {}), ...(flood64 ? { flood64 } : {}) };
+      return { name, label: sys.label, latency, ...(flood ? { flood } : {}), ...(flood64 ? { flood64 } : {}), ...(trace ? { trace } : {}), ...(floodTrace ? { floodTrace } : {}), ...(flood64Trace ? { flood64Trace } : {}) };
     });
   });
 }

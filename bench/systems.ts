@@ -28,6 +28,8 @@ export interface KnockSystem {
   /** Removes a grant that a failed close sequence left open, so the next measurement starts closed. */
   forceClose(ip: string): Promise<void>;
   stop(): Promise<void>;
+  /** knockgw: its /metrics text (for --trace). */
+  scrape?(): Promise<string>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +173,7 @@ export async function launchKnockgw(server: Host, dir: string, tag: string, conf
     daemon: d,
     pid: () => d.child.pid ?? 0,
     logLines: () => Promise.resolve(d.events.length),
+    scrape: async () => (await controlRequest(control, 'GET', '/metrics')).body,
     async forceClose(ip) {
       // Straight to the control socket: a `knockgw revoke` process per cycle would cost the
       // shared 2 cores a Node start-up right before the next measurement.

@@ -57,6 +57,21 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'nice', pkg: 'coreutils', use: 'bench', why: "raises the latency probe's priority" },
   { tool: 'taskset', pkg: 'util-linux', use: 'bench', why: 'pins the relay bench to one core' },
   { tool: 'dpkg-query', pkg: 'dpkg', use: 'bench', why: "reports knockd's version" },
+  { tool: 'dpkg-deb', pkg: 'dpkg', use: 'test', why: '`npm run package:deb` builds the .deb; the package test inspects it' },
+  { tool: 'dpkg', pkg: 'dpkg', use: 'test', why: 'the package test installs, upgrades and purges the .deb in a throwaway root' },
+  { tool: 'strip', pkg: 'binutils', use: 'test', why: "`npm run package:deb` strips the runtime's debug info" },
+  { tool: 'objdump', pkg: 'binutils', use: 'test', why: "`npm run package:deb` reads the runtime's glibc/libstdc++ needs for Depends" },
+  { tool: 'lintian', pkg: 'lintian', use: 'test', why: 'the package test checks the .deb against Debian policy' },
+  { tool: 'systemd-analyze', pkg: 'systemd', use: 'test', why: 'the package test verifies the units' },
+  { tool: 'unshare', pkg: 'util-linux', use: 'test', why: 'a private mount namespace for the throwaway root of the package test' },
+  { tool: 'mount', pkg: 'mount', use: 'test', why: 'the overlay over / that the package test installs into' },
+  { tool: 'chroot', pkg: 'coreutils', use: 'test', why: 'runs dpkg and the packaged knockgw inside the throwaway root' },
+  { tool: 'nsenter', pkg: 'util-linux', use: 'test', why: "enters the throwaway root's mount namespace" },
+  { tool: 'sha256sum', pkg: 'coreutils', use: 'test', why: 'the package test checks that two builds give the same bytes' },
+  { tool: 'env', pkg: 'coreutils', use: 'test', why: 'runs npm and the globally installed knockgw with a chosen PATH and directory' },
+  { tool: 'tar', pkg: 'tar', use: 'test', why: 'lists the npm pack tarball' },
+  { tool: 'man', pkg: 'man-db', use: 'test', why: 'the package test finds the installed man pages' },
+  { tool: 'groff', pkg: 'groff-base', use: 'test', why: 'the man pages are rendered with warnings on in the unit tests' },
 ];
 
 /** The packages to install for these uses (sorted, unique). */

@@ -127,7 +127,12 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
   }
   if (config.spa) {
     const spa = config.spa;
-    add('ok', `SPA: ${spa.access.length} stanza(s) on ${spa.port}/udp, read through knockgw's own ${config.firewall} rule (shape checks, rate limit per source and in total, NFLOG group ${INTAKE_GROUPS.spa}, then drop: the port never answers)`);
+    add('ok', `SPA: ${spa.access.length} stanza(s) on ${spa.port}/udp, a socket of the daemon behind knockgw's own ${config.firewall} rule (shape checks, rate limit per source and in total, untracked; the port never answers)`);
+    if (config.firewall !== 'none') {
+      // The socket sees only what every firewall on the host lets in.
+      const hidden = await detectConflicts([{ port: spa.port, proto: 'udp' }]).catch(() => []);
+      for (const c of hidden) add('warn', `SPA packets never reach the daemon's socket: ${c.explanation}`);
+    }
   }
 
   if (config.firewall !== 'none') {

@@ -41,8 +41,12 @@ function configArgs(source: ConfigSource, overrides: DaemonOverrides): string[] 
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`);
 
-export function renderUnits(nodePath: string, args: readonly string[]): Record<(typeof UNITS)[number], string> {
-  const cmd = (sub: string): string => [nodePath, BIN, sub, ...args].map(quote).join(' ');
+/**
+ * The units, for a launcher: `[node, bin/knockgw.js]` from a checkout or an npm install, or
+ * `[/usr/bin/knockgw]` in the Debian package (which builds its units with this same function).
+ */
+export function renderUnits(launcher: readonly string[], args: readonly string[]): Record<(typeof UNITS)[number], string> {
+  const cmd = (sub: string): string => [...launcher, sub, ...args].map(quote).join(' ');
   return {
     'knockgw-base.service': `[Unit]
 Description=knockgw base firewall rules (protected ports closed before the network is up)
@@ -122,7 +126,7 @@ export async function runInstallCommand(command: Extract<Command, { cmd: 'instal
     // would not protect anything either.
     const config = await loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
     await readConfigFiles(config, createLogger({ level: 'warn', format: 'pretty' }));
-    const units = renderUnits(process.execPath, configArgs(command.source, command.overrides));
+    const units = renderUnits([process.execPath, BIN], configArgs(command.source, command.overrides));
     await mkdir(unitDir, { recursive: true });
     for (const [name, text] of Object.entries(units)) await writeFile(join(unitDir, name), text, { mode: 0o644 });
     process.stdout.write(`wrote ${UNITS.map((u) => join(unitDir, u)).join(', ')}\n`);

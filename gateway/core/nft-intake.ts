@@ -9,15 +9,19 @@
 // to the pcap engine (a one-time or command door) must reach both. Only the SPA port drops here;
 // the knock chains just watch (knockd never changed what the host does with a knock either).
 //
-// SPA (NFLOG group 7215, prefix "kgw-spa"): every UDP packet to the SPA port of this host is
-// dropped, so the port looks closed and nothing answers. Before the drop it is logged unless its
-// source is one the kernel drops anyway (martians, IPv4-mapped), its size or first four bytes
-// cannot be fwknop's (140-1500 bytes of base64 text: random garbage fails with probability
-// > 99.5%, and these stateless checks come before the per-source limit so garbage costs no set
-// entry), its source (IPv6: its /64) is over SPA_RATE, or all sources together are over SPA_CAP.
-// The cap is what bounds the daemon's work whatever arrives: spoofed sources defeat any
-// per-source limit and base64-looking garbage passes the shape checks. Its price: a flood of
-// well-formed garbage above the cap delays legitimate packets (each passes with probability
+// SPA (a UDP socket of the daemon on the SPA port): every UDP packet to the SPA port of this host
+// is dropped here unless its source is one the kernel drops anyway (martians, IPv4-mapped), its
+// size and first four bytes can be fwknop's (140-1500 bytes of base64 text: random garbage fails
+// with probability > 99.5%, and these stateless checks come before the per-source limit so
+// garbage costs no set entry), its source (IPv6: its /64) is within SPA_RATE, and all sources
+// together are within SPA_CAP. What passes is marked notrack (a flood of it leaves no conntrack
+// entry) and accepted to the daemon's socket, which reads it by recvmsg — no capture process, no
+// pcap parse — and never answers; nothing else reaches the port, and with no socket bound (the
+// daemon stopped) the rule drops even that, so the port answers nothing, whatever runs.
+// Another firewall that drops udp/<port> in its input chain hides the packets from the socket
+// (doctor says so). The cap is what bounds the daemon's work whatever arrives: spoofed sources
+// defeat any per-source limit and base64-looking garbage passes the shape checks. Its price: a
+// flood of well-formed garbage above the cap delays legitimate packets (each passes with probability
 // cap/rate), a denial of service anyone can have against any SPA daemon, here at bounded cost.
 //
 // pcap knocks (NFLOG group 7214): the pcap engine's knock machine still decides everything with
@@ -47,7 +51,7 @@ import type { Family } from './ip.ts';
 import type { NftChainDef, NftSetDef } from './nft-kernel.ts';
 import type { KnockSequence } from './types.ts';
 
-export const INTAKE_GROUPS = { pcap: 7214, spa: 7215 } as const;
+export const INTAKE_GROUPS = { pcap: 7214 } as const;
 export const INTAKE_CHAIN = 'intake';
 /** See the header: before the kernel engine (`raw - 10`) and conntrack, after defrag. */
 export const INTAKE_PRIORITY = 'raw - 20';
@@ -64,14 +68,13 @@ const BASE64_BYTES = '{ 43, 47-57, 65-90, 97-122 }';
 const RATE_SET_TIMEOUT_MS = 2000;
 const LIVE_SET_SIZE = 65536;
 
-const PREFIX = { spa: 'kgw-spa', knock: 'kgw-pk', first: 'kgw-pf' } as const;
+const PREFIX = { knock: 'kgw-pk', first: 'kgw-pf' } as const;
 
-export type IntakeRecord = { readonly kind: 'spa' } | { readonly kind: 'knock' } | { readonly kind: 'first'; readonly index: number };
+export type IntakeRecord = { readonly kind: 'knock' } | { readonly kind: 'first'; readonly index: number };
 
 /** What an intake record's NFLOG prefix says; undefined for prefixes this module did not write. */
 export function parseIntakePrefix(prefix: string): IntakeRecord | undefined {
   const p = prefix.replace(/\0+$/, '').trim();
-  if (p === PREFIX.spa) return { kind: 'spa' };
   if (p === PREFIX.knock) return { kind: 'knock' };
   const m = /^kgw-pf:(\d{1,5})$/.exec(p);
   return m ? { kind: 'first', index: Number(m[1]) } : undefined;
@@ -153,7 +156,8 @@ function spaChain(): NftChainDef {
       byte(0), byte(1), byte(2), byte(3),
       ...perSource('spa_rate', SPA_RATE, 'drop'),
       `${limitOver(SPA_CAP)} counter drop`,
-      log(PREFIX.spa, INTAKE_GROUPS.spa),
+      // Only to a socket: with the daemon down the port stays as silent as with it up.
+      'socket transparent 0 notrack counter accept',
       'counter drop',
     ],
   };

@@ -1,6 +1,6 @@
 // fwknop's cryptography, as its lib/ does it: OpenSSL-compatible salted AES-256-CBC
 // (lib/cipher_funcs.c) and HMAC/digests written as unpadded base64 (lib/fko_hmac.c, base64.c).
-import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { MessageDigest } from '../core/spa.ts';
 
 /**
@@ -41,8 +41,20 @@ export function digestB64(d: MessageDigest, text: string): string {
   return b64Unpadded(createHash(NODE_NAME[d]).update(text, 'latin1').digest());
 }
 
-export function hmacB64(d: MessageDigest, key: Uint8Array, text: string): string {
+export function hmacB64(d: MessageDigest, key: KeyObject | Uint8Array, text: string): string {
   return b64Unpadded(createHmac(NODE_NAME[d], key).update(text, 'latin1').digest());
+}
+
+const SALTED_B64_BYTES = Buffer.from(SALTED_B64, 'latin1');
+
+/**
+ * Does `tag` (unpadded base64 text) hold the HMAC of SALTED_B64 + `body` (ciphertext text)? On
+ * the packet's own bytes, in constant time: what every packet that passed the kernel costs, so
+ * it allocates only the digest and its base64.
+ */
+export function hmacMatches(d: MessageDigest, key: KeyObject | Uint8Array, body: Uint8Array, tag: Uint8Array): boolean {
+  const mac = b64Unpadded(createHmac(NODE_NAME[d], key).update(SALTED_B64_BYTES).update(body).digest());
+  return mac.length === tag.length && timingSafeEqual(Buffer.from(mac, 'latin1'), tag);
 }
 
 /** Constant-time comparison of two ASCII strings (false at once when the lengths differ). */

@@ -5,12 +5,12 @@
 // "U2FsdGVkX1" (base64 of OpenSSL's "Salted__") put back in front. The HMAC is checked first, in
 // constant time, so nothing an unauthenticated sender controls reaches the cipher or the parser.
 // Decoding never throws on packet data: every failure is a stable reason code and a detail.
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes, randomInt, type KeyObject } from 'node:crypto';
 import { kgwError } from '../core/errors.ts';
 import { formatPort, type PortSpec } from '../core/grant.ts';
 import { parseIp } from '../core/ip.ts';
 import { SPA_TYPE, type MessageDigest, type SpaDecoded, type SpaKeys } from '../core/spa.ts';
-import { AES_BLOCK, SALT_LEN, SALTED_B64, b64Decode, b64DigestLength, b64Unpadded, decryptSalted, encryptSalted, hmacB64, sameText } from './fwknop-crypto.ts';
+import { AES_BLOCK, SALT_LEN, SALTED_B64, b64Decode, b64DigestLength, b64Unpadded, decryptSalted, encryptSalted, hmacB64, hmacMatches } from './fwknop-crypto.ts';
 import { formatPlaintext, parsePlaintext } from './fwknop-message.ts';
 
 /** fwknopd's bounds on the UDP payload (server/fwknopd_common.h MIN_SPA_DATA_SIZE, MAX_SPA_PACKET_LEN). */
@@ -20,16 +20,17 @@ export const MAX_SPA_PACKET = 1500;
 const MIN_GPG_TEXT = 400;
 /** libfko's MIN_SPA_ENCODED_MSG_SIZE. */
 const MIN_ENCODED = 36;
-const BASE64_TEXT = /^[A-Za-z0-9+/]+$/;
+/** A-Z a-z 0-9 + / (unpadded base64 text). */
+const isBase64Byte = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
 const SALTED = Buffer.from('Salted__', 'latin1');
 
-interface PreparedKeys { readonly key: Buffer; readonly hmacKey: Buffer }
+interface PreparedKeys { readonly key: Buffer; readonly hmacKey: KeyObject }
 // Keys are base64 in the (frozen) config; decode them once per stanza, not once per packet.
 const prepared = new WeakMap<SpaKeys, PreparedKeys>();
 function keyBytes(keys: SpaKeys): PreparedKeys {
   let p = prepared.get(keys);
   if (!p) {
-    p = { key: Buffer.from(keys.keyBase64, 'base64'), hmacKey: Buffer.from(keys.hmacKeyBase64, 'base64') };
+    p = { key: Buffer.from(keys.keyBase64, 'base64'), hmacKey: createSecretKey(Buffer.from(keys.hmacKeyBase64, 'base64')) };
     prepared.set(keys, p);
   }
   return p;
@@ -56,18 +57,19 @@ function decode(payload: Uint8Array, keys: SpaKeys): SpaDecoded {
   if (payload.length < MIN_SPA_PACKET || payload.length > MAX_SPA_PACKET) {
     return failure('size', `${payload.length} bytes is outside fwknop's ${MIN_SPA_PACKET}-${MAX_SPA_PACKET}`);
   }
-  const text = Buffer.from(payload).toString('latin1');
-  if (!BASE64_TEXT.test(text)) return failure('not-base64', 'the payload is not unpadded base64 text');
+  // Byte by byte on the packet itself: garbage costs no copy and no string.
+  for (const c of payload) if (!isBase64Byte(c)) return failure('not-base64', 'the payload is not unpadded base64 text');
   // A client never sends the prefix; one tacked on would give a replayed packet a new digest.
-  if (text.startsWith(SALTED_B64)) return failure('salted-prefix', 'the payload starts with the "Salted__" prefix a client strips');
+  if (Buffer.from(payload.buffer, payload.byteOffset, SALTED_B64.length).toString('latin1') === SALTED_B64) return failure('salted-prefix', 'the payload starts with the "Salted__" prefix a client strips');
 
   const hmacLen = b64DigestLength(keys.hmacDigest);
-  const cipherText = SALTED_B64 + text.slice(0, -hmacLen);
-  if (cipherText.length - SALTED_B64.length < MIN_ENCODED) return failure('size', 'too short for a ciphertext and its HMAC');
+  const bodyLen = payload.length - hmacLen;
+  if (bodyLen < MIN_ENCODED) return failure('size', 'too short for a ciphertext and its HMAC');
   const k = keyBytes(keys);
-  if (!sameText(hmacB64(keys.hmacDigest, k.hmacKey, cipherText), text.slice(-hmacLen))) {
+  if (!hmacMatches(keys.hmacDigest, k.hmacKey, payload.subarray(0, bodyLen), payload.subarray(bodyLen))) {
     return failure('hmac', `the ${keys.hmacDigest} HMAC does not verify (wrong HMAC key or digest type, or not an SPA packet)`);
   }
+  const cipherText = SALTED_B64 + Buffer.from(payload.buffer, payload.byteOffset, bodyLen).toString('latin1');
 
   if (cipherText.length >= MIN_GPG_TEXT) return failure('ciphertext', `${cipherText.length} characters of ciphertext is GnuPG's format, not Rijndael's`);
   const data = b64Decode(cipherText);

@@ -21,6 +21,7 @@ import { describeError, kgwError } from '../core/errors.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, StoreChange } from '../ports.ts';
 import type { FirewallOp } from '../core/types.ts';
 import type { Metrics } from './metrics.ts';
+import { tracerFor } from './trace.ts';
 
 export interface CloudReconciler {
   reconcile(desired: readonly Grant[]): Promise<unknown>;
@@ -50,7 +51,6 @@ export interface ReconcilerDeps {
   readonly beforeRepair?: () => Promise<void>;
 }
 
-
 const ms = (from: number): number => Math.round((performance.now() - from) * 10) / 10;
 
 /** A serial queue whose failures are logged and counted, never thrown at the caller's loop. */
@@ -64,6 +64,7 @@ function serial(onError: (what: string, err: unknown) => void): (what: string, w
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.logger;
+  const tracer = tracerFor(deps.metrics);
   const settleMs = deps.settleMs ?? 1000;
   const onError = (what: string, err: unknown): void => {
     deps.metrics.inc('reconcile_errors_total');
@@ -94,8 +95,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const forget = (g: Grant): void => {
     known.delete(g.id);
     const ids = byIp.get(g.ip);
-    ids?.delete(g.id);
-    if (ids?.size === 0) byIp.delete(g.ip);
+    if (ids?.delete(g.id) && ids.size === 0) byIp.delete(g.ip);
   };
   const knownAt = (ip: string): Grant[] => [...(byIp.get(ip) ?? [])].flatMap((id) => known.get(id) ?? []);
 
@@ -172,10 +172,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   function cloudNow(desired?: readonly Grant[]): Promise<void> {
     const cloud = deps.cloud;
     if (!cloud) return Promise.resolve();
-    return cloudQueue('cloud reconcile', async () => {
-      const now = deps.clock.now();
-      await cloud.reconcile(enforce(desired ?? [...known.values()], now));
-    });
+    return cloudQueue('cloud reconcile', async () => void (await cloud.reconcile(enforce(desired ?? [...known.values()], deps.clock.now()))));
   }
 
   /**
@@ -202,13 +199,18 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     for (const g of live) if (g.expiresAt !== null) armExpiry(g.expiresAt);
   };
 
-  const fastChange = (change: StoreChange): Promise<void> =>
-    hostQueue('fast apply', async () => {
+  const fastChange = (change: StoreChange): Promise<void> => {
+    // Called from the store's watch: inside the proof's submission when a packet caused it.
+    const span = tracer.current();
+    span?.granted();
+    return hostQueue('fast apply', async () => {
       const ip = change.kind === 'put' ? change.grant.ip : known.get(change.id)?.ip;
       if (ip === undefined) return;
       const others = knownAt(ip).filter((g) => g.id !== (change.kind === 'put' ? change.grant.id : change.id));
       await converge(change.kind === 'put' ? [...others, change.grant] : others, new Set([ip]), { path: 'fast' });
+      span?.applied();
     });
+  };
 
   function refresh(): Promise<void> {
     return hostQueue('refresh', async () => {
@@ -289,8 +291,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       stopped = true;
       unwatch?.();
       clearInterval(periodic);
-      clearTimeout(expiryTimer);
-      clearTimeout(cloudTimer);
+      for (const t of [expiryTimer, cloudTimer]) clearTimeout(t);
       await fullInFlight;
       await hostQueue('stop', () => Promise.resolve());
       await cloudQueue('stop', () => Promise.resolve());

@@ -11,10 +11,12 @@ import { kgwError } from '../core/errors.ts';
 import type { Door, KnockSequence } from '../core/types.ts';
 import type { Clock, GrantStore, HostFirewall, PacketSource, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
+import { wallNow } from '../kit/wall-clock.ts';
+import { tracerFor } from './trace.ts';
 
 export interface KernelSourceDeps {
   /** Opens the reader of the NFLOG group (each packet carries the rule's prefix); called by start(). */
-  readonly openReports: () => PacketSource & AsyncIterable<{ readonly src: string; readonly nflogPrefix?: string }>;
+  readonly openReports: () => PacketSource & AsyncIterable<{ readonly src: string; readonly nflogPrefix?: string; readonly ts?: number; readonly readAt?: number | undefined; readonly parsedAt?: number | undefined }>;
   /** The config's sequences: a prefix carries an index into this list. */
   readonly sequences: readonly KnockSequence[];
   readonly doors: readonly Door[];
@@ -34,6 +36,7 @@ export function createKernelSource(deps: KernelSourceDeps): ProofSource {
   const doors = new Map(deps.doors.map((d) => [d.name, d]));
   /** When the gateway last saw each grant change: a report that did arrive is not repeated. */
   const changes = new Map<string, number>();
+  const tracer = tracerFor(deps.metrics);
   let unwatch: (() => void) | undefined;
 
   return {
@@ -48,12 +51,14 @@ export function createKernelSource(deps: KernelSourceDeps): ProofSource {
       reports = r;
       loop = (async () => {
         for await (const rec of r) {
+          const dequeuedAt = wallNow();
           const parsed = parseNflogPrefix(rec.nflogPrefix ?? '');
           const seq = parsed ? deps.sequences[parsed.index] : undefined;
           const ip = parseIp(rec.src);
           if (!parsed || !seq || !ip) continue;
           const action = parsed.action === 'open' ? { kind: 'open' as const } : { kind: 'close' as const };
-          await c.submit({ kind: 'knock', engine: 'kernel', sequenceId: seq.id, door: seq.door, ip: ip.address, family: ip.family, action });
+          const span = tracer.span('kernel', { arrivedAt: rec.ts ?? rec.readAt ?? dequeuedAt, readAt: rec.readAt, parsedAt: rec.parsedAt }, dequeuedAt);
+          await tracer.run(span, () => c.submit({ kind: 'knock', engine: 'kernel', sequenceId: seq.id, door: seq.door, ip: ip.address, family: ip.family, action }));
         }
         if (!stopped) throw kgwError('KGW_CAPTURE_FAILED', 'the NFLOG reader ended on its own');
       })().catch((err: unknown) => {

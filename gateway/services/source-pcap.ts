@@ -11,6 +11,8 @@ import { ATTACKER_LOG_BUDGET, createLogBudget } from '../core/log-budget.ts';
 import type { KnockPacket, KnockSequence } from '../core/types.ts';
 import type { Clock, Logger, PacketSource, ProofSource, SourceContext } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
+import { wallNow } from '../kit/wall-clock.ts';
+import { tracerFor, type TraceSpan } from './trace.ts';
 
 export interface OneTimeBook {
   /** Unused lines per sequence id, in file order. */
@@ -20,7 +22,7 @@ export interface OneTimeBook {
 }
 
 /** A capture of knock packets; NFLOG records carry their rule's prefix. */
-export type KnockCapture = PacketSource & AsyncIterable<KnockPacket & { readonly nflogPrefix?: string }>;
+export type KnockCapture = PacketSource & AsyncIterable<KnockPacket & { readonly nflogPrefix?: string; readonly readAt?: number | undefined; readonly parsedAt?: number | undefined }>;
 
 export interface PcapSourceDeps {
   /**
@@ -57,7 +59,9 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
     for (const name of COUNTER_METRICS) deps.metrics.set(`knock_${name}`, totals[name] ?? 0);
   };
 
-  const handle = (ctx: SourceContext, e: KnockEvent): void => {
+  const tracer = tracerFor(deps.metrics);
+
+  const handle = (ctx: SourceContext, e: KnockEvent, span?: TraceSpan): void => {
     switch (e.type) {
       case 'progress':
         log.debug({ event: 'knock.progress', sequence: e.sequenceId, ip: e.ip, stage: e.stage, of: e.of }, `${e.ip}: ${e.sequenceId} stage ${e.stage}/${e.of}`);
@@ -72,7 +76,8 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
         return;
       case 'completed': {
         const used = e.oneTime;
-        void ctx.submit({ kind: 'knock', engine: 'pcap', sequenceId: e.sequenceId, door: e.door, ip: e.ip, family: e.family, action: e.action });
+        const proof = { kind: 'knock', engine: 'pcap', sequenceId: e.sequenceId, door: e.door, ip: e.ip, family: e.family, action: e.action } as const;
+        void (span ? tracer.run(span, () => ctx.submit(proof)) : ctx.submit(proof));
         if (used && deps.oneTime) {
           deps.oneTime.markUsed(e.sequenceId, used).then(
             () => log.info({ event: 'knock.one_time_used', sequence: e.sequenceId, line: used.line + 1, remaining: used.remaining }, `one-time sequence on line ${used.line + 1} used`),
@@ -102,10 +107,11 @@ export function createPcapSource(deps: PcapSourceDeps): ProofSource {
           (async () => {
             for await (const packet of packets) {
               if (stopped) break;
+              const dequeuedAt = wallNow();
               const rec = packet.nflogPrefix === undefined ? undefined : parseIntakePrefix(packet.nflogPrefix);
               if (rec?.kind === 'first') deps.metrics.inc('knock_released_first_total');
               const events = rec?.kind === 'first' ? stepDeferredFirst(state, rec.index, packet, deps.clock.now()) : step(state, packet, deps.clock.now());
-              for (const e of events) handle(ctx, e);
+              for (const e of events) handle(ctx, e, e.type === 'completed' ? tracer.span('pcap', { arrivedAt: packet.ts, readAt: packet.readAt, parsedAt: packet.parsedAt }, dequeuedAt) : undefined);
             }
             if (!stopped) throw kgwError('KGW_CAPTURE_FAILED', 'the knock capture ended on its own');
           })().catch((err: unknown) => {

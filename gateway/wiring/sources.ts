@@ -1,6 +1,6 @@
 // The packet proof sources for a Config: the pcap engine (the kernel intake's NFLOG group on
 // nftables, else a tcpdump capture per interface; with knockd's one_time_sequences), the kernel
-// engine's NFLOG reader, and SPA (the SPA intake's NFLOG group). Nothing is spawned until the
+// engine's NFLOG reader, and SPA (a UDP socket behind the SPA intake). Nothing is spawned until the
 // gateway starts them.
 import { networkInterfaces } from 'node:os';
 import type { EnginePlan } from '../core/engines.ts';
@@ -9,16 +9,13 @@ import { INTAKE_GROUPS } from '../core/nft-intake.ts';
 import type { Config } from '../config/types.ts';
 import type { Clock, GrantStore, HostFirewall, Logger, NonceStore, ProofSource } from '../ports.ts';
 import { decodeSpa } from '../protocol/fwknop.ts';
-import { createNflogSource, createTcpdumpSource } from '../adapters/capture/index.ts';
+import { createNflogSource, createSpaSocket, createTcpdumpSource } from '../adapters/capture/index.ts';
 import type { Metrics } from '../services/metrics.ts';
 import { createKernelSource } from '../services/source-kernel.ts';
 import { createPcapSource } from '../services/source-pcap.ts';
 import { createSpaSource } from '../services/source-spa.ts';
 import type { OneTimeFiles } from './files.ts';
 import { pcapReadsNflog } from './firewall.ts';
-
-/** Bytes per NFLOG record of the SPA intake: a 1500-byte payload, its headers and the NFLOG TLVs. */
-const SPA_SNAPLEN = 2048;
 
 /** Every address of this host, on every interface: a knock "from" one of them is a spoof. */
 function hostAddresses(): string[] {
@@ -77,7 +74,7 @@ export function knockSources(config: Config, engines: EnginePlan, deps: SourceDe
   if (spa) {
     sources.push(
       createSpaSource({
-        openPackets: () => createNflogSource({ group: INTAKE_GROUPS.spa, snaplen: SPA_SNAPLEN, logger: logger.child({ component: 'nflog', intake: 'spa' }) }),
+        openPackets: () => createSpaSocket({ port: spa.port, logger: logger.child({ component: 'spa-socket' }) }),
         access: spa.access,
         maxPacketAgeMs: spa.maxPacketAgeMs,
         decode: decodeSpa,

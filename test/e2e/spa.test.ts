@@ -1,5 +1,5 @@
 // SPA end to end with Debian's fwknop client: the real daemon in a lab's server namespace takes
-// SPA packets only through its own kernel rule (NFLOG, then drop) and opens port 22 for the
+// SPA packets only through its own kernel rule (checks and limits, then its UDP socket) and opens port 22 for the
 // address the packet names. The same suite runs with the YAML `spa:` section and with fwknopd's
 // own access.conf and fwknopd.conf, unchanged (Debian's defaults, keys filled in), and once on
 // the iptables backend.
@@ -11,6 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { requireRoot, type Lab } from '../helpers/netns.ts';
 import { canConnect, connectsWithin, MAIN, refusedWithin, sshLab, startDaemon, type LogEvent, type TempDir, type RunningDaemon } from '../helpers/gateway.ts';
 import { encodeIn, FIXTURES, fwknop, sendUdp, spaYaml } from '../helpers/spa.ts';
+import { controlRequest } from '../../gateway/services/control-server.ts';
+import { TRACE_STAGES } from '../../gateway/services/trace.ts';
 
 interface World { lab: Lab; daemon: RunningDaemon; dir: TempDir; control: string; restart(): Promise<void> }
 
@@ -79,6 +81,11 @@ for (const flavor of FLAVORS) {
       assert.equal(await canConnect(b, server.v4, 22), false, 'another address does not');
       await revoke(w, a.v4);
       assert.equal(await refusedWithin(a, server.v4, 22), true);
+    });
+
+    await t.test('the trace: /metrics holds that packet\'s stage histograms, from socket receipt to the nft reply', async () => {
+      const text = (await controlRequest(w.control, 'GET', '/metrics')).body;
+      for (const stage of TRACE_STAGES) assert.match(text, new RegExp(`^knockgw_packet_stage_seconds_count\\{path="spa",stage="${stage}"\\} [1-9]`, 'm'), stage);
     });
 
     await t.test('a replay of that packet is refused', async () => {
@@ -150,6 +157,7 @@ void test('SPA on the iptables backend: the raw-table rule hands packets to the 
   assert.equal((await since(w, mark, (e) => e.event === 'grant.open')).ip, a.v4);
   assert.equal(await connectsWithin(a, server.v4, 22), true);
   assert.equal(await canConnect(b, server.v4, 22), false);
-  const raw = await server.exec('iptables', ['-t', 'raw', '-S', 'KNOCKGW_SPA']);
-  assert.match(raw.stdout, /NFLOG --nflog-prefix +kgw-spa --nflog-group 7215/);
+  const raw = await server.exec('iptables', ['-t', 'raw', '-S']);
+  assert.match(raw.stdout, /-A KNOCKGW_SPA -m limit --limit 2000\/sec --limit-burst 500 -j KNOCKGW_SPA_PASS/);
+  assert.match(raw.stdout, /-A KNOCKGW_SPA_PASS -j CT --notrack/);
 });

@@ -22,8 +22,10 @@ export interface RunningDaemon {
   kill(): Promise<void>;
 }
 
-export function startDaemon(host: Host, args: readonly string[]): RunningDaemon {
-  const child = host.spawn(process.execPath, [MAIN, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** launcher: how knockgw is run (default: this checkout's sources; the package test runs /usr/bin/knockgw in its root). */
+export function startDaemon(host: Host, args: readonly string[], launcher: readonly string[] = [process.execPath, MAIN]): RunningDaemon {
+  const [cmd = process.execPath, ...pre] = launcher;
+  const child = host.spawn(cmd, [...pre, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: LogEvent[] = [];
   const waiters = new Set<() => void>();
   let pending = '';

@@ -1,5 +1,5 @@
 // The SPA proof source wired in process, with the real grant service, intake and memory store:
-// records pushed by the test stand in for the kernel intake's NFLOG group, and the grants, the
+// records pushed by the test stand in for the SPA socket behind the kernel intake, and the grants, the
 // log events and the metrics are read back as objects.
 import { createMemoryStore } from '../../gateway/adapters/store/index.ts';
 import { spaDoor, type SpaStanza } from '../../gateway/core/spa.ts';
@@ -18,28 +18,20 @@ export function stanza(over: Partial<SpaStanza> = {}): SpaStanza {
   return { name: 'laptop', origin: 'access.conf:1', source: 'any', keys: KEYS, open: [{ port: 22, proto: 'tcp' }], restrict: [], ttlMs: 30_000, maxTtlMs: 300_000, requireSourceAddress: false, ...over };
 }
 
-/** A packet source the test feeds: push() hands one record to the SPA source. */
+/** A packet source the test feeds: push() hands one record to the SPA source, as the socket does. */
 export function pushSource(): SpaPacketSource & { push(r: SpaRecord): void } {
-  const queue: SpaRecord[] = [];
-  let wake: (() => void) | undefined;
-  let closed = false;
+  let deliver: ((r: SpaRecord) => void) | undefined;
   return {
-    ready: () => Promise.resolve(),
+    start: (onRecord) => {
+      deliver = onRecord;
+      return Promise.resolve();
+    },
     close: () => {
-      closed = true;
-      wake?.();
+      deliver = undefined;
       return Promise.resolve();
     },
     push(r) {
-      queue.push(r);
-      wake?.();
-    },
-    async *[Symbol.asyncIterator]() {
-      while (!closed) {
-        const r = queue.shift();
-        if (r) yield r;
-        else await new Promise<void>((res) => (wake = res));
-      }
+      deliver?.(r);
     },
   };
 }

@@ -16,14 +16,15 @@ const pcap = (sequences: KnockSequence[], oneTimePorts = [] as ReturnType<typeof
 const chain = (p: IntakeProgram | undefined, name: string): readonly string[] => p?.chains.find((c) => c.name === name)?.rules ?? assert.fail(`no chain ${name}`);
 const indexOf = (rules: readonly string[], re: RegExp): number => rules.findIndex((r) => re.test(r));
 
-void test('SPA: shape checks, the per-source limit (IPv6 per /64), the total cap, NFLOG 7215, then a drop — nothing answers', () => {
+void test('SPA: shape checks, the per-source limit (IPv6 per /64), the total cap, then untracked to the daemon\'s socket; the rest dropped', () => {
   const p = compileIntake({ spa: { port: 62201 } });
   const rules = chain(p, 'spa');
-  const order = [/fib saddr type/, /udp length < 148/, /udp length > 1508/, /@th,64,8 != \{ 43, 47-57, 65-90, 97-122 \}/, /@th,88,8/, /update @spa_rate4 \{ ip saddr limit rate over 5\/second/, /update @spa_rate6 \{ ip6 saddr & ffff:ffff:ffff:ffff:: limit/, /^limit rate over 2000\/second/, /^log prefix "kgw-spa" group 7215 queue-threshold 1$/, /^counter drop$/];
+  const order = [/fib saddr type/, /udp length < 148/, /udp length > 1508/, /@th,64,8 != \{ 43, 47-57, 65-90, 97-122 \}/, /@th,88,8/, /update @spa_rate4 \{ ip saddr limit rate over 5\/second/, /update @spa_rate6 \{ ip6 saddr & ffff:ffff:ffff:ffff:: limit/, /^limit rate over 2000\/second/, /^socket transparent 0 notrack counter accept$/, /^counter drop$/];
   const at = order.map((re) => indexOf(rules, re));
   assert.ok(at.every((i) => i >= 0), `every piece is there: ${rules.join(' | ')}`);
   assert.deepEqual(at, [...at].sort((a, b) => a - b), 'in this order');
-  assert.equal(rules.at(-1), 'counter drop');
+  assert.equal(rules.at(-1), 'counter drop', 'with no socket bound (the daemon down), dropped too');
+  assert.ok(rules.slice(0, -2).every((r) => / drop$/.test(r)), 'every check before the accept drops');
   const hook = chain(p, 'intake');
   assert.deepEqual(hook, ['fib daddr type local udp dport 62201 jump spa'], 'packets to this host only; routed ones are none of ours');
   assert.match(p?.chains.at(-1)?.hook ?? '', /hook prerouting priority raw - 20;/);
@@ -86,10 +87,9 @@ void test('nothing to watch compiles to nothing; names never collide with the ke
 });
 
 void test('prefixes: what the intake writes, and nothing else', () => {
-  assert.deepEqual(parseIntakePrefix('kgw-spa'), { kind: 'spa' });
   assert.deepEqual(parseIntakePrefix('kgw-pk\0\0'), { kind: 'knock' });
   assert.deepEqual(parseIntakePrefix('kgw-pf:12'), { kind: 'first', index: 12 });
-  for (const other of ['kgw:0:open', 'kgw-pf:', 'kgw-pf:x', '', 'kgw-spa2']) assert.equal(parseIntakePrefix(other), undefined, other);
+  for (const other of ['kgw:0:open', 'kgw-pf:', 'kgw-pf:x', '', 'kgw-spa']) assert.equal(parseIntakePrefix(other), undefined, other);
 });
 
 void test('a held-back first knock replayed by the daemon starts its own sequence only, and the knock completes as knockd would', () => {

@@ -15,6 +15,7 @@ import { encodeSpa } from '../../gateway/protocol/fwknop.ts';
 import { PACKETS } from '../fixtures/fwknop/packets.ts';
 import { captureLogger } from '../helpers/redis.ts';
 import { KEYS, spaWorld, stanza } from '../helpers/spa-source.ts';
+import { MAX_CLAIMS } from '../../gateway/services/source-spa.ts';
 
 const SRC = '203.0.113.9';
 const bytes = (name: keyof typeof PACKETS) => Buffer.from(PACKETS[name].packet, 'latin1');
@@ -148,4 +149,21 @@ void test('the memory store\'s replay cache survives a restart (state.replay.jso
   const moved = await createFileNonceStore({ file, clock, logger, onCorrupt: 'move-aside' });
   assert.equal(await moved.claim('spa', 'x', 60_000), true);
   await moved.close();
+});
+
+void test('authenticated packets waiting for the replay store are bounded: beyond MAX_CLAIMS they are refused as busy, and none is lost once it answers', async (t) => {
+  const clock = clockAt('access');
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const inner = createMemoryNonceStore({ clock });
+  const slow: NonceStore = { claim: async (s, n, ttl) => (await gate, inner.claim(s, n, ttl)) };
+  const w = await spaWorld({ nonces: slow, clock });
+  t.after(() => w.stop());
+  const packets = Array.from({ length: MAX_CLAIMS + 6 }, () => ({ src: SRC, payload: Buffer.from(encodeSpa({ allowIp: '198.51.100.7', ports: [{ port: 22, proto: 'tcp' }], timestamp: PACKETS.access.timestamp }, KEYS), 'latin1') }));
+  await w.send(...packets);
+  assert.equal(w.metrics.get('spa_denied_total', { reason: 'busy' }), 6);
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(w.metrics.get('spa_accepted_total', { stanza: 'laptop' }), MAX_CLAIMS);
+  assert.equal((await w.store.list()).length, 1, 'one grant, extended by the rest');
 });

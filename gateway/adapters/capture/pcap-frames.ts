@@ -24,6 +24,9 @@ export interface CapturedPacket extends KnockPacket {
   readonly nflogPrefix?: string;
   /** NFLOG records of UDP packets captured whole: the datagram's payload (a view of the capture buffer). */
   readonly payload?: Uint8Array;
+  /** Stamped by the capture (wall-clock ms, kit/wall-clock.ts): when the daemon read it, when it was decoded. */
+  readAt?: number;
+  parsedAt?: number;
 }
 
 export const LINKTYPE = { EN10MB: 1, RAW: 101, LINUX_SLL: 113, IPV4: 228, IPV6: 229, NFLOG: 239, LINUX_SLL2: 276 } as const;

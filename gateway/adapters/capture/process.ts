@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { kgwError, type KnockgwError } from '../../core/errors.ts';
 import type { Logger, PacketSource } from '../../ports.ts';
+import { wallNow } from '../../kit/wall-clock.ts';
 import { createPcapParser, type PcapStats } from './pcap-stream.ts';
 import type { CapturedPacket } from './pcap-frames.ts';
 
@@ -143,7 +144,14 @@ export function startCapture(args: readonly string[], what: string, opts: Captur
 
   child.stdout.on('data', (chunk: Buffer) => {
     if (ended || closing) return;
-    for (const p of parser.push(chunk)) enqueue(p);
+    const readAt = wallNow();
+    const decoded = parser.push(chunk);
+    const parsedAt = wallNow();
+    for (const p of decoded) {
+      p.readAt = readAt;
+      p.parsedAt = parsedAt;
+      enqueue(p);
+    }
     if (parser.error) {
       log.error({ event: 'capture.error', source: what, code: parser.error.code, err: parser.error.message }, `the capture stream from tcpdump on ${what} is malformed`);
       finish(parser.error);

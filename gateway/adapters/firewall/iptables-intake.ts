@@ -1,16 +1,19 @@
 // The SPA intake on the iptables backend: the kernel filter of core/nft-intake.ts in the raw
 // table (PREROUTING, before conntrack), as iptables-restore text. Every UDP packet to the SPA
-// port of this host is dropped (the port looks closed); before that it goes to NFLOG group 7215
-// unless its source is a martian, its size or first four bytes cannot be fwknop's, its source
-// (IPv6: its /64) is over SPA_RATE (hashlimit), or all sources together are over SPA_CAP (limit).
+// port of this host is dropped unless its source is no martian, its size and first four bytes
+// can be fwknop's, its source (IPv6: its /64) is within SPA_RATE (hashlimit) and all sources
+// together within SPA_CAP (limit); what passes goes untracked (CT --notrack) to the daemon's
+// UDP socket when one is bound (-m socket), as on nftables.
 // The pcap engine's knocks are not moved here: iptables has no sets the kernel can hold first
 // knocks in without ipset, so on this backend they are still read from the interface by tcpdump
 // (doctor and the start-up log say so).
 import type { Family } from '../../core/ip.ts';
-import { INTAKE_GROUPS, SPA_CAP, SPA_RATE } from '../../core/nft-intake.ts';
+import { SPA_CAP, SPA_RATE } from '../../core/nft-intake.ts';
 import type { RunOptions, RunResult } from '../exec/index.ts';
 
 export const IPT_SPA_CHAIN = 'KNOCKGW_SPA';
+/** Where what passed every check goes: untracked, then accepted (limit cannot be negated, so it jumps here). */
+const IPT_SPA_PASS = 'KNOCKGW_SPA_PASS';
 
 type Exec = (cmd: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
 
@@ -43,9 +46,9 @@ async function jumps(exec: Exec, f: Family, ns: RunOptions): Promise<string[]> {
   return out.split('\n').filter((l) => l.startsWith('-A PREROUTING ') && l.endsWith(` -j ${IPT_SPA_CHAIN}`));
 }
 
-async function chainExists(exec: Exec, f: Family, ns: RunOptions): Promise<boolean> {
+async function chainExists(exec: Exec, f: Family, ns: RunOptions, chain: string): Promise<boolean> {
   const out = (await exec(TOOL[f].ipt, ['-w', '-t', 'raw', '-S'], ns)).stdout;
-  return out.split('\n').includes(`-N ${IPT_SPA_CHAIN}`);
+  return out.split('\n').includes(`-N ${chain}`);
 }
 
 /** Creates or replaces the SPA intake for `port`, both families, each in one restore. */
@@ -56,13 +59,17 @@ export async function ensureSpaIntake(exec: Exec, port: number, ns: RunOptions):
       '*raw',
       // Declaring the chain in a restore flushes it: the chain is replaced atomically.
       `:${c} - [0:0]`,
+      `:${IPT_SPA_PASS} - [0:0]`,
       ...BOGONS[f].map((m) => `-A ${c} ${m} -j DROP`),
       `-A ${c} -m length ! --length ${LENGTH[f]} -j DROP`,
       `-A ${c} -m u32 ! --u32 "${FIRST_BYTES[f]}" -j DROP`,
       `-A ${c} -m hashlimit --hashlimit-above ${SPA_RATE.perSecond}/sec --hashlimit-burst ${SPA_RATE.burst} --hashlimit-mode srcip --hashlimit-srcmask ${f === 4 ? 32 : 64} --hashlimit-name knockgw_spa${f} --hashlimit-htable-expire 2000 -j DROP`,
-      // --nflog-threshold 1: hand each packet over at once (the kernel's default batches up to 1 s).
-      `-A ${c} -m limit --limit ${SPA_CAP.perSecond}/sec --limit-burst ${SPA_CAP.burst} -j NFLOG --nflog-group ${INTAKE_GROUPS.spa} --nflog-prefix kgw-spa --nflog-threshold 1`,
+      `-A ${c} -m limit --limit ${SPA_CAP.perSecond}/sec --limit-burst ${SPA_CAP.burst} -j ${IPT_SPA_PASS}`,
       `-A ${c} -j DROP`,
+      `-A ${IPT_SPA_PASS} -j CT --notrack`,
+      // Only to a bound socket (--nowildcard: ours is bound to any address): silent while the daemon is down.
+      `-A ${IPT_SPA_PASS} -m socket --nowildcard -j ACCEPT`,
+      `-A ${IPT_SPA_PASS} -j DROP`,
       ...(await jumps(exec, f, ns)).map((l) => l.replace(/^-A /, '-D ')),
       `-I PREROUTING 1 ${jumpSpec(port)}`,
       'COMMIT',
@@ -75,7 +82,8 @@ export async function ensureSpaIntake(exec: Exec, port: number, ns: RunOptions):
 export async function removeSpaIntake(exec: Exec, ns: RunOptions): Promise<void> {
   for (const f of [4, 6] as const) {
     const lines = (await jumps(exec, f, ns)).map((l) => l.replace(/^-A /, '-D '));
-    if (await chainExists(exec, f, ns)) lines.push(`-F ${IPT_SPA_CHAIN}`, `-X ${IPT_SPA_CHAIN}`);
+    if (await chainExists(exec, f, ns, IPT_SPA_CHAIN)) lines.push(`-F ${IPT_SPA_CHAIN}`, `-X ${IPT_SPA_CHAIN}`);
+    if (await chainExists(exec, f, ns, IPT_SPA_PASS)) lines.push(`-F ${IPT_SPA_PASS}`, `-X ${IPT_SPA_PASS}`);
     if (lines.length > 0) await exec(TOOL[f].restore, ['-w', '--noflush'], { ...ns, input: `*raw\n${lines.join('\n')}\nCOMMIT\n` });
   }
 }

@@ -38,7 +38,9 @@ export function createNftSession(opts: { netns?: string; logger: Logger }): NftS
 
   const start = (): ChildProcessWithoutNullStreams => {
     const argv = opts.netns ? ['netns', 'exec', opts.netns, 'nft', '-i'] : ['-i'];
-    const c = spawn(opts.netns ? 'ip' : 'nft', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // nft -i keeps a readline history in $HOME/.nft.history: a home that does not exist keeps every
+    // batch of grants out of root's home (found by the package test's purge check).
+    const c = spawn(opts.netns ? 'ip' : 'nft', argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: '/nonexistent' } });
     stdout = '';
     stderr = '';
     c.stdout.setEncoding('utf8');

@@ -12,6 +12,8 @@ export interface KnockOptions {
   readonly knocks: readonly PortSpec[];
   readonly delayMs: number;
   readonly family?: 4 | 6;
+  /** The source address to knock from (a host with several, like the chaos harness's client). */
+  readonly localAddress?: string;
   readonly onKnock?: (address: string, knock: PortSpec) => void;
 }
 
@@ -34,10 +36,10 @@ async function resolveHost(host: string, family: 4 | 6 | undefined): Promise<{ a
   }
 }
 
-function tcpKnock(address: string, port: number): void {
+function tcpKnock(address: string, port: number, localAddress: string | undefined): void {
   const socket = new Socket();
   socket.on('error', () => { /* a closed knock port answers RST or nothing: that is the point */ });
-  socket.connect({ host: address, port });
+  socket.connect({ host: address, port, ...(localAddress ? { localAddress } : {}) });
   // connect(2) has sent the SYN once libuv ran it; abandoning the socket on the next turn of the
   // loop sends nothing more (RST only if the peer answered).
   setImmediate(() => socket.destroy());
@@ -58,7 +60,7 @@ export async function knock(opts: KnockOptions): Promise<string> {
     if (i > 0 && opts.delayMs > 0) await sleep(opts.delayMs);
     opts.onKnock?.(address, k);
     if (k.proto === 'udp') await udpKnock(address, family, k.port);
-    else tcpKnock(address, k.port);
+    else tcpKnock(address, k.port, opts.localAddress);
   }
   // Let the last SYN leave before the process may exit.
   await new Promise((r) => setImmediate(r));

@@ -43,12 +43,17 @@ end
 // below, without its closing brace), createdAt, expiresAt ('null' = until closed), px ('' = until
 // closed), stream maxlen, node id. Merge rule (= mergeGrant): first createdAt, the longer
 // remaining TTL. The reply and the stream entry carry the generation it made.
+// Key 5 is the grant's tombstone and arg 8 the proof's age (ms, by the writer's clock, so no
+// clock is compared with another): a proof older than the last close of this grant is refused
+// ({'', 'closed', 0, ''}) — it was queued somewhere while another node closed the grant.
 const GRANT_PUT_LUA = BUMP_LUA + `
 local function kind(k) return redis.call('TYPE', k).ok end
 if kind(KEYS[2]) ~= 'zset' and kind(KEYS[2]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[2] .. ' is not a sorted set') end
 if kind(KEYS[3]) ~= 'stream' and kind(KEYS[3]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[3] .. ' is not a stream') end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tomb = redis.call('GET', KEYS[5])
+if tomb and now - tonumber(ARGV[8]) <= tonumber(tomb) then return {'', 'closed', 0, ''} end
 local created, expires, px = ARGV[3], ARGV[4], ARGV[5]
 local mode = 'new'
 if px == '' then mode = 'unlimited' end
@@ -89,9 +94,13 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV
 return {value, mode, pttl, gen}
 `;
 
-// Keys: 1 grant, 2 index, 3 stream, 4 generation. Args: id, node id, stream maxlen. Returns {old
-// JSON or '', generation}, or nil: removing nothing changes nothing (no generation, no entry).
+// Keys: 1 grant, 2 index, 3 stream, 4 generation, 5 tombstone. Args: id, node id, stream maxlen,
+// tombstone PX. Returns {old JSON or '', generation}, or nil: removing nothing changes nothing
+// (no generation, no entry) but the tombstone, which is written either way: a close on a node
+// that never heard of the grant still outranks the knock queued on another (GRANT_PUT).
 const GRANT_REMOVE_LUA = BUMP_LUA + `
+local t = redis.call('TIME')
+redis.call('SET', KEYS[5], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)), 'PX', ARGV[4])
 local cur = redis.pcall('GET', KEYS[1])
 local n = redis.call('DEL', KEYS[1])
 if redis.call('TYPE', KEYS[2]).ok == 'zset' then redis.call('ZREM', KEYS[2], ARGV[1]) end

@@ -11,7 +11,9 @@ import type { KeySpace } from '../../../kit/redis/keys.ts';
 import { GRANT_GEN, GRANT_LIST, GRANT_PUT, GRANT_REMOVE, runScript } from '../../../kit/redis/lua.ts';
 import { decodeGrant, encodeGrant } from './codec.ts';
 
-const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited']), z.number(), z.string()]);
+const PutReply = z.tuple([z.string(), z.enum(['new', 'kept', 'unlimited', 'closed']), z.number(), z.string()]);
+/** How long a close outranks a proof older than it: longer than any queued knock waits. */
+const TOMBSTONE_MS = 24 * 3600_000;
 const RemoveReply = z.tuple([z.string(), z.string()]).nullable();
 const ListReply = z.array(z.union([z.string(), z.number()]));
 const GenReply = z.tuple([z.number(), z.string()]);
@@ -22,8 +24,11 @@ const CLOCK_SAMPLES = 8;
 const LIST_CHUNK = 250;
 
 export interface RemoteGrants {
-  /** Merges and stores (GRANT_PUT); the grant as Redis keeps it, and the generation it made. */
-  put(grant: Grant): Promise<{ grant: Grant; gen: string }>;
+  /**
+   * Merges and stores (GRANT_PUT); the grant as Redis keeps it, and the generation it made;
+   * `closed` when the grant was closed after this proof was made (a tombstone): nothing stored.
+   */
+  put(grant: Grant): Promise<{ grant: Grant; gen: string } | { closed: true }>;
   /** The removed grant (undefined: none, or unreadable) and the generation; undefined when nothing was there. */
   remove(id: string): Promise<{ old: Grant | undefined; gen: string } | undefined>;
   /** Every live grant, a chunk per round trip, and the generation the first chunk saw (a later chunk may see later changes). */
@@ -40,6 +45,7 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
   const indexKey = deps.key('grants');
   const streamKey = deps.key('changes');
   const genKey = deps.key('gen');
+  const tombPrefix = deps.key('tomb:');
   let offsetMs = 0;
   const samples: { offset: number; rtt: number }[] = [];
   /** One reading of Redis's clock (ms) taken between our `before` and `after`. */
@@ -63,8 +69,9 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
       const now = clock.now();
       if (grant.expiresAt !== null && grant.expiresAt <= now) return { grant, gen: '' };
       const e = encodeGrant(grant, now);
-      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId]));
+      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey, tombPrefix + grant.id], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId, String(Math.max(0, now - grant.createdAt))]));
       const [json, mode, pttl, gen] = reply;
+      if (mode === 'closed') return { closed: true };
       const stored = decode(grant.id, json, pttl, now);
       if (!stored) throw kgwError('KGW_STORE_DATA', `Redis returned an unreadable grant for ${grant.id}`, { id: grant.id });
       // The TTL we sent is exact in our own clock; only an older, longer grant is re-based.
@@ -72,7 +79,7 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
     },
 
     async remove(id) {
-      const reply = RemoveReply.parse(await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey, genKey], [id, nodeId, maxLen]));
+      const reply = RemoveReply.parse(await runScript(conn.client, GRANT_REMOVE, [grantPrefix + id, indexKey, streamKey, genKey, tombPrefix + id], [id, nodeId, maxLen, String(TOMBSTONE_MS)]));
       if (!reply) return undefined;
       return { old: reply[0] === '' ? undefined : decode(id, reply[0], undefined, clock.now()), gen: reply[1] };
     },

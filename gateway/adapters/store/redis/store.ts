@@ -65,8 +65,7 @@ export interface RedisStore extends GrantStore {
 
 /** How long a full read waits for the change feed to bring what Redis's generation says it has. */
 const FEED_WAIT_MS = 1000;
-/** Stream entries per XREAD. */
-const READ_COUNT = 500;
+const READ_COUNT = 500; // stream entries per XREAD
 const XRangeReply = z.array(z.tuple([z.string(), z.array(z.string())])).catch([]);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -90,12 +89,12 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
   const gen = generation(opts.fullReadMaxAgeMs ?? 10 * (opts.fullReconcileMs ?? 30_000));
 
   const sendQueued = async (op: QueuedOp): Promise<void> => {
-    if (op.op === 'remove') {
-      await remote.remove(op.id);
-      return;
-    }
-    const { grant: stored, gen: g } = await remote.put(op.grant);
-    if (outbox.get(op.grant.id) === op && isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
+    if (op.op === 'remove') return void (await remote.remove(op.id));
+    const r = await remote.put(op.grant);
+    if (outbox.get(op.grant.id) !== op) return;
+    // Closed elsewhere after this node proved it (it was queued here meanwhile): the close wins.
+    if ('closed' in r) void cache.delete(op.grant.id);
+    else if (isLive(r.grant, clock.now()) && gen.claim(r.grant.id, r.gen)) cache.set(r.grant);
   };
   const flush = (): Promise<number> =>
     outbox.flush(sendQueued, up, (op, err) =>
@@ -262,9 +261,10 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<RedisSt
       write(async () => {
         const merged = mergeGrant(cache.get(grant.id), grant);
         if (isLive(merged, clock.now())) cache.set(merged);
-        const { grant: stored, gen: g } = await remote.put(grant);
-        if (isLive(stored, clock.now()) && gen.claim(stored.id, g)) cache.set(stored);
-        return stored;
+        const r = await remote.put(grant);
+        if ('closed' in r) return cache.delete(grant.id) ?? merged;
+        if (isLive(r.grant, clock.now()) && gen.claim(r.grant.id, r.gen)) cache.set(r.grant);
+        return r.grant;
       }, () => local.put(grant)),
     remove: (id) =>
       write(async () => {

@@ -9,75 +9,40 @@
 import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { canUseNetns } from '../test/helpers/netns.ts';
-import { describeError } from '../gateway/core/errors.ts';
-import { benchKnock } from './knock.ts';
-import { benchSpa } from './spa.ts';
-import { benchScale } from './scale.ts';
-import { benchHa } from './ha.ts';
-import { benchCloud } from './cloud.ts';
-import { benchRelay } from './relay.ts';
-import { benchFleet } from './fleet/index.ts';
-import { cleanupAll, installSignalCleanup } from './lib.ts';
-import { CLOUD_LEASE_TTL_MS } from '../gateway/wiring/cloud-runtime.ts';
-import { metricLines, renderTables, verdicts, type BenchResults } from './report.ts';
+import { describeError, isKnockgwError } from '../gateway/core/errors.ts';
+import { parseBenchArgs, USAGE, type BenchArgs, type Phase } from './args.ts';
+import type { BenchResults } from './report.ts';
 import type { SystemName } from './systems.ts';
 
-const PHASES = ['knock', 'spa', 'scale', 'ha', 'cloud', 'relay', 'fleet'] as const;
-/** The fleet simulation runs only when asked for (--fleet): minutes of 2 cores for one question. */
-const DEFAULT_PHASES = PHASES.filter((p) => p !== 'fleet');
-type Phase = (typeof PHASES)[number];
-
-const USAGE = 'usage: npm run bench [-- --quick] [--only knock,spa,scale,ha,cloud,relay,fleet] [--fleet [--fleet-nodes 5,10,25,50]] [--runs N] [--flood-seconds S] [--flood-interval auto|uN] [--markdown FILE] [--trace]';
-
 /** A bad argument is a usage error (exit 64) with the usage line, never a stack trace. */
-function usage(message: string): never {
-  process.stderr.write(`knockgw bench: ${message}\n${USAGE}\n`);
-  process.exit(64);
-}
-
-function parseBenchArgs() {
+function parseOrExit(): BenchArgs {
   try {
-    return parseArgs({
-      options: {
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string' },
-        runs: { type: 'string' },
-        'flood-seconds': { type: 'string' },
-        'flood-interval': { type: 'string', default: 'auto' },
-        markdown: { type: 'string' },
-        fleet: { type: 'boolean', default: false },
-        trace: { type: 'boolean', default: false },
-        'fleet-nodes': { type: 'string' },
-      },
-    }).values;
+    return parseBenchArgs(process.argv.slice(2));
   } catch (err) {
-    return usage(err instanceof Error ? err.message : String(err));
+    if (!isKnockgwError(err)) throw err;
+    process.stderr.write(`knockgw bench: ${err.message.replace(/^KGW_CLI_USAGE: /, '')}\n${USAGE}\n`);
+    process.exit(64);
   }
 }
 
-function count(name: string, text: string | undefined, fallback: number, max: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  return Number.isInteger(n) && n >= 1 && n <= max ? n : usage(`--${name} takes a whole number 1..${max} (got "${text}")`);
-}
-
-const values = parseBenchArgs();
-const quick = values.quick;
-const only = (values.only ?? (values.fleet ? 'fleet' : DEFAULT_PHASES.join(','))).split(',').map((p) => p.trim());
-for (const p of only) if (!(PHASES as readonly string[]).includes(p)) usage(`unknown bench phase "${p}" (phases: ${PHASES.join(', ')})`);
+const values = parseOrExit();
+// Only now the phases: a usage error must not wait for the SDKs and the lab to load.
+const [{ canUseNetns }, { benchKnock }, { benchSpa }, { benchScale }, { benchHa }, { benchCloud }, { benchRelay }, { benchFleet }, { cleanupAll, installSignalCleanup }, { CLOUD_LEASE_TTL_MS }, { metricLines, renderTables, verdicts }] = await Promise.all([
+  import('../test/helpers/netns.ts'), import('./knock.ts'), import('./spa.ts'), import('./scale.ts'), import('./ha.ts'), import('./cloud.ts'),
+  import('./relay.ts'), import('./fleet/index.ts'), import('./lib.ts'), import('../gateway/wiring/cloud-runtime.ts'), import('./report.ts'),
+]);
+const { quick, only } = values;
 const settings = {
-  runs: count('runs', values.runs, quick ? 10 : 50, 10_000),
-  floodSeconds: count('flood-seconds', values['flood-seconds'], quick ? 4 : 10, 120),
-  floodInterval: values['flood-interval'],
+  runs: values.runs,
+  floodSeconds: values.floodSeconds,
+  floodInterval: values.floodInterval,
   floodTargetPps: 18_000,
   grantSizes: quick ? [10_000] : [10_000, 100_000],
   haSamples: quick ? 50 : 200,
   cloudGrants: 100,
   relaySeconds: quick ? 2 : 5,
   fleet: {
-    ladder: (values['fleet-nodes'] ?? (quick ? '5,50' : '5,10,25,50')).split(',').map((n) => count('fleet-nodes', n, 5, 500)),
+    ladder: values.fleetLadder,
     processes: 5,
     grants: quick ? 50 : 100,
     perSecond: 20,

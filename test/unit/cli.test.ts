@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseCommand } from '../../gateway/cli.ts';
 import { isKnockgwError } from '../../gateway/core/errors.ts';
 import { compileKnockd } from '../../gateway/config/load.ts';
-import { sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
+import { pcapIntakeFinding, sshSessionFinding, toolFindings } from '../../gateway/commands/doctor.ts';
 import { launcher } from '../../gateway/commands/install.ts';
 import { packageInfo } from '../../gateway/commands/package-info.ts';
 import { startControlServer, controlRequest } from '../../gateway/services/control-server.ts';
@@ -87,6 +87,16 @@ void test('doctor warns when the operator\'s own SSH session comes in on a prote
   assert.match(f?.text ?? '', /203\.0\.113\.9.*NEW connection/);
   assert.equal(sshSessionFinding('203.0.113.9 51234 198.51.100.1 2222', config), undefined, 'another port is not protected');
   assert.equal(sshSessionFinding(undefined, config), undefined);
+});
+
+void test('doctor says what the pcap engine costs on iptables (tcpdump on the interface), and that nftables has the intake', () => {
+  const config = compileKnockd(GUIDE_KNOCKD_CONF, 'knockd.conf', 'gw');
+  const nft = pcapIntakeFinding({ ...config, firewall: 'nftables' });
+  assert.equal(nft.level, 'ok');
+  assert.match(nft.text, /nftables intake \(NFLOG group \d+\)/);
+  const ipt = pcapIntakeFinding({ ...config, firewall: 'iptables' });
+  assert.equal(ipt.level, 'warn');
+  assert.match(ipt.text, /tcpdump on .*knock → open p50 [\d.]+ ms .*% of a core.*--firewall nftables has the intake/);
 });
 
 void test('doctor checks the runtime tools of the one tool list, as the backend needs them', () => {

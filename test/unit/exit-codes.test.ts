@@ -77,16 +77,6 @@ void test('command lines that fail exit 64 (usage) or 78 (config) with the code,
   }
 });
 
-void test("the bench's bad arguments are a usage error (exit 64 with its usage), not a parseArgs stack", async () => {
-  const bench = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
-  for (const args of [['--bogus'], ['--only', 'nonsense'], ['--runs', 'many']]) {
-    const r = await execFileP(process.execPath, [bench, ...args], { timeout: 20_000 }).then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err);
-    assert.equal(r.code, 64, `${args.join(' ')}: exit status (stderr: ${r.stderr})`);
-    assert.match(r.stderr, /^knockgw bench: .*\nusage: npm run bench/, args.join(' '));
-    assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`);
-  }
-});
-
 void test('--help of the deploy and iam scripts prints their usage and exits 0', async () => {
   for (const rel of ['scripts/deploy/aws.ts', 'scripts/deploy/gcp.ts', 'scripts/iam.ts']) {
     const r = await execFileP(process.execPath, [fileURLToPath(new URL(`../../${rel}`, import.meta.url)), '--help'], { timeout: 20_000 });

@@ -36,39 +36,45 @@ void test('granting the same ip+door again extends it and keeps the first create
 });
 
 void test('an expiring grant fires watch on time and leaves list()', async (t) => {
-  const store = await createMemoryStore({ clock: systemClock, logger: captureLogger().logger });
+  // Mocked timers and Date: "on time" is checked to the millisecond of virtual time, so a loaded
+  // machine that runs the real timer late cannot fail it.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+  const clock = { now: () => Date.now() };
+  const store = await createMemoryStore({ clock, logger: captureLogger().logger });
   t.after(() => store.close());
   const changes: StoreChange[] = [];
   let expiredAt = 0;
-  const removed = new Promise<void>((resolve) =>
-    store.watch((c) => {
-      if (!c) return;
-      changes.push(c);
-      if (c.kind === 'remove') {
-        expiredAt = Date.now();
-        resolve();
-      }
-    }),
-  );
-  const g = await store.put(grant('198.51.100.9', 120));
-  await store.put(grant('198.51.100.10', 60_000));
-  await removed;
+  store.watch((c) => {
+    if (!c) return;
+    changes.push(c);
+    if (c.kind === 'remove') expiredAt = clock.now();
+  });
+  const g = await store.put(grant('198.51.100.9', 120, clock.now()));
+  await store.put(grant('198.51.100.10', 60_000, clock.now()));
+  t.mock.timers.tick(119);
+  assert.deepEqual(changes.map((c) => c.kind), ['put', 'put'], 'still open 1 ms before its expiry');
+  assert.deepEqual((await store.list()).map((x) => x.ip).sort(), ['198.51.100.10', '198.51.100.9']);
+  t.mock.timers.tick(1);
   assert.deepEqual(changes.map((c) => c.kind), ['put', 'put', 'remove']);
-  assert.ok(g.expiresAt !== null && expiredAt >= g.expiresAt && expiredAt - g.expiresAt < 50, `closed ${expiredAt - (g.expiresAt ?? 0)} ms late`);
+  assert.equal(expiredAt, g.expiresAt, 'closed at its expiry, not later');
   assert.deepEqual((await store.list()).map((x) => x.ip), ['198.51.100.10']);
 });
 
 void test('grants survive a restart through the state file, expired ones are dropped on load', async (t) => {
   const dir = await tempDir(t);
   const stateFile = join(dir, 'state.json');
-  const a = await createMemoryStore({ stateFile, clock: systemClock, logger: captureLogger().logger });
-  await a.put(grant('203.0.113.1', 60_000));
-  await a.put(grant('2001:db8::1', 0));
-  await a.put(grant('203.0.113.2', 150));
+  // A clock the test moves: the short grant expires between the two stores, not while a loaded
+  // machine is still writing the first one's file.
+  let now = Date.now();
+  const clock = { now: () => now };
+  const a = await createMemoryStore({ stateFile, clock, logger: captureLogger().logger });
+  await a.put(grant('203.0.113.1', 60_000, now));
+  await a.put(grant('2001:db8::1', 0, now));
+  await a.put(grant('203.0.113.2', 150, now));
   await a.close();
-  await new Promise((r) => setTimeout(r, 200));
+  now += 200;
   const log = captureLogger();
-  const b = await createMemoryStore({ stateFile, clock: systemClock, logger: log.logger });
+  const b = await createMemoryStore({ stateFile, clock, logger: log.logger });
   t.after(() => b.close());
   assert.deepEqual((await b.list()).map((g) => g.ip).sort(), ['2001:db8::1', '203.0.113.1']);
   assert.equal(log.events('store.loaded')[0]?.expired, 1);

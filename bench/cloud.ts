@@ -47,7 +47,7 @@ const SSH = [{ port: 22, proto: 'tcp' as const }];
 async function target(mode: CloudMode): Promise<Target> {
   if (mode === 'gcp-aggregated' || mode === 'gcp-per-grant') {
     const fake = await startGceFake({ operationMs: 5 });
-    const fw = createGcpCloudFirewall({
+    const fw = await createGcpCloudFirewall({
       config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, mode: mode === 'gcp-aggregated' ? 'aggregated' : 'per-grant', endpoint: fake.endpoint },
       logger: silentLogger,
       protectedPorts: SSH,
@@ -58,7 +58,7 @@ async function target(mode: CloudMode): Promise<Target> {
   useDummyAwsCredentials();
   // Two groups: 100 rules do not fit one group's default quota of 60 (rules mode spills).
   const fake = await startEc2Fake({ securityGroups: GROUPS, prefixLists: [{ id: PL, family: 4 }] });
-  const fw = createAwsCloudFirewall({
+  const fw = await createAwsCloudFirewall({
     config: { region: 'eu-west-1', securityGroupIds: GROUPS, mode: mode === 'aws-prefix' ? 'prefix-list' : 'rules', prefixListId: PL, endpoint: fake.endpoint },
     logger: silentLogger,
     protectedPorts: SSH,

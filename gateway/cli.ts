@@ -39,7 +39,7 @@ export interface DaemonOverrides {
 }
 
 export type Command =
-  | { readonly cmd: 'daemon'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly teardown: boolean }
+  | { readonly cmd: 'daemon'; readonly source: ConfigSource; readonly overrides: DaemonOverrides; readonly teardown: boolean; readonly check: boolean }
   | { readonly cmd: 'knock'; readonly host: string; readonly knocks: PortSpec[]; readonly delayMs: number; readonly family?: 4 | 6; readonly verbose: boolean }
   | { readonly cmd: 'relay-knock'; readonly url: string; readonly keyFile: string; readonly door: string; readonly ip?: string }
   | { readonly cmd: 'status'; readonly json: boolean; readonly control: string }
@@ -157,7 +157,7 @@ function parseSub(sub: string, rest: string[]): Command {
     }
     case 'daemon': {
       const { values } = parse(rest, {
-        ...daemonOptions, teardown: { type: 'boolean' },
+        ...daemonOptions, teardown: { type: 'boolean' }, check: { type: 'boolean' },
         // knockd's own flags, so its command lines keep working.
         debug: { type: 'boolean', short: 'D' }, daemon: { type: 'boolean', short: 'd' }, pidfile: { type: 'string', short: 'p' }, logfile: { type: 'string', short: 'g' },
         verbose: { type: 'boolean', short: 'v' }, lookup: { type: 'boolean', short: 'l' }, 'only-ip-v4': { type: 'boolean', short: '4' },
@@ -169,7 +169,7 @@ function parseSub(sub: string, rest: string[]): Command {
       if (values.debug) args.overrides.logLevel = 'debug';
       if (values.pidfile !== undefined) args.overrides.pidFile = values.pidfile;
       if (values.logfile !== undefined) args.overrides.logFile = values.logfile;
-      return { cmd: 'daemon', ...args, teardown: values.teardown ?? false };
+      return { cmd: 'daemon', ...args, teardown: values.teardown ?? false, check: values.check ?? false };
     }
     case 'doctor': {
       const { values } = parse(rest, daemonOptions);

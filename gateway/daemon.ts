@@ -4,8 +4,9 @@
 import { hostname } from 'node:os';
 import { rm, writeFile } from 'node:fs/promises';
 import { loadConfig } from './config/load.ts';
-import { openLog } from './kit/log.ts';
-import { describeError } from './core/errors.ts';
+import { createLogger, openLog } from './kit/log.ts';
+import { findRivals, rivalsOf, rivalText } from './kit/rivals.ts';
+import { describeError, kgwError } from './core/errors.ts';
 import { formatPort } from './core/grant.ts';
 import { systemClock } from './ports.ts';
 import type { Command } from './cli.ts';
@@ -13,6 +14,7 @@ import type { Config } from './config/types.ts';
 import { assembleGateway, type Assembly } from './wiring/index.ts';
 import { serveControl } from './wiring/control.ts';
 import { createReloader } from './daemon/reload.ts';
+import { readConfigFiles } from './wiring/files.ts';
 
 /** A stop that takes longer than this (a hung helper, a stuck cloud call) ends with exit 1. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -20,6 +22,13 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 export async function runDaemon(command: Extract<Command, { cmd: 'daemon' }>): Promise<number> {
   const load = (): Promise<Config> => loadConfig({ ...command.source, overrides: command.overrides, hostname: hostname() });
   const first = await load();
+  if (command.check) {
+    await readConfigFiles(first, createLogger({ level: 'warn', format: 'pretty', destination: process.stderr }));
+    process.stdout.write(`${first.source.path}: valid (${first.doors.length} door(s), ${first.spa?.access.length ?? 0} SPA stanza(s), protected ${first.protectedPorts.map(formatPort).join(',')})\n`);
+    return 0;
+  }
+  const rival = (await findRivals(rivalsOf(first)))[0];
+  if (rival) throw kgwError('KGW_RIVAL_RUNNING', rivalText(rival), { rival: rival.name, pid: rival.pid });
   const log = openLog({ level: first.log.level, format: first.log.format, ...(first.log.file ? { file: first.log.file } : {}) });
   const { logger } = log;
   const deps = { clock: systemClock, logger };

@@ -75,9 +75,11 @@ export const COMMANDS: readonly CommandHelp[] = [
       { long: 'lookup', short: 'l', text: 'knockd -l: refused; knockgw logs addresses, never names' },
       { long: 'only-ip-v4', short: '4', text: 'knockd -4: refused; knockgw protects IPv4 and IPv6 alike' },
       { long: 'teardown', text: 'on stop, remove every rule knockgw created (default: keep them, grants expire in the kernel)' },
+      { long: 'check', text: 'read and validate the config and the files it names, then exit (0 valid, 78 not) without touching the firewall: what the package runs before restarting on an upgrade' },
     ],
     notes: [
       discovery,
+      'It refuses to start (KGW_RIVAL_RUNNING) while knockd (with knock doors) or fwknopd (with SPA) runs in the same network namespace: both would answer the same packets.',
       'SIGHUP reloads the config (checked first: a config that does not load keeps the running one and is logged as daemon.reload_failed), reopens the log file and keeps every grant. SIGTERM/SIGINT stop in order.',
     ],
   },

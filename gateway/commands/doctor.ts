@@ -21,6 +21,7 @@ import { SYSTEM_TOOLS } from '../system-tools.ts';
 import { detectConflicts } from '../adapters/firewall/index.ts';
 import type { Command } from '../cli.ts';
 import { nodeSatisfies, packageInfo } from './package-info.ts';
+import { findRivals, rivalsOf, rivalText } from '../kit/rivals.ts';
 import type { Config } from '../config/types.ts';
 
 const execFileP = promisify(execFile);
@@ -109,6 +110,7 @@ export async function doctorFindings(command: Extract<Command, { cmd: 'doctor' }
     add('error', describeError(err));
     return findings;
   }
+  for (const r of await findRivals(rivalsOf(config))) add('error', `KGW_RIVAL_RUNNING: ${rivalText(r)}`);
 
   try {
     const files = await readConfigFiles(config, createLogger({ level: 'error', format: 'json' }));

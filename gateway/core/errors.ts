@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   KGW_CLOUD_RESPONSE: 'a cloud API answer is malformed',
   KGW_CLOUD_QUOTA: 'the cloud firewall is full',
   KGW_CLOUD_WORLD_OPEN: 'a cloud firewall rule outside knockgw opens a protected port to the whole Internet',
+  KGW_CLOUD_SDK: 'a cloud SDK cannot be loaded',
+  KGW_RIVAL_RUNNING: 'knockd or fwknopd already runs here',
   KGW_CONTROL: 'the control socket cannot be used',
   KGW_CLI_USAGE: 'the command line is invalid',
   KGW_PRIVILEGE: 'this needs root (CAP_NET_ADMIN, CAP_NET_RAW)',

@@ -4,7 +4,7 @@
 import { createAwsCloudFirewall, createGcpCloudFirewall } from '../adapters/cloud/index.ts';
 import type { AwsTarget, GcpTarget, RetryPolicy } from '../adapters/cloud/index.ts';
 import type { AwsCloudConfig, Config, GcpCloudConfig } from '../config/types.ts';
-import { describeError } from '../core/errors.ts';
+import { describeError, isKnockgwError } from '../core/errors.ts';
 import type { CloudFirewall, Logger, WorldOpenRule } from '../ports.ts';
 
 export type ClosableCloudFirewall = CloudFirewall & { close(): unknown };
@@ -27,14 +27,24 @@ export function gcpTarget(c: GcpCloudConfig): GcpTarget {
   };
 }
 
-/** The configured adapters, told which ports knockgw protects (for the world-open check). */
-export function createCloudFirewalls(config: Config, logger: Logger, opts: { retry?: Partial<RetryPolicy>; requestTimeoutMs?: number } = {}): ClosableCloudFirewall[] {
+/**
+ * The configured adapters, told which ports knockgw protects (for the world-open check). Each
+ * loads its cloud's SDK, so only the clouds the config names cost start-up time and memory.
+ */
+export async function createCloudFirewalls(config: Config, logger: Logger, opts: { retry?: Partial<RetryPolicy>; requestTimeoutMs?: number } = {}): Promise<ClosableCloudFirewall[]> {
   const { aws, gcp } = config.cloud;
   const common = { logger, protectedPorts: config.protectedPorts, ...opts };
-  return [
+  const made = await Promise.allSettled([
     ...(aws ? [createAwsCloudFirewall({ config: awsTarget(aws), ...common })] : []),
     ...(gcp ? [createGcpCloudFirewall({ config: gcpTarget(gcp), ...common })] : []),
-  ];
+  ]);
+  const firewalls = made.flatMap((m) => (m.status === 'fulfilled' ? [m.value] : []));
+  const failed = made.find((m) => m.status === 'rejected');
+  if (failed) {
+    for (const fw of firewalls) await fw.close();
+    throw failed.reason;
+  }
+  return firewalls;
 }
 
 export interface WorldOpenCheck {
@@ -46,7 +56,15 @@ export interface WorldOpenCheck {
 /** What `doctor` calls: every configured cloud inspected once, with short retries. */
 export async function checkWorldOpen(config: Config, logger: Logger): Promise<WorldOpenCheck> {
   const out: WorldOpenCheck = { findings: [], failures: [] };
-  const firewalls = createCloudFirewalls(config, logger, { retry: { maxAttempts: 2, budgetMs: 5_000 }, requestTimeoutMs: 5_000 });
+  let firewalls: ClosableCloudFirewall[];
+  try {
+    firewalls = await createCloudFirewalls(config, logger, { retry: { maxAttempts: 2, budgetMs: 5_000 }, requestTimeoutMs: 5_000 });
+  } catch (err) {
+    // A cloud SDK that is not installed (KGW_CLOUD_SDK) or a GCP target that is not valid.
+    const cloud = isKnockgwError(err) && typeof err.detail.cloud === 'string' ? err.detail.cloud : 'cloud';
+    out.failures.push({ provider: cloud, error: describeError(err) });
+    return out;
+  }
   try {
     for (const fw of firewalls) {
       try {

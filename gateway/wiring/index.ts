@@ -48,7 +48,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
     const knocks = knockSources(config, engines, { oneTime: files.oneTime, firewall, store: backend.store, nonces: backend.nonces, clock, logger, metrics });
     // Last (it starts timers), and only when configured: the cloud SDKs take seconds to load.
     const cloud = config.cloud.aws || config.cloud.gcp
-      ? (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })
+      ? await (await import('./cloud.ts')).startCloud({ config, lease: backend.lease, clock, logger: logger.child({ component: 'cloud' }), metrics })
       : undefined;
     const gateway = createGateway({
       nodeId: config.nodeId,

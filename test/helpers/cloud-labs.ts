@@ -16,7 +16,7 @@ export const SSH: readonly PortSpec[] = [{ port: 22, proto: 'tcp' }];
 export const SG = 'sg-0123456789abcdef0';
 export const PL4 = 'pl-0123456789abcdef0';
 
-export interface GcpLab { fake: GceFake; log: CapturedLog; config: GcpCloudConfig; adapter(opts?: { maxRangesPerRule?: number; logger?: Logger }): GcpCloudFirewall }
+export interface GcpLab { fake: GceFake; log: CapturedLog; config: GcpCloudConfig; adapter(opts?: { maxRangesPerRule?: number; logger?: Logger }): Promise<GcpCloudFirewall> }
 
 export async function gcpLab(t: Ctx, mode: GcpCloudConfig['mode'], fakeOpts: GceFakeOptions = {}): Promise<GcpLab> {
   const fake = await startGceFake(fakeOpts);
@@ -28,15 +28,15 @@ export async function gcpLab(t: Ctx, mode: GcpCloudConfig['mode'], fakeOpts: Gce
     fake,
     log,
     config,
-    adapter(o = {}) {
-      const fw = createGcpCloudFirewall({ config, logger: o.logger ?? log.logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, ...(o.maxRangesPerRule ? { maxRangesPerRule: o.maxRangesPerRule } : {}) });
+    async adapter(o = {}) {
+      const fw = await createGcpCloudFirewall({ config, logger: o.logger ?? log.logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, ...(o.maxRangesPerRule ? { maxRangesPerRule: o.maxRangesPerRule } : {}) });
       made.push(fw);
       return fw;
     },
   };
 }
 
-export interface AwsLab { fake: Ec2Fake; log: CapturedLog; config: AwsCloudConfig; adapter(): AwsCloudFirewall }
+export interface AwsLab { fake: Ec2Fake; log: CapturedLog; config: AwsCloudConfig; adapter(): Promise<AwsCloudFirewall> }
 
 export async function awsLab(t: Ctx, mode: AwsCloudConfig['mode'], fakeOpts: Ec2FakeOptions = {}): Promise<AwsLab> {
   useDummyAwsCredentials();
@@ -49,8 +49,8 @@ export async function awsLab(t: Ctx, mode: AwsCloudConfig['mode'], fakeOpts: Ec2
     fake,
     log,
     config,
-    adapter() {
-      const fw = createAwsCloudFirewall({ config, logger: log.logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, settlePollMs: 20 });
+    async adapter() {
+      const fw = await createAwsCloudFirewall({ config, logger: log.logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, settlePollMs: 20 });
       made.push(fw);
       return fw;
     },

@@ -19,7 +19,7 @@ async function exercise(t: { after(fn: () => Promise<void> | void): void }, mode
   const fake = await startEc2Fake({ securityGroups: GROUPS, prefixLists: [{ id: LISTS.v4, family: 4 }, { id: LISTS.v6, family: 6 }], rulesPerGroup: 2 });
   t.after(() => fake.close());
   const config: AwsCloudConfig = { region: 'eu-west-1', securityGroupIds: GROUPS, mode, prefixListId: LISTS.v4, prefixListIdV6: LISTS.v6, endpoint: fake.endpoint };
-  const fw = createAwsCloudFirewall({ config, logger: captureLog().logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, settlePollMs: 20, rulesPerGroup: 2 });
+  const fw = await createAwsCloudFirewall({ config, logger: captureLog().logger, protectedPorts: SSH, retry: FAST_RETRY, requestTimeoutMs: 2_000, settlePollMs: 20, rulesPerGroup: 2 });
   t.after(() => fw.close());
   // Three v4 addresses spill past the first group's two rules; v6 goes to its own list in prefix-list mode.
   const grants = [...manyIps(3).map((ip) => grantFor(ip)), grantFor('2001:db8::7')];

@@ -18,7 +18,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }, fakeOpt
   Promise<{ fake: Ec2Fake; fw: AwsCloudFirewall; log: CapturedLog }> {
   const fake = await startEc2Fake(fakeOpts);
   const log = captureLog();
-  const fw = createAwsCloudFirewall({
+  const fw = await createAwsCloudFirewall({
     config: { region: 'eu-west-1', securityGroupIds: fakeOpts.securityGroups ?? ['sg-0123456789abcdef0'], mode: 'rules', endpoint: fake.endpoint, ...cfg },
     logger: log.logger,
     protectedPorts: SSH_PORTS,
@@ -85,7 +85,7 @@ void test('granting twice and revoking twice both succeed (Duplicate / NotFound 
 
 void test('two nodes granting the same grant at once: InvalidPermission.Duplicate is success and one rule remains', async (t) => {
   const { fake, fw } = await setup(t);
-  const other = createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'rules', endpoint: fake.endpoint }, logger: captureLog().logger, protectedPorts: SSH_PORTS, retry: FAST });
+  const other = await createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode: 'rules', endpoint: fake.endpoint }, logger: captureLog().logger, protectedPorts: SSH_PORTS, retry: FAST });
   t.after(() => other.close());
   const g = grantFor('203.0.113.30');
   await Promise.all([fw.grant([g]), other.grant([g])]);

@@ -26,7 +26,7 @@ function assertSafe(rules: readonly FakeFirewall[], sent: readonly { sourceRange
 
 void test('100 grants in a burst under throttling: one rule per door and family, ≤ 0.2 API calls per grant', async (t) => {
   const lab = await gcpLab(t, 'aggregated', { bucket: { burst: 2, refillPerSec: 10 } });
-  const fw = lab.adapter();
+  const fw = await lab.adapter();
   const sync = createCloudSync({ firewalls: [fw], logger: lab.log.logger, clock: clockAt(Date.now()) });
   const grants = [...manyIps(99).map((ip) => grantFor(ip)), grantFor('2001:db8::100')];
   const r = await sync.reconcile(grants);
@@ -52,7 +52,7 @@ void test('100 grants in a burst under throttling: one rule per door and family,
 
 void test('a lone knock is one PATCH and its operation wait; other doors get rules of their own', async (t) => {
   const lab = await gcpLab(t, 'aggregated');
-  const fw = lab.adapter();
+  const fw = await lab.adapter();
   const sync = createCloudSync({ firewalls: [fw], logger: lab.log.logger, clock: clockAt(Date.now()) });
   const first = grantFor('203.0.113.20');
   await sync.reconcile([first]);
@@ -73,7 +73,7 @@ void test('a lone knock is one PATCH and its operation wait; other doors get rul
 
 void test('at the per-rule source-range limit the grants spill into further rules, never past the limit', async (t) => {
   const lab = await gcpLab(t, 'aggregated', { maxSourceRanges: 10 });
-  const fw = lab.adapter({ maxRangesPerRule: 10 });
+  const fw = await lab.adapter({ maxRangesPerRule: 10 });
   const sync = createCloudSync({ firewalls: [fw], logger: lab.log.logger, clock: clockAt(Date.now()) });
   const grants = manyIps(25).map((ip) => grantFor(ip));
   assert.equal((await sync.reconcile(grants)).errors, 0);
@@ -88,7 +88,7 @@ void test('at the per-rule source-range limit the grants spill into further rule
   assertSafe(lab.fake.firewalls(), [...lab.fake.inserted, ...lab.fake.patched.map((p) => p.body)]);
 
   // Were knockgw to believe in a larger limit, GCE's 413 comes back as a coded quota error.
-  const naive = lab.adapter({ maxRangesPerRule: 50 });
+  const naive = await lab.adapter({ maxRangesPerRule: 50 });
   await assert.rejects(naive.grant(manyIps(15, 200).map((ip) => grantFor(ip, { door: 'other' }))),
     (err) => isKnockgwError(err, 'KGW_CLOUD_QUOTA') && /sourceRanges' is too large: maximum size 10/.test(err.message));
 });
@@ -97,7 +97,7 @@ void test('expiry: expired grants leave their rule by PATCH; a daemon that died 
   const lab = await gcpLab(t, 'aggregated');
   const now = Date.now();
   const clock = clockAt(now);
-  const sync = createCloudSync({ firewalls: [lab.adapter()], logger: lab.log.logger, clock });
+  const sync = createCloudSync({ firewalls: [await lab.adapter()], logger: lab.log.logger, clock });
   const short = grantFor('203.0.113.30', { ttlMs: 2_000, now });
   const long = grantFor('203.0.113.31', { ttlMs: 10_000, now });
   await sync.reconcile([short, long]);
@@ -106,9 +106,9 @@ void test('expiry: expired grants leave their rule by PATCH; a daemon that died 
   assert.deepEqual(ranges(lab.fake.firewalls()), ['203.0.113.31/32']);
 
   // The daemon dies with `long` open; a fresh process sweeps once the rule's latest expiry passed.
-  const fresh = createCloudSync({ firewalls: [lab.adapter()], logger: lab.log.logger, clock: clockAt(now + 5_000) });
+  const fresh = createCloudSync({ firewalls: [await lab.adapter()], logger: lab.log.logger, clock: clockAt(now + 5_000) });
   assert.equal((await fresh.sweep()).revoked, 0, 'not expired yet: kept');
-  const later = createCloudSync({ firewalls: [lab.adapter()], logger: lab.log.logger, clock: clockAt(now + 20_000) });
+  const later = createCloudSync({ firewalls: [await lab.adapter()], logger: lab.log.logger, clock: clockAt(now + 20_000) });
   const swept = await later.sweep();
   assert.deepEqual([swept.revoked, swept.errors], [1, 0]);
   assert.equal(lab.fake.firewalls().length, 0);
@@ -119,8 +119,8 @@ void test('a leader handover in the middle of a burst loses nothing', async (t) 
   // Slow operations keep the first leader's write in flight while the lease changes hands.
   const lab = await gcpLab(t, 'aggregated', { operationMs: 300, bucket: { burst: 3, refillPerSec: 10 } });
   let leader: 'a' | 'b' = 'a';
-  const a = createCloudSync({ firewalls: [lab.adapter()], logger: lab.log.logger, clock: clockAt(Date.now()), isLeader: () => leader === 'a' });
-  const b = createCloudSync({ firewalls: [lab.adapter()], logger: lab.log.logger, clock: clockAt(Date.now()), isLeader: () => leader === 'b' });
+  const a = createCloudSync({ firewalls: [await lab.adapter()], logger: lab.log.logger, clock: clockAt(Date.now()), isLeader: () => leader === 'a' });
+  const b = createCloudSync({ firewalls: [await lab.adapter()], logger: lab.log.logger, clock: clockAt(Date.now()), isLeader: () => leader === 'b' });
   const first = manyIps(80).map((ip) => grantFor(ip));
   const all = [...first, ...manyIps(20, 80).map((ip) => grantFor(ip)), grantFor('2001:db8::7')];
   // Both nodes see the desired set (the store is shared); only the leader writes.

@@ -12,7 +12,7 @@ const FAST = { baseMs: 5, capMs: 200, maxAttempts: 30, budgetMs: 20_000 };
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, fakeOpts: GceFakeOptions = {}): Promise<{ fake: GceFake; fw: GcpCloudFirewall }> {
   const fake = await startGceFake(fakeOpts);
-  const fw = createGcpCloudFirewall({
+  const fw = await createGcpCloudFirewall({
     config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, mode: 'per-grant', endpoint: fake.endpoint },
     logger: captureLog().logger,
     protectedPorts: [{ port: 22, proto: 'tcp' }],
@@ -62,7 +62,7 @@ void test('409 alreadyExists on insert and 404 notFound on delete count as succe
   const g = grantFor('203.0.113.10');
   await fw.grant([g]);
   // A second node grants the same grant at the same moment: one insert wins, the other gets 409.
-  const racing = createGcpCloudFirewall({ config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, mode: 'per-grant', endpoint: fake.endpoint }, logger: captureLog().logger, protectedPorts: [], retry: FAST });
+  const racing = await createGcpCloudFirewall({ config: { project: fake.project, network: 'default', targetTags: ['knockgw'], targetServiceAccounts: [], priority: 900, mode: 'per-grant', endpoint: fake.endpoint }, logger: captureLog().logger, protectedPorts: [], retry: FAST });
   t.after(() => racing.close());
   const h = grantFor('203.0.113.11');
   await Promise.all([fw.grant([h]), racing.grant([h])]);

@@ -20,21 +20,21 @@ const syncOf = (fw: CloudFirewall, lab: { log: { logger: Parameters<typeof creat
 const PROVIDERS = {
   'aws rules': async (t: Ctx) => {
     const lab = await awsLab(t, 'rules');
-    return { lab, fw: lab.adapter(), held: () => lab.fake.rules().map((r) => r.cidr).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.rules()[0]?.id ?? '') };
+    return { lab, fw: await lab.adapter(), held: () => lab.fake.rules().map((r) => r.cidr).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.rules()[0]?.id ?? '') };
   },
   'aws prefix-list': async (t: Ctx) => {
     const lab = await awsLab(t, 'prefix-list');
     const entries = (): Map<string, string> => lab.fake.prefixList(PL4).entries;
     // Removing an entry by hand is a change of the list: its version moves on, as on AWS.
-    return { lab, fw: lab.adapter(), held: () => [...entries().keys()].sort(), deleteOne: () => { const first = [...entries().keys()][0] ?? ''; lab.fake.bumpVersion(PL4); return entries().delete(first); } };
+    return { lab, fw: await lab.adapter(), held: () => [...entries().keys()].sort(), deleteOne: () => { const first = [...entries().keys()][0] ?? ''; lab.fake.bumpVersion(PL4); return entries().delete(first); } };
   },
   'gcp aggregated': async (t: Ctx) => {
     const lab = await gcpLab(t, 'aggregated');
-    return { lab, fw: lab.adapter(), held: () => lab.fake.firewalls().flatMap((r) => r.sourceRanges ?? []).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.firewalls()[0]?.name ?? '') };
+    return { lab, fw: await lab.adapter(), held: () => lab.fake.firewalls().flatMap((r) => r.sourceRanges ?? []).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.firewalls()[0]?.name ?? '') };
   },
   'gcp per-grant': async (t: Ctx) => {
     const lab = await gcpLab(t, 'per-grant');
-    return { lab, fw: lab.adapter(), held: () => lab.fake.firewalls().flatMap((r) => r.sourceRanges ?? []).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.firewalls()[0]?.name ?? '') };
+    return { lab, fw: await lab.adapter(), held: () => lab.fake.firewalls().flatMap((r) => r.sourceRanges ?? []).sort(), deleteOne: () => lab.fake.deleteByHand(lab.fake.firewalls()[0]?.name ?? '') };
   },
 } as const;
 
@@ -83,7 +83,7 @@ void test('aws: a world-open rule on a protected port in a configured group is a
   lab.fake.addForeign({ groupId: SG, cidr: '0.0.0.0/0', proto: 'tcp', fromPort: 443, toPort: 443 }); // not a protected port
   lab.fake.addForeign({ groupId: SG, cidr: '203.0.113.0/24', proto: 'tcp', fromPort: 22, toPort: 22 }); // not the world
   const metrics = createMetrics();
-  const sync = syncOf(lab.adapter(), lab, metrics);
+  const sync = syncOf(await lab.adapter(), lab, metrics);
   await sync.reconcile([grantFor('203.0.113.40')]);
   const r = await sync.sweep();
   assert.equal(r.worldOpen, 2);
@@ -114,7 +114,7 @@ void test('gcp: a world-open rule applying to the gateway is reported; other tar
   lab.fake.addForeign({ name: 'deny-ssh', network: net, direction: 'INGRESS', denied: [allow22], sourceRanges: ['0.0.0.0/0'] });
   lab.fake.addForeign({ name: 'https-only', network: net, direction: 'INGRESS', allowed: [{ IPProtocol: 'tcp', ports: ['443'] }], sourceRanges: ['0.0.0.0/0'] });
   const metrics = createMetrics();
-  const sync = syncOf(lab.adapter(), lab, metrics);
+  const sync = syncOf(await lab.adapter(), lab, metrics);
   await sync.reconcile([grantFor('203.0.113.41'), grantFor('2001:db8::41')]);
   assert.equal((await sync.sweep()).worldOpen, 3);
   const warned = lab.log.named('cloud.world_open');

@@ -10,7 +10,7 @@ useDummyAwsCredentials();
 const FAST = { baseMs: 5, capMs: 50, maxAttempts: 4, budgetMs: 5_000 };
 const PL = 'pl-0123456789abcdef0';
 
-interface Lab { fake: Ec2Fake; log: CapturedLog; adapter: () => CloudFirewall & { close(): void } }
+interface Lab { fake: Ec2Fake; log: CapturedLog; adapter: () => Promise<CloudFirewall & { close(): void }> }
 
 async function lab(t: { after(fn: () => Promise<void> | void): void }, mode: 'rules' | 'prefix-list' = 'rules', fakeOpts: Ec2FakeOptions = {}): Promise<Lab> {
   const fake = await startEc2Fake({ prefixLists: [{ id: PL, family: 4 }], ...fakeOpts });
@@ -20,8 +20,8 @@ async function lab(t: { after(fn: () => Promise<void> | void): void }, mode: 'ru
   return {
     fake,
     log,
-    adapter: () => {
-      const fw = createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode, prefixListId: PL, endpoint: fake.endpoint }, logger: log.logger, protectedPorts: [{ port: 22, proto: 'tcp' }], retry: FAST, settlePollMs: 20 });
+    adapter: async () => {
+      const fw = await createAwsCloudFirewall({ config: { region: 'eu-west-1', securityGroupIds: ['sg-0123456789abcdef0'], mode, prefixListId: PL, endpoint: fake.endpoint }, logger: log.logger, protectedPorts: [{ port: 22, proto: 'tcp' }], retry: FAST, settlePollMs: 20 });
       made.push(fw);
       return fw;
     },
@@ -36,7 +36,7 @@ const clockAt = (ms: number): { now(): number; set(v: number): void } => {
 void test('reconcile grants what is missing, revokes what is gone, and a second pass changes nothing', async (t) => {
   const { fake, log, adapter } = await lab(t);
   const clock = clockAt(Date.now());
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock });
   const [a, b, c] = manyIps(3).map((ip) => grantFor(ip, { now: clock.now() }));
   if (!a || !b || !c) throw new Error('setup');
   let r = await sync.reconcile([a, b]);
@@ -62,11 +62,11 @@ void test('a daemon killed between authorize and writing its state: the sweeper 
   const g = grantFor('203.0.113.80', { ttlMs: 2_000, now });
   const kept = grantFor('203.0.113.81', { ttlMs: 3_600_000, now });
   // The first process authorized both, then died: no state file, no store entry for `g`.
-  await adapter().grant([g, kept]);
+  await (await adapter()).grant([g, kept]);
   assert.equal(fake.rules().length, 2);
   // A fresh process (nothing reconciled yet) sweeps after g's expiry.
   const clock = clockAt(now + 60_000);
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock });
   const r = await sync.sweep();
   assert.equal(r.revoked, 1);
   assert.deepEqual(fake.rules().map((x) => x.cidr), ['203.0.113.81/32']);
@@ -79,7 +79,7 @@ void test('the sweeper keeps a rule whose grant was extended (still live in the 
   const now = Date.now();
   const g = grantFor('203.0.113.82', { ttlMs: 2_000, now });
   const clock = clockAt(now);
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock });
   await sync.reconcile([g]);
   const extended = { ...g, expiresAt: now + 3_600_000 };
   await sync.reconcile([extended]);
@@ -90,7 +90,7 @@ void test('the sweeper keeps a rule whose grant was extended (still live in the 
 
 void test('cloud failures are logged as cloud.error with a code and counted, never thrown', async (t) => {
   const { fake, log, adapter } = await lab(t);
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock: clockAt(Date.now()) });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock: clockAt(Date.now()) });
   fake.inject('server-error', 100);
   const r = await sync.reconcile([grantFor('203.0.113.83')]);
   assert.equal(r.errors, 1);
@@ -101,7 +101,7 @@ void test('cloud failures are logged as cloud.error with a code and counted, nev
   // A grant the cloud must never see is refused and counted; the others still go through.
   fake.inject('server-error', 0);
   const fresh = await lab(t);
-  const sync2 = createCloudSync({ firewalls: [fresh.adapter()], logger: fresh.log.logger, clock: clockAt(Date.now()) });
+  const sync2 = createCloudSync({ firewalls: [await fresh.adapter()], logger: fresh.log.logger, clock: clockAt(Date.now()) });
   const r2 = await sync2.reconcile([{ ...grantFor('203.0.113.84'), ip: '0.0.0.0' }, grantFor('203.0.113.85')]);
   assert.deepEqual([r2.granted, r2.errors], [1, 1]);
   assert.deepEqual(fresh.fake.rules().map((x) => x.cidr), ['203.0.113.85/32']);
@@ -110,7 +110,7 @@ void test('cloud failures are logged as cloud.error with a code and counted, nev
 
 void test('two reconciles never overlap', async (t) => {
   const { log, adapter } = await lab(t);
-  const inner = adapter();
+  const inner = await adapter();
   let inFlight = 0, maxInFlight = 0;
   const track = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
     inFlight++;
@@ -128,7 +128,7 @@ void test('two reconciles never overlap', async (t) => {
 
 void test('a node that is not the leader leaves the cloud alone', async (t) => {
   const { fake, log, adapter } = await lab(t);
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock: clockAt(Date.now()), isLeader: () => false });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock: clockAt(Date.now()), isLeader: () => false });
   const r = await sync.reconcile([grantFor('203.0.113.86')]);
   assert.equal(r.ran, false);
   assert.equal(fake.totalCalls(), 0);
@@ -136,7 +136,7 @@ void test('a node that is not the leader leaves the cloud alone', async (t) => {
 
 void test('prefix-list mode: two doors of one IP share an entry, closing one door keeps it open', async (t) => {
   const { fake, log, adapter } = await lab(t, 'prefix-list');
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock: clockAt(Date.now()) });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock: clockAt(Date.now()) });
   const ssh = grantFor('203.0.113.87', { door: 'openSSH' });
   const web = grantFor('203.0.113.87', { door: 'openWeb', ports: [{ port: 443, proto: 'tcp' }] });
   await sync.reconcile([ssh, web]);
@@ -150,7 +150,7 @@ void test('prefix-list mode: two doors of one IP share an entry, closing one doo
 
 void test('counters expose API calls per provider and action (the bench divides them by grants)', async (t) => {
   const { log, adapter } = await lab(t, 'prefix-list', { bucket: { burst: 5, refillPerSec: 5 } });
-  const sync = createCloudSync({ firewalls: [adapter()], logger: log.logger, clock: clockAt(Date.now()) });
+  const sync = createCloudSync({ firewalls: [await adapter()], logger: log.logger, clock: clockAt(Date.now()) });
   const grants = manyIps(100).map((ip) => grantFor(ip));
   const r = await sync.reconcile(grants);
   assert.equal(r.granted, 100);

@@ -7,7 +7,8 @@ import { test, before, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireRoot, sh, type Host } from '../helpers/netns.ts';
@@ -94,7 +95,7 @@ async function startPackaged(t: TestContext, host: Host, root: ThrowawayRoot): P
   return d;
 }
 
-void test('installed into a throwaway root: ships disabled, units verify, TC1 on its own Node, upgrade with no window, remove takes every rule, purge every file', { timeout: 300_000 }, async (t) => {
+void test('installed into a throwaway root: ships disabled, units verify, TC1 on its own Node, upgrade with no window, an upgrade the config fails leaves the daemon running, remove takes every rule, purge every file', { timeout: 300_000 }, async (t) => {
   if (!(await requireRoot(t))) return;
   const { lab } = await sshLab(t, 2);
   const [a, b] = lab.clients as [Host, Host];
@@ -107,10 +108,17 @@ void test('installed into a throwaway root: ships disabled, units verify, TC1 on
   });
   const nftTables = async (): Promise<string> => (await srv.exec('nft', ['list', 'tables'])).stdout;
 
+  // A knockd already running where knockgw is installed (a process of that name in the lab).
+  const knockd = join(work, 'knockd');
+  await copyFile('/bin/sleep', knockd);
+  const rival = srv.spawn(knockd, ['300'], { stdio: 'ignore' });
+  t.after(() => void rival.kill('SIGKILL'));
+
   const inRoot = await root.copyIn(deb, 'knockgw.deb');
   const installStarted = performance.now();
-  await root.run(['dpkg', '-i', inRoot]);
+  const installed = await root.run(['dpkg', '-i', inRoot]);
   const installMs = performance.now() - installStarted;
+  assert.match(installed.stdout, /knockd is running: stop it first/);
   assert.equal((await root.run(['knockgw', '--help'])).code, 0);
   assert.equal(await nftTables(), '', 'installing changes no firewall rule');
   const verify = await root.run(['systemd-analyze', 'verify', ...['knockgw.service', 'knockgw-base.service', 'knockgw-relay.service'].map((u) => `/usr/lib/systemd/system/${u}`)], { allowFail: true });
@@ -135,6 +143,12 @@ void test('installed into a throwaway root: ships disabled, units verify, TC1 on
 
   // TC1 with the packaged daemon: the admin writes a door (the conffile changes) and starts it.
   await root.run(['sh', '-c', `cat > ${CONFIG}`], { input: `interface: ${lab.serverIf(0)}\ndoors:\n  - name: openSSH\n    sequence: ["7000", "8000", "9000"]\n    seqTimeout: 5\n    tcpFlags: syn\n    open: ["22/tcp"]\n    ttl: 600\n` });
+  const beside = await root.run(['knockgw', 'daemon', '--config', CONFIG], { allowFail: true });
+  assert.equal(beside.code, 1);
+  assert.match(beside.stderr, new RegExp(`KGW_RIVAL_RUNNING.*knockd \\(pid ${rival.pid ?? 0}\\)`));
+  assert.equal(await nftTables(), '', 'refusing to start beside knockd changes no rule');
+  rival.kill('SIGKILL');
+  await once(rival, 'exit');
   const v1 = await startPackaged(t, srv, root);
   assert.equal(await canConnect(a, srv.v4, 22), false, 'port 22 closed before the knock');
   await a.exec('knock', [srv.v4, '7000', '8000', '9000']);
@@ -157,6 +171,16 @@ void test('installed into a throwaway root: ships disabled, units verify, TC1 on
   assert.equal((await root.run(['dpkg-query', '-W', '-f=${Version}', 'knockgw'])).stdout, `${VERSION}+1`);
   assert.match((await root.run(['cat', CONFIG])).stdout, /openSSH/, "the admin's conffile is kept");
   t.diagnostic(`upgrade: ${seen.attempts} probes from a client without a grant, ${seen.connected} connected`);
+
+  // An upgrade the running config does not pass (here: a key no version knows) leaves the daemon
+  // running and says why, instead of restarting into a refusal that would leave no way in.
+  const good = (await root.run(['cat', CONFIG])).stdout;
+  await root.run(['sh', '-c', `cat >> ${CONFIG}`], { input: 'unknownKey: 1\n' });
+  const refused = await root.run(['dpkg', '-i', '--force-confold', upgrade]);
+  assert.match(refused.stderr, /does not accept the configuration[\s\S]*unknownKey[\s\S]*NOT restarted/);
+  assert.ok(await canConnect(a, srv.v4, 22), 'the grant holds');
+  assert.equal((await root.run(['knockgw', 'status', '--json'])).code, 0, 'the daemon still runs');
+  await root.run(['sh', '-c', `cat > ${CONFIG}`], { input: good });
 
   // Remove: every rule goes (port 22 is plain again), the conffile stays; purge: config and state go.
   await v2.stop();

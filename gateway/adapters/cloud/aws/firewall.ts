@@ -3,7 +3,6 @@
 // retries; every API call goes through `call()` so the action list below is the one source for
 // counters and for infra/aws/gateway-iam.json. The adapter also finds rules outside knockgw in
 // the configured groups that open a protected port to the whole Internet.
-import { DescribeSecurityGroupRulesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import type { PortSpec } from '../../../core/grant.ts';
 import type { AwsTarget } from './target.ts';
@@ -13,6 +12,7 @@ import { createCaller, hostGrants, openedPorts, parseAnswer, providerCode as aws
 import { createPrefixListOps } from './prefix-list.ts';
 import { createRuleOps, SgRule } from './rules.ts';
 import type { AwsAction } from './actions.ts';
+import { loadEc2Sdk } from '../sdk.ts';
 
 
 const RETRYABLE = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'RequestTimeout', 'TimeoutError']);
@@ -41,10 +41,11 @@ export interface AwsCloudFirewall extends CloudFirewall {
 
 const DescribeRulesOut = z.object({ SecurityGroupRules: z.array(SgRule).optional(), NextToken: z.string().optional() });
 
-export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall {
+export async function createAwsCloudFirewall(opts: AwsCloudOptions): Promise<AwsCloudFirewall> {
   const { config, logger } = opts;
+  const sdk = await loadEc2Sdk();
   // Our own retry policy owns backoff (bounded in time); the SDK's would multiply it.
-  const client = new EC2Client({
+  const client = new sdk.EC2Client({
     region: config.region,
     maxAttempts: 1,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -71,7 +72,7 @@ export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall 
     let token: string | undefined;
     do {
       const page = parseAnswer(DescribeRulesOut, 'EC2 DescribeSecurityGroupRules', await call('DescribeSecurityGroupRules', () =>
-        client.send(new DescribeSecurityGroupRulesCommand({ Filters: filters, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }))));
+        client.send(new sdk.DescribeSecurityGroupRulesCommand({ Filters: filters, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }))));
       out.push(...(page.SecurityGroupRules ?? []));
       token = page.NextToken;
     } while (token);
@@ -96,8 +97,8 @@ export function createAwsCloudFirewall(opts: AwsCloudOptions): AwsCloudFirewall 
   }
 
   const mode = config.mode === 'prefix-list'
-    ? createPrefixListOps({ client, call, config, logger, sleep, settlePollMs: opts.settlePollMs ?? 500 })
-    : createRuleOps({ client, call, describeRules, config, logger, rulesPerGroup: opts.rulesPerGroup ?? 60 });
+    ? createPrefixListOps({ sdk, client, call, config, logger, sleep, settlePollMs: opts.settlePollMs ?? 500 })
+    : createRuleOps({ sdk, client, call, describeRules, config, logger, rulesPerGroup: opts.rulesPerGroup ?? 60 });
 
   return {
     name: 'aws',

@@ -3,12 +3,7 @@
 // thousands of addresses where security-group rules stop at 60 per family. A knock alone costs
 // the change and one look at its state: the list's contents and version are kept from the last
 // read or change.
-import {
-  DescribeManagedPrefixListsCommand,
-  GetManagedPrefixListEntriesCommand,
-  ModifyManagedPrefixListCommand,
-  type EC2Client,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import { backoffDelay, type Backoff } from '../../../core/backoff.ts';
 import type { Family } from '../../../core/ip.ts';
@@ -18,6 +13,7 @@ import { kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
 import { assertHostCidr, decodeMeta, encodeMeta, hostGrants, parseAnswer, providerCode, type HostGrant } from '../common.ts';
 import type { AwsAction } from './actions.ts';
+import type { Ec2Sdk } from '../sdk.ts';
 
 const MAX_CHANGES_PER_CALL = 100;
 const MAX_CONFLICTS = 6;
@@ -42,6 +38,7 @@ interface Snapshot { version: number; maxEntries: number; entries: Map<string, s
 interface Change { readonly add: { Cidr: string; Description: string }[]; readonly remove: { Cidr: string }[] }
 
 export interface PrefixListDeps {
+  readonly sdk: Ec2Sdk;
   readonly client: EC2Client;
   readonly call: <T>(action: AwsAction, send: () => Promise<T>) => Promise<T>;
   readonly config: AwsTarget;
@@ -56,7 +53,7 @@ export function createPrefixListOps(deps: PrefixListDeps): {
   revoke(grants: readonly Grant[]): Promise<void>;
   list(): Promise<CloudRule[]>;
 } {
-  const { client, call, config, logger, sleep } = deps;
+  const { sdk, client, call, config, logger, sleep } = deps;
   /**
    * What each list held after our last read or change, with its version: a knock then costs the
    * change and one look at its state, not a full read first. A conflict (someone else changed the
@@ -76,7 +73,7 @@ export function createPrefixListOps(deps: PrefixListDeps): {
 
   async function describe(id: string): Promise<z.infer<typeof PrefixList>> {
     const out = parseAnswer(DescribeOut, 'EC2 DescribeManagedPrefixLists', await call('DescribeManagedPrefixLists', () =>
-      client.send(new DescribeManagedPrefixListsCommand({ PrefixListIds: [id] }))));
+      client.send(new sdk.DescribeManagedPrefixListsCommand({ PrefixListIds: [id] }))));
     const pl = out.PrefixLists?.find((p) => p.PrefixListId === id);
     if (!pl) throw kgwError('KGW_CLOUD_RESPONSE', `DescribeManagedPrefixLists did not return ${id}`, { prefixListId: id });
     return pl;
@@ -105,7 +102,7 @@ export function createPrefixListOps(deps: PrefixListDeps): {
     let token: string | undefined;
     do {
       const page = parseAnswer(EntriesOut, 'EC2 GetManagedPrefixListEntries', await call('GetManagedPrefixListEntries', () =>
-        client.send(new GetManagedPrefixListEntriesCommand({ PrefixListId: id, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }))));
+        client.send(new sdk.GetManagedPrefixListEntriesCommand({ PrefixListId: id, MaxResults: 1000, ...(token ? { NextToken: token } : {}) }))));
       for (const e of page.Entries ?? []) out.set(e.Cidr, e.Description ?? '');
       token = page.NextToken;
     } while (token);
@@ -129,7 +126,7 @@ export function createPrefixListOps(deps: PrefixListDeps): {
         for (let i = 0; i < n; i += MAX_CHANGES_PER_CALL) {
           const add = change.add.slice(i, i + MAX_CHANGES_PER_CALL);
           const remove = change.remove.slice(i, i + MAX_CHANGES_PER_CALL);
-          await call('ModifyManagedPrefixList', () => client.send(new ModifyManagedPrefixListCommand({
+          await call('ModifyManagedPrefixList', () => client.send(new sdk.ModifyManagedPrefixListCommand({
             PrefixListId: id,
             CurrentVersion: snap.version,
             ...(add.length ? { AddEntries: add } : {}),

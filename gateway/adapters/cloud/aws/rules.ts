@@ -3,7 +3,7 @@
 // Authorize: nothing is listed first (the caller sends only what is missing, and a rule that is
 // there already answers InvalidPermission.Duplicate, handled below), and a revoke names the rule
 // ids the caller already holds.
-import { AuthorizeSecurityGroupIngressCommand, RevokeSecurityGroupIngressCommand, type EC2Client, type IpPermission } from '@aws-sdk/client-ec2';
+import type { EC2Client, IpPermission } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import type { Family } from '../../../core/ip.ts';
 import type { Grant } from '../../../core/grant.ts';
@@ -12,6 +12,7 @@ import { kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
 import { assertHostCidr, chunk, decodeMeta, encodeMeta, expiryText, laterExpiry, parseAnswer, providerCode as awsCode, type HostGrant } from '../common.ts';
 import { TAG_EXPIRES, TAG_GRANT, type AwsAction } from './actions.ts';
+import type { Ec2Sdk } from '../sdk.ts';
 
 /** Rules per Authorize call: keeps one call well under the 60-rule group quota and the request size. */
 const RULES_PER_CALL = 50;
@@ -34,6 +35,7 @@ const AuthorizeOut = z.object({ SecurityGroupRules: z.array(SgRule).optional() }
 interface RuleSpec { readonly hg: HostGrant; readonly port: number; readonly proto: 'tcp' | 'udp' }
 
 export interface RuleOpsDeps {
+  readonly sdk: Ec2Sdk;
   readonly client: EC2Client;
   readonly call: <T>(action: AwsAction, send: () => Promise<T>) => Promise<T>;
   readonly describeRules: (filters: { Name: string; Values: string[] }[]) => Promise<SgRule[]>;
@@ -59,7 +61,7 @@ export function createRuleOps(deps: RuleOpsDeps): {
   revoke(grants: readonly Grant[], rules: readonly CloudRule[] | undefined): Promise<void>;
   list(): Promise<CloudRule[]>;
 } {
-  const { client, call, describeRules, config, logger, rulesPerGroup } = deps;
+  const { sdk, client, call, describeRules, config, logger, rulesPerGroup } = deps;
   /**
    * `group|family` pairs found full: later knocks go straight to the next group instead of paying
    * a refused Authorize and a count each. Forgotten when knockgw frees room there, and on listing.
@@ -85,7 +87,7 @@ export function createRuleOps(deps: RuleOpsDeps): {
     // in each rule's Description, the tags mark ownership (and name the grant when it is alone).
     const latest = specs.map((s) => s.hg.grant.expiresAt).reduce(laterExpiry);
     const grantTag = ids.join(',').length <= 256 ? ids.join(',') : `batch of ${ids.length}`;
-    const out = await call('AuthorizeSecurityGroupIngress', () => client.send(new AuthorizeSecurityGroupIngressCommand({
+    const out = await call('AuthorizeSecurityGroupIngress', () => client.send(new sdk.AuthorizeSecurityGroupIngressCommand({
       GroupId: groupId,
       IpPermissions: [...perms.values()],
       TagSpecifications: [{ ResourceType: 'security-group-rule', Tags: [{ Key: TAG_GRANT, Value: grantTag }, { Key: TAG_EXPIRES, Value: expiryText(latest) }] }],
@@ -184,7 +186,7 @@ export function createRuleOps(deps: RuleOpsDeps): {
 
   async function revokeIds(groupId: string, ruleIds: string[], depth: number): Promise<void> {
     try {
-      await call('RevokeSecurityGroupIngress', () => client.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, SecurityGroupRuleIds: ruleIds })));
+      await call('RevokeSecurityGroupIngress', () => client.send(new sdk.RevokeSecurityGroupIngressCommand({ GroupId: groupId, SecurityGroupRuleIds: ruleIds })));
     } catch (err) {
       const code = awsCode(err);
       if (code !== 'InvalidSecurityGroupRuleId.NotFound' && code !== 'InvalidPermission.NotFound') throw err;

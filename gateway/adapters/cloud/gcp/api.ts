@@ -3,8 +3,7 @@
 // error checked. GCP_METHODS is the one source for the counters and for
 // infra/gcp/gateway-role.yaml (a test checks they match).
 import { randomUUID } from 'node:crypto';
-import { FirewallsClient, GlobalOperationsClient } from '@google-cloud/compute';
-import { PassThroughClient } from 'google-auth-library';
+import type { FirewallsClient } from '@google-cloud/compute';
 import { z } from 'zod';
 import { backoffDelay, type Backoff } from '../../../core/backoff.ts';
 import type { GcpTarget } from './target.ts';
@@ -12,6 +11,7 @@ import type { Grant, PortSpec } from '../../../core/grant.ts';
 import { isKnockgwError, kgwError } from '../../../core/errors.ts';
 import type { CloudRule, Logger } from '../../../ports.ts';
 import { assertHostCidr, createCaller, parseAnswer, providerCode, type CloudCounters, type HostGrant, type RetryPolicy } from '../common.ts';
+import type { GceSdk } from '../sdk.ts';
 
 /** Each API method the adapter calls, with the IAM permissions Compute Engine checks for it. */
 export const GCP_METHODS = {
@@ -100,14 +100,14 @@ export interface GcpApi {
   close(): Promise<void>;
 }
 
-function clientOptions(endpoint: string | undefined): ConstructorParameters<typeof FirewallsClient>[0] {
+function clientOptions(sdk: GceSdk, endpoint: string | undefined): ConstructorParameters<typeof FirewallsClient>[0] {
   // Compute is a REST API; the REST transport gives HTTP statuses on errors (409 → code 10 with
   // httpStatusCode 409, 404 → code 5), which is what the idempotency checks read.
   if (!endpoint) return { fallback: 'rest' };
   const u = new URL(endpoint);
   if (u.protocol === 'http:') {
     // A local emulator or fake: plain http, and no credentials to send.
-    return { apiEndpoint: u.hostname, port: Number(u.port || 80), protocol: 'http', fallback: 'rest', authClient: new PassThroughClient() };
+    return { apiEndpoint: u.hostname, port: Number(u.port || 80), protocol: 'http', fallback: 'rest', authClient: new sdk.PassThroughClient() };
   }
   return { apiEndpoint: u.hostname, ...(u.port ? { port: Number(u.port) } : {}), fallback: 'rest' };
 }
@@ -126,13 +126,13 @@ export async function each<T>(items: readonly T[], fn: (item: T) => Promise<void
   if (errors.length > 0) throw errors[0];
 }
 
-export function createGcpApi(opts: GcpApiOptions): GcpApi {
+export function createGcpApi(opts: GcpApiOptions, sdk: GceSdk): GcpApi {
   const { config, logger } = opts;
   const { call, counters, sleep } = createCaller<GcpMethod>({
     provider: 'gcp', logger, retry: opts.retry, sleep: opts.sleep, classify, isThrottle: (err) => isKnockgwError(err) && err.detail.status === 429,
   });
-  const firewalls = new FirewallsClient(clientOptions(config.endpoint));
-  const operations = new GlobalOperationsClient(clientOptions(config.endpoint));
+  const firewalls = new sdk.FirewallsClient(clientOptions(sdk, config.endpoint));
+  const operations = new sdk.GlobalOperationsClient(clientOptions(sdk, config.endpoint));
   // Our retry policy owns backoff; gax's own retries would multiply it.
   const callOpts = { retry: null, timeout: opts.requestTimeoutMs ?? 30_000 };
   const network = config.network.includes('/') ? config.network : `projects/${config.project}/global/networks/${config.network}`;

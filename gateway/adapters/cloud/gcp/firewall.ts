@@ -9,6 +9,7 @@ import { hostGrants, openedPorts, WORLD_RANGES } from '../common.ts';
 import { createGcpApi, GCP_METHODS, type Firewall, type GcpApiOptions } from './api.ts';
 import { createAggregatedOps } from './aggregated.ts';
 import { createPerGrantOps } from './per-grant.ts';
+import { loadGceSdk } from '../sdk.ts';
 
 export { GCP_METHODS, RULE_PREFIX, type GcpMethod } from './api.ts';
 export { ruleName } from './per-grant.ts';
@@ -40,12 +41,12 @@ const portRanges = (ports: readonly string[] | null | undefined): { from: number
     return { from: Number(from), to: Number(to) };
   });
 
-export function createGcpCloudFirewall(opts: GcpCloudOptions): GcpCloudFirewall {
+export async function createGcpCloudFirewall(opts: GcpCloudOptions): Promise<GcpCloudFirewall> {
   const { config, logger } = opts;
   if (config.targetTags.length > 0 === config.targetServiceAccounts.length > 0) {
     throw kgwError('KGW_CONFIG_INVALID', 'gcp needs exactly one of targetTags or targetServiceAccounts, so knockgw rules apply to the gateway instances only', { targetTags: config.targetTags, targetServiceAccounts: config.targetServiceAccounts });
   }
-  const api = createGcpApi(opts);
+  const api = createGcpApi(opts, await loadGceSdk());
   const mode = config.mode === 'per-grant'
     ? createPerGrantOps(api)
     : createAggregatedOps(api, { logger, ...(opts.maxRangesPerRule !== undefined ? { maxRangesPerRule: opts.maxRangesPerRule } : {}) });

@@ -54,6 +54,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'sh', pkg: 'dash', use: 'test', why: 'knockd.conf commands the command tests run; `sh -n` on every shell script' },
   { tool: 'bash', pkg: 'bash', use: 'test', why: 'checks and runs the generated bash completion; `bash -n` on bash scripts' },
   { tool: 'shellcheck', pkg: 'shellcheck', use: 'test', why: 'lints every shell script the project ships or writes' },
+  { tool: 'zsh', pkg: 'zsh', use: 'test', why: 'parses and loads the generated zsh completion' },
   { tool: 'echo', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'touch', pkg: 'coreutils', use: 'test', why: 'knockd.conf commands the command tests run' },
   { tool: 'mv', pkg: 'coreutils', use: 'test', why: 'moves the log file away as logrotate does (SIGHUP test)' },

@@ -38,8 +38,11 @@ complete -F _knockgw knockgw
 `;
 }
 
-/** Text inside a zsh _arguments spec: its own quote and the characters that end a field. */
-const zq = (text: string): string => text.replace(/'/g, "'\\''").replace(/([[\]:\\])/g, '\\$1');
+/**
+ * Text inside a zsh _arguments spec: the characters that end a field, then its own quote (the
+ * other order escapes the backslash of '\'' too, and the script no longer parses).
+ */
+const zq = (text: string): string => text.replace(/([[\]:\\])/g, '\\$1').replace(/'/g, "'\\''");
 
 function zshSpec(o: OptionHelp): string {
   const action = o.arg === undefined ? '' : `:${zq(o.arg)}:${o.choices ? `(${o.choices.join(' ')})` : pathArg(o) === 'dir' ? '_files -/' : pathArg(o) === 'file' ? '_files' : ' '}`;

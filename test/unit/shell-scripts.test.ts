@@ -10,7 +10,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { writePlan } from '../../scripts/deploy/common.ts';
-import { bashCompletion } from '../../gateway/cli/completion.ts';
+import { bashCompletion, zshCompletion } from '../../gateway/cli/completion.ts';
 
 const execFileP = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,4 +67,24 @@ void test('the generated bash completion passes bash -n and shellcheck', async (
   await writeFile(file, `#!/usr/bin/env bash\n${bashCompletion()}`);
   assert.ok((await stat(file)).size > 0);
   await check(file);
+});
+
+void test('the generated zsh completion passes zsh -n, loads under compinit and offers the commands', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-completion-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, '_knockgw'), zshCompletion());
+  await execFileP('zsh', ['-n', join(dir, '_knockgw')]).catch((err: { stderr?: string }) => assert.fail(`zsh -n: ${err.stderr ?? ''}`));
+  // The function as compinit autoloads it from $fpath; _describe replaced by a recorder so the
+  // commands it would offer can be read without a terminal.
+  const script = [
+    `fpath=(${dir} $fpath)`,
+    `autoload -Uz compinit && compinit -u -d ${dir}/zcompdump`,
+    '_describe() { print -l -- "${(@P)${@[-1]}}" }',
+    'words=(knockgw ""); CURRENT=2',
+    'autoload -Uz _knockgw && _knockgw',
+  ].join('\n');
+  const { stdout, stderr } = await execFileP('zsh', ['-f', '-c', script], { env: { ...process.env, HOME: dir } });
+  assert.equal(stderr, '');
+  const offered = stdout.trim().split('\n').map((l) => l.split(':')[0]);
+  for (const cmd of ['daemon', 'knock', 'status', 'doctor', 'completion']) assert.ok(offered.includes(cmd), `${cmd} in ${offered.join(' ')}`);
 });

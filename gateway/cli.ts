@@ -43,6 +43,7 @@ export type Command =
   | { readonly cmd: 'knock'; readonly host: string; readonly knocks: PortSpec[]; readonly delayMs: number; readonly family?: 4 | 6; readonly verbose: boolean }
   | { readonly cmd: 'relay-knock'; readonly url: string; readonly keyFile: string; readonly door: string; readonly ip?: string }
   | { readonly cmd: 'status'; readonly json: boolean; readonly control: string }
+  | { readonly cmd: 'console'; readonly host: string; readonly port: number; readonly control: string }
   | { readonly cmd: 'revoke'; readonly ip: string; readonly control: string }
   | { readonly cmd: 'doctor'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
   | { readonly cmd: 'base'; readonly source: ConfigSource; readonly overrides: DaemonOverrides }
@@ -222,6 +223,17 @@ function parseSub(sub: string, rest: string[]): Command {
     case 'status': {
       const { values } = parse(rest, { json: { type: 'boolean' }, control: { type: 'string' } });
       return { cmd: 'status', json: values.json ?? false, control: values.control ?? DEFAULT_CONTROL };
+    }
+    case 'console': {
+      const { values } = parse(rest, { listen: { type: 'string' }, control: { type: 'string' } });
+      const listen = values.listen ?? '127.0.0.1:9465';
+      const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(listen);
+      const host = m?.[1] ?? m?.[2] ?? '';
+      const port = Number(m?.[3] ?? -1);
+      if (!m || port > 65535) usage(`console --listen "${listen}" must be ADDR:PORT, e.g. 127.0.0.1:9465 or [::1]:9465`);
+      const ip = parseIp(host);
+      if (!ip || !(host === '::1' || /^127\./.test(host))) usage(`console --listen ${listen} is not a loopback address: the page shows every grant and can revoke, so it listens on 127.0.0.1 or ::1 only; reach it from elsewhere with ssh -L 9465:127.0.0.1:9465 HOST`);
+      return { cmd: 'console', host, port, control: values.control ?? DEFAULT_CONTROL };
     }
     case 'revoke': {
       const { values, positionals } = parse(rest, { control: { type: 'string' } }, true);

@@ -38,6 +38,8 @@ async function run(command: Command): Promise<number> {
     case 'keygen':
     case 'relay':
       return (await import('./commands/relay.ts')).runRelayCommand(command);
+    case 'console':
+      return (await import('./commands/console.ts')).runConsole(command);
     case 'status':
     case 'revoke':
       return (await import('./commands/control.ts')).runControlCommand(command);

@@ -98,6 +98,13 @@ export const COMMANDS: readonly CommandHelp[] = [
     ],
   },
   { name: 'status', synopsis: ['status [--json] [--control SOCKET]'], summary: 'show the running daemon: engines, store, live grants', options: [json, control] },
+  {
+    name: 'console',
+    synopsis: ['console [--listen 127.0.0.1:9465] [--control SOCKET]'],
+    summary: 'serve a live page of who can reach what (grants, store, clouds, knocks of the last hour) on loopback, with revoke',
+    options: [{ long: 'listen', arg: 'ADDR:PORT', text: 'a loopback address and port (default 127.0.0.1:9465; port 0 picks one)' }, control],
+    notes: ['Reach it from your machine with `ssh -L 9465:127.0.0.1:9465 HOST` and open the URL it prints: the page needs that session token (a cookie after the first visit) and refuses any request without it (403, logged as console.denied).'],
+  },
   { name: 'revoke', synopsis: ['revoke IP [--control SOCKET]'], summary: 'close every grant of an address now', options: [control] },
   {
     name: 'doctor',

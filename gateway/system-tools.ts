@@ -39,6 +39,7 @@ export const SYSTEM_TOOLS: readonly SystemTool[] = [
   { tool: 'redis-sentinel', pkg: 'redis-sentinel', use: 'test', why: 'the three sentinels of the chaos harness (failover)' },
   { tool: 'redis-cli', pkg: 'redis-tools', use: 'test', why: 'asks the chaos harness sentinels which server is primary' },
   { tool: 'tc', pkg: 'iproute2', use: 'test', why: 'netem loss and delay on the store link in the chaos harness' },
+  { tool: 'faketime', pkg: 'faketime', use: 'test', why: 'runs one HA node 90 s ahead or behind (libfaketime) in the clock-skew test' },
   { tool: 'knock', pkg: 'knockd', use: 'test', why: "Debian's knock client in the compatibility tests" },
   { tool: 'knockd', pkg: 'knockd', use: 'bench', why: 'the real knockd the bench compares with' },
   { tool: 'fwknop', pkg: 'fwknop-client', use: 'test', why: "Debian's fwknop client in the SPA compatibility tests" },

@@ -19,9 +19,28 @@ export function usage(message: string): never {
   throw kgwError('KGW_CLI_USAGE', message);
 }
 
+/**
+ * `--max-staleness -5`: parseArgs refuses a value that starts with "-" as ambiguous and says
+ * nothing of the range; a negative number after an option that takes a value is its value, so
+ * the option's own check names what is allowed.
+ */
+function joinNegatives(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    const next = args[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
   try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
+    return parseArgs({ args: joinNegatives(args, options), options, allowPositionals, strict: true });
   } catch (err) {
     // parseArgs explains how to pass a positional that starts with "-": not what went wrong.
     return usage((err instanceof Error ? err.message : String(err)).replace(/\. To specify a positional argument.*$/s, ''));

@@ -44,7 +44,7 @@ export function requireRedisServer(t: { skip(msg: string): void }): boolean {
   return false;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -162,9 +162,9 @@ export function captureLogger(level: 'debug' | 'info' | 'warn' = 'debug'): Captu
   return { logger, records, events: (name) => records.filter((r) => r.event === name) };
 }
 
-/** A redis-server in Sentinel mode monitoring `master` as "mymaster"; killed in t.after. */
-export async function startSentinel(t: TestContext, master: RedisServer): Promise<{ url: string }> {
-  const port = await freePort();
+/** A redis-server in Sentinel mode monitoring `master` as "mymaster" (on `port`, default a free one); killed in t.after. */
+export async function startSentinel(t: TestContext, master: RedisServer, port?: number): Promise<{ url: string }> {
+  port ??= await freePort();
   const conf = join(master.dir, `sentinel-${port}.conf`);
   await writeFile(conf, [`port ${port}`, 'bind 127.0.0.1', `dir ${master.dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mymaster 1000', ''].join('\n'));
   const child = spawn('redis-server', [conf, '--sentinel'], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -142,7 +142,7 @@ void test('--max-staleness takes an integer from 2 s to the grant TTL limit; any
   const daemon = (v: string) => parseCommand(['daemon', '--config', 'k.yaml', ...(v.startsWith('=') ? [`--max-staleness${v}`] : ['--max-staleness', v])]);
   const ok = daemon('3');
   assert.equal(ok.cmd === 'daemon' && ok.overrides.maxStalenessS, 3);
-  for (const bad of ['0', '1', '=-5', 'abc', '2.5', '2147484']) {
+  for (const bad of ['0', '1', '=-5', '-5', 'abc', '2.5', '2147484']) {
     assert.throws(() => daemon(bad), (err: Error & { code?: string }) => err.code === 'KGW_CLI_USAGE' && /from 2 to 2147483 seconds/.test(err.message), bad);
   }
 });

@@ -8,19 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, requireRoot, type Host, type Lab } from '../helpers/netns.ts';
-import { MAIN, startDaemon, startSshLike, tempDir, waitReady, type RunningDaemon } from '../helpers/gateway.ts';
+import { MAIN, startDaemon, startSshLike, tempDir, waitReady, type RunningDaemon, haDoorYaml } from '../helpers/gateway.ts';
 import { startRedis } from '../helpers/redis.ts';
 
 const TTL_S = 4;
-const YAML = `interface: br0
-engine: pcap
-doors:
-  - name: openSSH
-    sequence: ["7000", "8000", "9000"]
-    seqTimeout: 5
-    open: ["22/tcp"]
-    ttl: ${TTL_S}
-`;
+const YAML = haDoorYaml(TTL_S);
 const NODES = [
   { name: 'a', skew: undefined },
   { name: 'b', skew: '+90s' },

@@ -8,17 +8,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { createLab, requireRoot, type Host } from '../helpers/netns.ts';
-import { startDaemon, startSshLike, tempDir, waitReady } from '../helpers/gateway.ts';
+import { startDaemon, startSshLike, tempDir, waitReady, haDoorYaml } from '../helpers/gateway.ts';
 
-const YAML = `interface: br0
-engine: pcap
-doors:
-  - name: openSSH
-    sequence: ["7000", "8000", "9000"]
-    seqTimeout: 5
-    open: ["22/tcp"]
-    ttl: 120
-`;
+const YAML = haDoorYaml(120);
 const PROBE = fileURLToPath(new URL('../helpers/knock-latency.ts', import.meta.url));
 const REDIS_PORT = '6391';
 const KNOCKS = 15;

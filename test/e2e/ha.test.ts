@@ -8,23 +8,15 @@ import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLab, requireRoot, type Lab } from '../helpers/netns.ts';
-import { canConnect, connectsWithin, refusedWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type RunningDaemon } from '../helpers/gateway.ts';
+import { canConnect, connectsWithin, refusedWithin, MAIN, startDaemon, startSshLike, tempDir, waitReady, type RunningDaemon, haDoorYaml } from '../helpers/gateway.ts';
 import { startRedis } from '../helpers/redis.ts';
 
-const YAML = `interface: br0
-engine: pcap
-doors:
-  - name: openSSH
-    sequence: ["7000", "8000", "9000"]
-    seqTimeout: 5
-    open: ["22/tcp"]
-    ttl: 60
-  - name: shortSSH
+const YAML = haDoorYaml(60, `  - name: shortSSH
     sequence: ["7100", "8100", "9100"]
     seqTimeout: 5
     open: ["22/tcp"]
     ttl: 3
-`;
+`);
 
 interface Node { lab: Lab; args: string[]; daemon: RunningDaemon; control: string }
 

@@ -186,3 +186,14 @@ export async function guideDaemon(t: AfterHook, extra: readonly string[]): Promi
   t.after(() => daemon.kill());
   return { lab, client: lab.clients[0] as Host, dir, daemon };
 }
+
+/** The HA tests' door on the lab bridge: the guide's sequence on the pcap engine, with this TTL. */
+export const haDoorYaml = (ttlS: number, more = ''): string => `interface: br0
+engine: pcap
+doors:
+  - name: openSSH
+    sequence: ["7000", "8000", "9000"]
+    seqTimeout: 5
+    open: ["22/tcp"]
+    ttl: ${ttlS}
+${more}`;

@@ -52,9 +52,11 @@ export async function startNode(lab: ChaosLab, name: NodeName, dir: string, conf
 
 export async function restartNode(node: GatewayNode, dir: string, config: string, store: string): Promise<void> {
   const daemon = startDaemon(asHost(node.member), ['--config', config, '--store', store, '--node-id', node.name, '--control', node.control, '--state', `${dir}/${node.name}.json`]);
-  node.daemon = daemon;
   node.lives.push(daemon);
   await daemon.waitFor((e) => e.event === 'daemon.ready', 30_000, `daemon.ready on ${node.name}`);
+  // Live (a target for knocks, closes and revokes) once ready: a close knock sent to a daemon
+  // still starting is never seen, and the grant it was meant to end is rightly still open.
+  node.daemon = daemon;
 }
 
 /** kill -9: the kernel keeps its nft table (and the grants in it) until the restart. */

@@ -48,6 +48,13 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
   const doors = new Map(deps.doors.map((d) => [d.name, d]));
   const log = deps.logger;
 
+  /** The id a knock on `door` from `ip` gets: the same door, the same scope. */
+  const knockGrantId = (door: string, ip: string): string => {
+    const host = grantableIp(ip);
+    const made = makeGrant({ ip: host.address, door, ports: [], source: 'knock', ttlMs: 0, nodeId: deps.nodeId, now: 0, prefix: prefixFor(doors.get(door)?.scope, host.family, 'knock') });
+    return grantId(door, made.ip, made.family, made.prefix);
+  };
+
   const closeById = async (id: string, reason: CloseReason): Promise<Grant | undefined> => {
     const removed = await deps.store.remove(id);
     if (removed) {
@@ -82,10 +89,7 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
     },
 
     close(input) {
-      // A close sequence closes what its knock opened: the same door, the same scope.
-      const host = grantableIp(input.ip);
-      const made = makeGrant({ ip: host.address, door: input.door, ports: [], source: 'knock', ttlMs: 0, nodeId: deps.nodeId, now: 0, prefix: prefixFor(doors.get(input.door)?.scope, host.family, 'knock') });
-      return closeById(grantId(input.door, made.ip, made.family, made.prefix), input.reason);
+      return closeById(knockGrantId(input.door, input.ip), input.reason);
     },
 
     async revokeIp(ipText, reason) {
@@ -93,9 +97,13 @@ export function createGrantService(deps: { store: GrantStore; doors: readonly Do
       const closed: Grant[] = [];
       // By the stored id: a grant restored from an older state file or written by another
       // node may carry an id that is not door@ip, and it must be revocable all the same.
-      for (const g of await deps.store.list()) {
-        if (!covers(g, ip)) continue;
-        const removed = await closeById(g.id, reason);
+      const ids = new Set((await deps.store.list()).filter((g) => covers(g, ip)).map((g) => g.id));
+      // And each door's own id for the address, listed or not: a knock another node proved and
+      // the store has not shown here yet (a cut, a failover) must meet a close (a tombstone) when
+      // it arrives, not a revoke that found nothing.
+      for (const door of doors.keys()) ids.add(knockGrantId(door, ip));
+      for (const id of ids) {
+        const removed = await closeById(id, reason);
         if (removed) closed.push(removed);
       }
       return closed;

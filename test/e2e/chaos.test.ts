@@ -10,7 +10,7 @@ import { FAULT_KINDS } from '../../bench/chaos/faults.ts';
 
 const SEED = 20;
 
-void test('a 60 s seeded chaos run loses no acknowledged grant and leaves no zombie, with every fault kind exercised', { timeout: 120_000, todo: 'seed 20 still shows one zombie: a close on gw3 racing gw1\'s replayed knock right after a two-way partition of gw1 heals (see the report of branch chaos2)' }, async (t) => {
+void test('a 60 s seeded chaos run loses no acknowledged grant and leaves no zombie, with every fault kind exercised', { timeout: 120_000 }, async (t) => {
   if (!(await requireRoot(t)) || !requireRedisServer(t)) return;
   const started = Date.now();
   const r = await runChaos({ seconds: 60, seed: SEED, log: (l) => t.diagnostic(l) });

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { makeGrant } from '../../gateway/core/grant.ts';
 import { systemClock } from '../../gateway/ports.ts';
 import { openStore } from '../../gateway/wiring/store.ts';
+import { createGrantService } from '../../gateway/services/grants.ts';
+import { createMetrics } from '../../gateway/services/metrics.ts';
 import { captureLogger, startRedis } from '../helpers/redis.ts';
 
 const grantAt = (now: number) => makeGrant({ ip: '198.51.100.7', door: 'openSSH', ports: [{ port: 22, proto: 'tcp' }], source: 'knock', ttlMs: 60_000, nodeId: 'gw-a', now });
@@ -28,4 +30,20 @@ void test('a close on a node that never saw the grant outranks an older proof ar
   const again = grantAt(Date.now());
   await a.store.put(again);
   assert.deepEqual((await b.store.list()).map((g) => g.id), [again.id], 'a knock after the close opens as usual');
+});
+
+void test('a revoke on a node that has not seen the knock yet outranks it too', async (t) => {
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const a = await openStore(redis.url, { nodeId: 'gw-a', clock: systemClock, logger: captureLogger().logger, requireStoreAtStart: true });
+  t.after(() => a.close());
+  const b = await openStore(redis.url, { nodeId: 'gw-b', clock: systemClock, logger: captureLogger().logger, requireStoreAtStart: true });
+  t.after(() => b.close());
+  const { logger } = captureLogger();
+  const onB = createGrantService({ store: b.store, doors: [{ name: 'openSSH', open: [{ port: 22, proto: 'tcp' }], ttlMs: 60_000 }], clock: systemClock, logger, nodeId: 'gw-b', metrics: createMetrics() });
+
+  const proved = grantAt(Date.now() - 2000);
+  assert.deepEqual(await onB.revokeIp(proved.ip, 'revoke'), [], 'B lists nothing to revoke');
+  await a.store.put(proved);
+  assert.deepEqual((await b.store.list()).map((g) => g.id), [], 'the knock proved before the revoke stays closed');
 });

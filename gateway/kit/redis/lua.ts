@@ -46,6 +46,9 @@ end
 // Key 5 is the grant's tombstone and arg 8 the proof's age (ms, by the writer's clock, so no
 // clock is compared with another): a proof older than the last close of this grant is refused
 // ({'', 'closed', 0, ''}) — it was queued somewhere while another node closed the grant.
+// Arg 9 is when the writer sent it, in Redis's clock by the writer's estimate ('' = none yet): a
+// command that TCP delivers late (sent into a silent cut, retransmitted after the heal) would
+// otherwise date its proof from when it ran and outrank the close made in between.
 const GRANT_PUT_LUA = BUMP_LUA + `
 local function kind(k) return redis.call('TYPE', k).ok end
 if kind(KEYS[2]) ~= 'zset' and kind(KEYS[2]) ~= 'none' then return redis.error_reply('KGW_STORE_DATA ' .. KEYS[2] .. ' is not a sorted set') end
@@ -53,7 +56,9 @@ if kind(KEYS[3]) ~= 'stream' and kind(KEYS[3]) ~= 'none' then return redis.error
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tomb = redis.call('GET', KEYS[5])
-if tomb and now - tonumber(ARGV[8]) <= tonumber(tomb) then return {'', 'closed', 0, ''} end
+local sent = tonumber(ARGV[9])
+if sent == nil or sent > now then sent = now end
+if tomb and sent - tonumber(ARGV[8]) <= tonumber(tomb) then return {'', 'closed', 0, ''} end
 local created, expires, px = ARGV[3], ARGV[4], ARGV[5]
 local mode = 'new'
 if px == '' then mode = 'unlimited' end

@@ -69,7 +69,9 @@ export function remoteGrants(deps: { conn: RedisConnection; key: KeySpace; nodeI
       const now = clock.now();
       if (grant.expiresAt !== null && grant.expiresAt <= now) return { grant, gen: '' };
       const e = encodeGrant(grant, now);
-      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey, tombPrefix + grant.id], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId, String(Math.max(0, now - grant.createdAt))]));
+      // Dates the proof from now, not from when Redis runs it (GRANT_PUT): only an estimate we have.
+      const sentAt = samples.length > 0 ? String(now + offsetMs) : '';
+      const reply = PutReply.parse(await runScript(conn.client, GRANT_PUT, [grantPrefix + grant.id, indexKey, streamKey, genKey, tombPrefix + grant.id], [grant.id, e.head, e.createdAt, e.expiresAt, e.px, maxLen, nodeId, String(Math.max(0, now - grant.createdAt)), sentAt]));
       const [json, mode, pttl, gen] = reply;
       if (mode === 'closed') return { closed: true };
       const stored = decode(grant.id, json, pttl, now);

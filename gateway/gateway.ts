@@ -9,7 +9,8 @@ import { createKnockHistory, type HistorySnapshot } from './core/knock-history.t
 import type { Door } from './core/types.ts';
 import type { DoorEngine } from './core/engines.ts';
 import type { CloudHealth } from './services/cloud-health.ts';
-import type { Clock, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
+import { rulesOfGrant, type GrantCloudRule, type HeldRules } from './services/cloud-rules.ts';
+import type { Clock, FleetRoster, FleetSelf, GrantStore, HostFirewall, Logger, ProofSource, StoreHealth } from './ports.ts';
 import { createGrantHygiene } from './services/grant-hygiene.ts';
 import { createGrantService } from './services/grants.ts';
 import { createIntake, type CommandRunner, type Intake } from './services/intake.ts';
@@ -35,8 +36,10 @@ export interface GatewayDeps {
   readonly engines: Readonly<Record<string, string>>;
   readonly store: GrantStore;
   readonly storeKind: 'memory' | 'redis';
+  /** The nodes sharing a Redis store; absent: this node is the whole fleet. */
+  readonly fleet?: FleetRoster;
   readonly firewall: HostFirewall;
-  readonly cloud?: CloudReconciler & { close(): Promise<void>; status?(): { leader: boolean; clouds: CloudHealth[] } };
+  readonly cloud?: CloudReconciler & { close(): Promise<void>; status?(): { leader: boolean; clouds: CloudHealth[]; held?: HeldRules[] | null } };
   /** Each door's engine as a code (status); absent: every door reported as engine none. */
   readonly doorEngines?: readonly DoorEngine[];
   readonly sources: readonly ProofSource[];
@@ -66,11 +69,31 @@ export interface GatewayStatus {
   /** Whether this node holds the cloud lease (writes to the clouds); null without a cloud. */
   readonly leader: boolean | null;
   readonly clouds: readonly CloudHealth[];
+  /** The nodes sharing the store, as it last heard them; null when it cannot be read now (cut off). */
+  readonly fleet: readonly FleetNodeStatus[] | null;
   readonly doors: readonly DoorEngine[];
   /** sequence id → engine in words (kept from the first status). */
   readonly engines: Readonly<Record<string, string>>;
-  readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { covers: string; exposure: string; ports: string[]; expiresAt: string | null })[];
+  /** cloudRules: the provider rules that let the grant through ([] without a cloud; null on a node that does not lead the cloud sync). */
+  readonly grants: readonly (Omit<Grant, 'ports' | 'expiresAt'> & { covers: string; exposure: string; ports: string[]; expiresAt: string | null; cloudRules: GrantCloudRule[] | null })[];
 }
+
+export interface FleetNodeStatus {
+  readonly nodeId: string;
+  /** This node (the one answering). */
+  readonly self: boolean;
+  readonly version: string;
+  /** How that node heard the store when it last announced itself. */
+  readonly store: StoreHealth['state'];
+  readonly startedAt: string | null;
+  /** Seconds since the store last heard that node (0 for a memory store's only node). */
+  readonly silentFor: number;
+  /** Silent for longer than a node ever is while it runs and hears the store: down or cut off. */
+  readonly silent: boolean;
+}
+
+/** A node announces itself every second; five missed announcements are no accident. */
+const SILENT_AFTER_MS = 5000;
 
 export interface Gateway {
   /**
@@ -135,6 +158,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Every unexpired grant re-applied (TC4) before the gateway says it is ready.
     { name: 'grants re-applied', start: async () => { reconciler.start(); await reconciler.reconcileNow(); }, stop: () => reconciler.stop() },
     ...(deps.endpoints ?? []).map((e, i): Stage => ({ name: `endpoint ${i + 1}`, start: () => e.start(), stop: () => e.stop() })),
+    // Announced once it serves, so no node lists one that is still starting.
+    ...(deps.fleet ? [fleetStage(deps.fleet, () => ({ version: deps.version ?? 'unknown', startedAt: startedAt ?? null, store: store.health?.().state ?? 'connected' }))] : []),
   ], log);
 
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
@@ -184,10 +209,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
         store: { kind: deps.storeKind, ...((h) => ({ state: h?.state ?? 'connected', since: h ? new Date(h.since).toISOString() : null }))(store.health?.()) },
         leader: cloud ? cloud.leader : null,
         clouds: cloud?.clouds ?? [],
+        fleet: await fleetStatus(deps, startedAt),
         doors: deps.doorEngines ?? deps.doors.map((d) => ({ name: d.name, engine: 'none' as const })),
         engines: deps.engines,
         // covers/exposure: what a scoped grant lets through, as a range and in words.
-        grants: (await store.list()).map((g) => ({ ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort), expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString() })),
+        grants: (await store.list()).map((g) => ({
+          ...g, covers: grantCoverage(g), exposure: exposureInWords(g.family, g.prefix ?? HOST_PREFIX[g.family]), ports: g.ports.map(formatPort),
+          expiresAt: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(), cloudRules: cloud ? rulesOfGrant(g, cloud.held ?? null) : [],
+        })),
       };
     },
 
@@ -211,4 +240,17 @@ async function warnOfConflicts(deps: GatewayDeps, log: Logger): Promise<void> {
     return [];
   });
   for (const c of found) log.warn({ event: 'firewall.conflict', source: c.source, where: c.where, rule: c.rule }, c.explanation);
+}
+
+function fleetStage(fleet: FleetRoster, self: () => FleetSelf): Stage {
+  return { name: 'fleet roster', start: () => Promise.resolve(fleet.join(self)), stop: () => fleet.leave() };
+}
+
+async function fleetStatus(deps: GatewayDeps, startedAt: number | undefined): Promise<FleetNodeStatus[] | null> {
+  const here = (m: FleetSelf & { silentMs: number }, nodeId: string): FleetNodeStatus => ({
+    nodeId, self: nodeId === deps.nodeId, version: m.version, store: m.store, startedAt: m.startedAt === null ? null : new Date(m.startedAt).toISOString(), silentFor: Math.round(m.silentMs / 100) / 10, silent: m.silentMs > SILENT_AFTER_MS,
+  });
+  if (!deps.fleet) return [here({ version: deps.version ?? 'unknown', startedAt: startedAt ?? null, store: 'connected', silentMs: 0 }, deps.nodeId)];
+  const members = await deps.fleet.members().catch(() => undefined);
+  return members ? members.map((m) => here(m, m.nodeId)).sort((a, b) => Number(b.self) - Number(a.self)) : null;
 }

@@ -112,6 +112,31 @@ export interface GrantStore {
   close(): Promise<void>;
 }
 
+/** What a node says of itself to the fleet. */
+export interface FleetSelf {
+  readonly version: string;
+  readonly startedAt: number | null;
+  /** How this node hears the store right now. */
+  readonly store: StoreHealth['state'];
+}
+
+/** A node of the fleet as the shared store last heard of it. */
+export interface FleetMember extends FleetSelf {
+  readonly nodeId: string;
+  /** Since the store last heard the node, on the store's own clock (a node's skew does not show). */
+  readonly silentMs: number;
+}
+
+/** Which nodes share the store: each announces itself while it runs and leaves when it stops. */
+export interface FleetRoster {
+  /** Announces this node now and every beat after, with what `self` says at that moment. */
+  join(self: () => FleetSelf): void;
+  /** Stops announcing and takes this node off the roster. */
+  leave(): Promise<void>;
+  /** Every node heard within the roster's memory (an hour), this one included. */
+  members(): Promise<FleetMember[]>;
+}
+
 /** Shared replay protection (SPA, relay): true the first time a nonce is seen before it expires. */
 export interface NonceStore {
   claim(scope: string, nonce: string, ttlMs: number): Promise<boolean>;

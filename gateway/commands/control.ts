@@ -3,12 +3,28 @@ import { controlRequest } from '../services/control-server.ts';
 import { ERROR_CODES, kgwError, type ErrorCode } from '../core/errors.ts';
 import type { Command } from '../cli.ts';
 
-interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string }
+interface StatusGrant { ip: string; covers?: string; exposure?: string; door: string; ports: string[]; source: string; expiresAt: string | null; nodeId: string; cloudRules?: { provider: string; rule: string }[] | null }
+interface StatusNode { nodeId: string; self: boolean; version: string; store: string; startedAt: string | null; silentFor: number; silent: boolean }
 interface StatusCloud { name: string; state: string; since: string | null; lastListedAt: string | null; pendingWrites: number; worldOpenRules: number; lastError: { op: string; code: string; at: string } | null }
 interface StatusBody {
   nodeId: string; firewall: string; store: { kind: string; state: string; since: string | null }; grants: StatusGrant[];
   /** Absent when an older daemon answers (an upgrade in progress). */
-  version?: string; uptime?: number; leader?: boolean | null; clouds?: StatusCloud[]; doors?: { name: string; engine: string; reason?: string }[];
+  version?: string; uptime?: number; leader?: boolean | null; clouds?: StatusCloud[]; doors?: { name: string; engine: string; reason?: string }[]; fleet?: StatusNode[] | null;
+}
+
+function fleetLines(status: StatusBody): string[] {
+  if (status.fleet === undefined || status.store.kind === 'memory') return [];
+  if (status.fleet === null) return ['fleet: unknown (the store cannot be read now)'];
+  return [`fleet: ${status.fleet.length} node(s)`, ...status.fleet.map((n) => {
+    const heard = n.self ? 'this node' : n.silent ? `SILENT for ${n.silentFor} s (last said: store ${n.store})` : `heard ${n.silentFor} s ago`;
+    return `  node ${n.nodeId}: ${n.version}, store ${n.store}, ${heard}${n.startedAt ? `, up since ${n.startedAt}` : ''}`;
+  })];
+}
+
+function cloudOf(g: StatusGrant, clouds: number): string {
+  if (clouds === 0 || g.cloudRules === undefined) return '';
+  if (g.cloudRules === null) return '; cloud rules: held by the leader node';
+  return `; cloud: ${g.cloudRules.length ? g.cloudRules.map((r) => `${r.provider} ${r.rule}`).join(', ') : 'no rule yet'}`;
 }
 
 function cloudLine(c: StatusCloud): string {
@@ -51,8 +67,9 @@ export async function runControlCommand(command: Extract<Command, { cmd: 'status
     ...(status.leader === null || status.leader === undefined ? [] : [status.leader ? 'this node leads the cloud sync' : 'another node leads the cloud sync']),
     ...(status.clouds ?? []).map(cloudLine),
     ...(status.doors ?? []).map((d) => `  door ${d.name}: ${d.engine} engine${d.reason ? ` (${d.reason})` : ''}`),
+    ...fleetLines(status),
     `${status.grants.length} live grant(s)`,
-    ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''})`),
+    ...status.grants.map((g) => `  ${(g.covers ?? g.ip).padEnd(43)} ${g.door.padEnd(16)} ${g.ports.join(',').padEnd(12)} ${g.expiresAt ?? 'until closed'} (${g.source} via ${g.nodeId}${g.exposure && g.exposure !== 'one address' ? `; ${g.exposure}` : ''}${cloudOf(g, status.clouds?.length ?? 0)})`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

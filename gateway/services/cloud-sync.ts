@@ -8,13 +8,14 @@
 //   (the daemon may have died with rules open), puts back what the last desired set wants but
 //   the cloud lost (a rule deleted by hand), and reports rules outside knockgw that open a
 //   protected port to the whole Internet.
-import { grantableIp, parseIp } from '../core/ip.ts';
+import { grantableIp } from '../core/ip.ts';
 import { isLive, type Grant } from '../core/grant.ts';
 import { describeError, isKnockgwError } from '../core/errors.ts';
 import type { Clock, CloudFirewall, CloudRule, Logger } from '../ports.ts';
 import type { Metrics } from './metrics.ts';
 import { reportWorldOpen } from './cloud-world-open.ts';
 import { createCloudHealth, type CloudHealth } from './cloud-health.ts';
+import { ruleGrant, unique, type HeldRules } from './cloud-rules.ts';
 
 export interface SyncReport {
   readonly kind: 'reconcile' | 'sweep';
@@ -55,6 +56,8 @@ export interface CloudSync {
   counters(): CloudSyncCounters;
   /** Per provider, for `status`. */
   health(): CloudHealth[];
+  /** What each cloud holds as this node last listed and wrote it; null unless it leads (the leader knows). */
+  held(): HeldRules[] | null;
 }
 
 export interface CloudSyncDeps {
@@ -69,20 +72,6 @@ export interface CloudSyncDeps {
 const SAMPLE = 20;
 type Outcome = { granted: number; revoked: number; errors: number; worldOpen: number };
 const none = (): Outcome => ({ granted: 0, revoked: 0, errors: 0, worldOpen: 0 });
-
-/** A revocation handle for a rule whose grant is gone (the adapters revoke by id / address). */
-function ruleGrant(rule: CloudRule): Grant {
-  return Object.freeze({
-    id: rule.grantId, ip: rule.ip, family: parseIp(rule.ip)?.family ?? (rule.ip.includes(':') ? 6 : 4), ports: [], door: '',
-    source: 'manual', createdAt: 0, expiresAt: rule.expiresAt, nodeId: '',
-  });
-}
-
-function unique<T>(items: readonly T[], key: (t: T) => string): T[] {
-  const seen = new Map<string, T>();
-  for (const i of items) if (!seen.has(key(i))) seen.set(key(i), i);
-  return [...seen.values()];
-}
 
 export function createCloudSync(deps: CloudSyncDeps): CloudSync {
   const { firewalls, logger, clock } = deps;
@@ -296,5 +285,6 @@ export function createCloudSync(deps: CloudSyncDeps): CloudSync {
       apiCalls: Object.fromEntries(firewalls.map((fw) => [fw.name, { ...(fw.apiCalls?.() ?? {}) }])),
     }),
     health: () => health.snapshot(),
+    held: () => (isLeader() ? firewalls.map((fw) => ({ provider: fw.name, keyedBy: fw.keyedBy ?? 'grant', rules: known.get(fw) ?? [] })) : null),
   };
 }

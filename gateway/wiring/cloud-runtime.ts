@@ -8,6 +8,7 @@ import type { Clock, LeaderLease, Logger } from '../ports.ts';
 import type { Grant } from '../core/grant.ts';
 import { createCloudSync } from '../services/cloud-sync.ts';
 import { CLOUD_STATES, type CloudHealth } from '../services/cloud-health.ts';
+import type { HeldRules } from '../services/cloud-rules.ts';
 import type { Metrics } from '../services/metrics.ts';
 import { timedCloud } from '../services/metrics-timing.ts';
 import type { ClosableCloudFirewall } from './cloud-firewalls.ts';
@@ -16,8 +17,8 @@ export interface CloudRuntime {
   /** Held by one node of a fleet at a time; only its holder writes to the clouds. */
   readonly lease: LeaderLease;
   reconcile(desired: readonly Grant[]): Promise<unknown>;
-  /** For `status`: whether this node holds the cloud lease, and each provider's health. */
-  status(): { leader: boolean; clouds: CloudHealth[] };
+  /** For `status`: whether this node holds the cloud lease, each provider's health, and (leading) the rules held. */
+  status(): { leader: boolean; clouds: CloudHealth[]; held: HeldRules[] | null };
   close(): Promise<void>;
 }
 
@@ -53,7 +54,7 @@ export function runCloud(deps: CloudDeps & { firewalls: readonly ClosableCloudFi
   return {
     lease,
     reconcile: (desired) => sync.reconcile(desired),
-    status: () => ({ leader: lease.isLeader(), clouds: sync.health() }),
+    status: () => ({ leader: lease.isLeader(), clouds: sync.health(), held: sync.held() }),
     async close() {
       unsubscribe();
       await sync.stop();

@@ -60,6 +60,7 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
       doorEngines: doorEngines(engines, config.doors.map((d) => d.name), config.spa?.access.map((a) => a.name) ?? []),
       store: timedStore(backend.store, metrics),
       storeKind: backend.kind,
+      ...(backend.fleet ? { fleet: backend.fleet } : {}),
       firewall,
       ...(cloud ? { cloud } : {}),
       sources: [...knocks, ...relay.sources],

@@ -7,7 +7,7 @@
 //   redis+sentinel://h:p,h:p/name   Redis behind Sentinel
 import type { RedisOptions } from 'ioredis';
 import type { Grant } from '../core/grant.ts';
-import type { Clock, GrantStore, LeaderLease, Logger, NonceStore } from '../ports.ts';
+import type { Clock, FleetRoster, GrantStore, LeaderLease, Logger, NonceStore } from '../ports.ts';
 import type { GrantRequestSource } from '../protocol/relay-v1.ts';
 import { createRedisConnection } from '../kit/redis/connection.ts';
 import { keyspace } from '../kit/redis/keys.ts';
@@ -16,7 +16,7 @@ import { createRedisRequestSource } from '../kit/redis/requests.ts';
 import { createRedisDeviceRegistry } from '../kit/redis/devices.ts';
 import type { DeviceRegistry } from '../protocol/devices.ts';
 import { createMemoryNonceStore } from '../kit/nonces-memory.ts';
-import { type CorruptStateFile, createFileNonceStore, createMemoryStore, createRedisStore } from '../adapters/store/index.ts';
+import { type CorruptStateFile, createFileNonceStore, createMemoryStore, createRedisFleetRoster, createRedisStore } from '../adapters/store/index.ts';
 import { createRedisLease, createSingleLease } from '../adapters/lease/index.ts';
 
 export interface StoreBackend {
@@ -29,6 +29,8 @@ export interface StoreBackend {
   readonly requestSource?: (onError: (err: unknown) => void) => GrantRequestSource;
   /** Redis only: enrolled devices shared by every relay and node. */
   readonly devices?: () => DeviceRegistry;
+  /** Redis only: the nodes sharing the store (a memory store's fleet is this node). */
+  readonly fleet?: FleetRoster;
   /** Closes the store, then the connection (leases and sources are closed by their owners first). */
   close(): Promise<void>;
 }
@@ -117,6 +119,7 @@ export async function openStore(spec: string, opts: StoreOptions): Promise<Store
     lease: (job, l) => createRedisLease({ conn, key: keys(`lease:${job}`), nodeId: opts.nodeId, ttlMs: l.ttlMs, logger: l.logger }),
     requestSource: (onError) => createRedisRequestSource(conn, { onError }),
     devices: () => createRedisDeviceRegistry({ conn, keys }),
+    fleet: createRedisFleetRoster({ conn, nodeId: opts.nodeId, ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}) }),
     async close() {
       await store.close();
       await conn.close();

@@ -10,8 +10,17 @@ import { chromium } from 'playwright-core';
 import { requireRoot, type Host } from '../helpers/netns.ts';
 import { canConnect, connectsWithin, MAIN, refusedWithin, sshLab, startDaemon } from '../helpers/gateway.ts';
 import { CHROMIUM } from '../helpers/browser.ts';
+import { startRedis } from '../helpers/redis.ts';
+import { startCloudFakes } from '../helpers/cloud-fakes.ts';
+import { useDummyAwsCredentials } from '../helpers/cloud.ts';
+import { createRedisConnection } from '../../gateway/kit/redis/connection.ts';
+import { createRedisFleetRoster } from '../../gateway/adapters/store/index.ts';
 
-const YAML = (iface: string): string => `interface: ${iface}
+const SG = 'sg-0123456789abcdef0';
+
+const YAML = (iface: string, ec2: string): string => `interface: ${iface}
+cloud:
+  aws: { region: eu-west-1, securityGroupIds: [${SG}], mode: rules, endpoint: "${ec2}" }
 doors:
   - name: openSSH
     sequence: ["7000", "8000", "9000"]
@@ -35,15 +44,30 @@ function raw(url: string, opts: { method?: string; headers?: Record<string, stri
   });
 }
 
-void test('the console shows a knock within 1 s, a revoke from the page closes the port, and a request without the session token is 403 and logged', { timeout: 120_000 }, async (t) => {
+void test('the console shows a knock within 1 s with its cloud rule and the fleet, a revoke from the page closes the port, and a request without the session token is 403 and logged', { timeout: 120_000 }, async (t) => {
   if (!(await requireRoot(t))) return;
+  const redis = await startRedis(t);
+  if (!redis) return;
   const { lab, dir } = await sshLab(t, 2);
   const [a, b] = lab.clients as [Host, Host];
   const srv = lab.server;
   const control = `${dir.path}/ctl.sock`;
-  const daemon = startDaemon(srv, ['--config', await dir.write('knockgw.yaml', YAML(lab.serverIf(0))), '--state', `${dir.path}/state.json`, '--control', control]);
+  const fakes = await startCloudFakes(srv, { socketPath: `${dir.path}/fakes.sock`, securityGroups: [SG] });
+  t.after(() => fakes.stop());
+  useDummyAwsCredentials();
+  // The daemon reaches this host's Redis through its unix socket (a file: no route needed).
+  const daemon = startDaemon(srv, ['--config', await dir.write('knockgw.yaml', YAML(lab.serverIf(0), fakes.ec2)), '--store', redis.socketPath, '--node-id', 'gw-a', '--control', control]);
   t.after(() => daemon.kill());
   await daemon.waitFor((e) => e.event === 'daemon.ready', 20_000, 'daemon.ready');
+  // A second node of the fleet: only its roster entry, which goes silent when its link drops.
+  const peerConn = createRedisConnection({ spec: redis.url, name: 'gw-b' });
+  assert.equal(await peerConn.connect(2000), 'ready');
+  const peer = createRedisFleetRoster({ conn: peerConn, nodeId: 'gw-b' });
+  peer.join(() => ({ version: '0.1.0', startedAt: Date.now(), store: 'connected' }));
+  t.after(async () => {
+    await peer.leave();
+    await peerConn.close({ drop: true });
+  });
 
   const consoleProc = spawn(process.execPath, [MAIN, 'console', '--listen', '127.0.0.1:0', '--control', control], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => void consoleProc.kill('SIGKILL'));
@@ -95,7 +119,14 @@ void test('the console shows a knock within 1 s, a revoke from the page closes t
   t.diagnostic(`a knock appeared in the page ${shownMs.toFixed(0)} ms after the knock client returned`);
   assert.ok(await connectsWithin(a, srv.v4, 22), 'the knocking client reaches port 22');
   assert.match(await row.innerText(), /openSSH[\s\S]*22\/tcp[\s\S]*knock[\s\S]*(9|10) min/);
-  assert.match(await page.locator('#fleet').innerText(), /store memory/);
+  await row.locator('td.cloud', { hasText: new RegExp(`^aws ${SG}/sgr-[0-9a-f]+$`) }).waitFor({ timeout: 10_000 });
+  t.diagnostic(`cloud rule shown: ${await row.locator('td.cloud').innerText()}`);
+  const fleet = page.locator('#fleet');
+  await fleet.locator('li[data-node="gw-b"]', { hasText: /heard \d/ }).waitFor({ timeout: 5000 });
+  assert.match(await fleet.innerText(), /node gw-a \(this node\): \S+ · store connected · leads the cloud sync/);
+  // gw-b's link drops without a goodbye: the page shows it silent within a few seconds.
+  await peerConn.close({ drop: true });
+  await fleet.locator('li[data-node="gw-b"] .state-bad', { hasText: /SILENT for/ }).waitFor({ timeout: 9000 });
   await page.locator('#chart rect').first().waitFor({ timeout: 10_000 });
   if (process.env.KNOCKGW_SCREENSHOTS) await page.screenshot({ path: 'docs/console.png', fullPage: true });
 

@@ -73,6 +73,7 @@ export async function startFleetNode(opts: FleetNodeOptions): Promise<FleetNode>
     engines: {},
     store: backend.store,
     storeKind: backend.kind,
+    ...(backend.fleet ? { fleet: backend.fleet } : {}),
     firewall,
     cloud: runtime,
     sources: [],

@@ -45,6 +45,8 @@ void test('status reports version, uptime, store, leader, clouds, door engines a
   assert.ok(c?.lastListedAt && !Number.isNaN(Date.parse(c.lastListedAt)));
   assert.equal(s.grants.length, 1);
   assert.deepEqual(s.grants[0]?.ports, ['22/tcp']);
+  assert.deepEqual(s.grants[0]?.cloudRules, [{ provider: 'aws', rule: `rule-${s.grants[0]?.id}` }], 'the leader names the cloud rule the grant holds');
+  assert.deepEqual(s.fleet, [{ nodeId: 'gw-test', self: true, version: PKG.version, store: 'connected', startedAt: s.startedAt, silentFor: 0, silent: false }], "a memory store's fleet is this node");
   assert.deepEqual(JSON.parse(JSON.stringify(s)), s, 'plain JSON');
 
   // `knockgw status` says the same in words, read over the control socket.
@@ -99,4 +101,56 @@ void test('door engines as codes: kernel, pcap with the reason, spa', () => {
   ]);
   const kernel = planEngines({ engine: 'kernel', firewall: 'nftables', sequences: [OPEN, CLOSE], doors: [DOOR] });
   assert.deepEqual(doorEngines(kernel, ['openSSH', 'relayOnly'], []), [{ name: 'openSSH', engine: 'kernel' }, { name: 'relayOnly', engine: 'none' }]);
+});
+
+/** `knockgw status` (text) of a canned answer, read over a real control socket. */
+async function statusText(t: { after(fn: () => Promise<void> | void): void }, body: unknown): Promise<string> {
+  const log = logCapture();
+  const dir = await mkdtemp(join(tmpdir(), 'kgw-status-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const control = join(dir, 'ctl.sock');
+  const server = await startControlServer(control, { status: () => Promise.resolve(body as never), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '', activity: () => ({ minuteMs: 60_000, minutes: [] }) }, log.logger);
+  t.after(() => server.close());
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => ((out += chunk), true));
+  try {
+    assert.equal(await runControlCommand({ cmd: 'status', json: false, control }), 0);
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
+
+const grantOf = (ip: string, cloudRules: unknown): Record<string, unknown> => ({ id: `g-${ip}`, ip, family: 4, covers: ip, exposure: 'one address', door: 'openSSH', ports: ['22/tcp'], source: 'knock', createdAt: 0, expiresAt: null, nodeId: 'gw-a', cloudRules });
+const redisStatus = { version: '0.1.0', uptime: 5, nodeId: 'gw-a', firewall: 'nftables', store: { kind: 'redis', state: 'connected', since: null }, doors: [] };
+
+void test('status in words: the fleet with a silent node, and the cloud rules each grant holds', async (t) => {
+  const out = await statusText(t, {
+    ...redisStatus, leader: true,
+    clouds: [{ name: 'aws', state: 'ok', since: null, lastListedAt: '2026-12-07T06:00:00.000Z', pendingWrites: 0, worldOpenRules: 0, lastError: null }],
+    fleet: [
+      { nodeId: 'gw-a', self: true, version: '0.1.0', store: 'connected', startedAt: '2026-12-07T05:00:00.000Z', silentFor: 0.2, silent: false },
+      { nodeId: 'gw-b', self: false, version: '0.1.0', store: 'connected', startedAt: null, silentFor: 0.7, silent: false },
+      { nodeId: 'gw-c', self: false, version: '0.0.9', store: 'cut-off', startedAt: null, silentFor: 74.2, silent: true },
+    ],
+    grants: [grantOf('203.0.113.7', [{ provider: 'aws', rule: 'sgr-0a1b2c3d4e5f60718' }]), grantOf('203.0.113.8', [])],
+  });
+  assert.match(out, /^fleet: 3 node\(s\)$/m);
+  assert.match(out, /^ {2}node gw-a: 0\.1\.0, store connected, this node, up since 2026-12-07T05:00:00\.000Z$/m);
+  assert.match(out, /^ {2}node gw-b: 0\.1\.0, store connected, heard 0\.7 s ago$/m);
+  assert.match(out, /^ {2}node gw-c: 0\.0\.9, store cut-off, SILENT for 74\.2 s \(last said: store cut-off\)$/m);
+  assert.match(out, /203\.0\.113\.7 .*; cloud: aws sgr-0a1b2c3d4e5f60718\)$/m);
+  assert.match(out, /203\.0\.113\.8 .*; cloud: no rule yet\)$/m);
+});
+
+void test('status in words on a follower and on a node that cannot read the roster', async (t) => {
+  const out = await statusText(t, {
+    ...redisStatus, store: { kind: 'redis', state: 'cut-off', since: '2026-12-07T06:00:00.000Z' }, leader: false,
+    clouds: [{ name: 'gcp', state: 'follower', since: null, lastListedAt: null, pendingWrites: 0, worldOpenRules: 0, lastError: null }],
+    fleet: null,
+    grants: [grantOf('203.0.113.9', null)],
+  });
+  assert.match(out, /^fleet: unknown \(the store cannot be read now\)$/m);
+  assert.match(out, /203\.0\.113\.9 .*; cloud rules: held by the leader node\)$/m);
 });

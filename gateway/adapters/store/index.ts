@@ -8,3 +8,4 @@ export { loadOneTimeSequences, markOneTimeSequenceUsed, oneTimePorts, parseOneTi
 export { generation } from './redis/generation.ts';
 export { createRedisStore } from './redis/store.ts';
 export type { RedisStore } from './redis/store.ts';
+export { createRedisFleetRoster } from './redis/fleet.ts';

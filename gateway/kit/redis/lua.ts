@@ -192,3 +192,43 @@ return 0
 `;
 export const LEASE_ACQUIRE = defineScript(LEASE_ACQUIRE_LUA);
 export const LEASE_RELEASE = defineScript(LEASE_RELEASE_LUA);
+
+// ---------------------------------------------------------------- fleet roster (see adapters/store/redis/fleet.ts)
+
+// Keys: 1 the roster hash (node id → what it says of itself), 2 the sorted set of node ids by
+// when Redis last heard them. ARGV: node id, its JSON, how long a silent node stays listed (ms).
+// Dated by Redis's clock, so a node whose clock is off neither hides itself nor looks silent.
+const FLEET_ANNOUNCE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - tonumber(ARGV[3])))
+for _, id in ipairs(gone) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+return now
+`;
+// Keys as above. Returns {redis now ms, id, last heard ms, JSON, id, …}.
+const FLEET_MEMBERS_LUA = `
+local t = redis.call('TIME')
+local out = {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+local seen = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #seen, 2 do
+  local said = redis.call('HGET', KEYS[1], seen[i])
+  if said then
+    out[#out + 1] = seen[i]
+    out[#out + 1] = seen[i + 1]
+    out[#out + 1] = said
+  end
+end
+return out
+`;
+const FLEET_LEAVE_LUA = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`;
+export const FLEET_ANNOUNCE = defineScript(FLEET_ANNOUNCE_LUA);
+export const FLEET_MEMBERS = defineScript(FLEET_MEMBERS_LUA);
+export const FLEET_LEAVE = defineScript(FLEET_LEAVE_LUA);

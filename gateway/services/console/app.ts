@@ -30,13 +30,20 @@ export const CONSOLE_JS = `'use strict';
       .then(function (a) { say(a.ok ? 'revoked ' + ip + ': ' + a.body.closed.length + ' grant(s) closed' : 'revoke refused: ' + (a.body.error ? a.body.error.message : 'unknown')); poll(); })
       .catch(function (e) { say('revoke failed: ' + e.message); });
   }
+  // [] with clouds configured: not written yet; null: this node does not lead the cloud sync.
+  var cloudCount = 0;
+  function cloudRules(g) {
+    if (!cloudCount || g.cloudRules === undefined) return '—';
+    if (g.cloudRules === null) return 'held by the leader node';
+    return g.cloudRules.length ? g.cloudRules.map(function (r) { return r.provider + ' ' + r.rule; }).join(', ') : 'none yet';
+  }
   function renderGrants() {
     var body = document.querySelector('#grants tbody');
     body.replaceChildren();
     grants.forEach(function (g) {
       var tr = el('tr');
       tr.dataset.ip = g.ip;
-      tr.append(el('td', g.covers || g.ip, 'addr'), el('td', g.exposure || 'one address'), el('td', g.door), el('td', g.ports.join(', ')), el('td', g.source), el('td', g.nodeId));
+      tr.append(el('td', g.covers || g.ip, 'addr'), el('td', g.exposure || 'one address'), el('td', g.door), el('td', g.ports.join(', ')), el('td', g.source), el('td', g.nodeId), el('td', cloudRules(g), 'cloud'));
       var ttl = el('td', left(g.expiresAt), 'ttl');
       if (g.expiresAt && Date.parse(g.expiresAt) - Date.now() < 30000) ttl.classList.add('soon');
       var b = el('button', armed[g.ip] > Date.now() ? 'Really revoke?' : 'Revoke', armed[g.ip] > Date.now() ? 'armed' : undefined);
@@ -57,21 +64,32 @@ export const CONSOLE_JS = `'use strict';
     });
   }
   function stateClass(state) { return state === 'connected' || state === 'ok' || state === 'in-sync' ? 'state-ok' : state === 'follower' || state === 'memory' ? '' : 'state-bad'; }
+  function nodeLine(n, s) {
+    var li = el('li', 'node ' + n.nodeId + (n.self ? ' (this node)' : '') + ': ' + n.version + ' · store ');
+    li.dataset.node = n.nodeId;
+    li.append(el('span', n.silent ? 'SILENT for ' + n.silentFor + ' s' : n.store, n.silent ? 'state-bad' : stateClass(n.store)));
+    if (n.silent) li.append(document.createTextNode(' (last said: ' + n.store + ')'));
+    else if (!n.self) li.append(document.createTextNode(' · heard ' + n.silentFor + ' s ago'));
+    else if (s.store.since && s.store.state !== 'connected') li.append(document.createTextNode(' since ' + s.store.since));
+    if (n.self && s.leader !== null && s.leader !== undefined) li.append(document.createTextNode(s.leader ? ' · leads the cloud sync' : ' · another node leads the cloud sync'));
+    return li;
+  }
   function renderFleet(s) {
-    document.getElementById('node').textContent = 'knockgw ' + (s.version || '?') + ' · node ' + s.nodeId + ' · up ' + (s.uptime === undefined ? '?' : s.uptime + ' s') + ' · firewall ' + s.firewall;
+    document.getElementById('node').textContent = 'knockgw ' + (s.version || '?') + ' · node ' + s.nodeId + ' · up ' + (s.uptime === undefined ? '?' : s.uptime + ' s') + ' · firewall ' + s.firewall + ' · store ' + s.store.kind;
     var list = document.getElementById('fleet');
     list.replaceChildren();
-    var store = el('li', 'node ' + s.nodeId + ': store ' + s.store.kind + ' ');
-    store.append(el('span', s.store.state + (s.store.since ? ' since ' + s.store.since : ''), stateClass(s.store.state)));
-    if (s.leader !== null && s.leader !== undefined) store.append(document.createTextNode(s.leader ? ' · leads the cloud sync' : ' · another node leads the cloud sync'));
-    list.append(store);
+    if (s.fleet === null) list.append(el('li', 'fleet unknown: the store cannot be read now (' + s.store.state + ')', 'state-bad'));
+    (s.fleet || []).forEach(function (n) { list.append(nodeLine(n, s)); });
+    var clouds = document.getElementById('clouds');
+    clouds.replaceChildren();
+    cloudCount = (s.clouds || []).length;
     (s.clouds || []).forEach(function (c) {
       var li = el('li', 'cloud ' + c.name + ': ');
       li.append(el('span', c.state, stateClass(c.state)));
       li.append(document.createTextNode((c.lastListedAt ? ' · listed ' + c.lastListedAt : ' · not listed yet') + (c.pendingWrites ? ' · ' + c.pendingWrites + ' write(s) pending' : '') + (c.worldOpenRules ? ' · ' + c.worldOpenRules + ' WORLD-OPEN rule(s)' : '')));
-      list.append(li);
+      clouds.append(li);
     });
-    (s.doors || []).forEach(function (d) { list.append(el('li', 'door ' + d.name + ': ' + d.engine + ' engine' + (d.reason ? ' (' + d.reason + ')' : ''))); });
+    (s.doors || []).forEach(function (d) { clouds.append(el('li', 'door ' + d.name + ': ' + d.engine + ' engine' + (d.reason ? ' (' + d.reason + ')' : ''))); });
   }
   function renderChart(a) {
     var svg = document.getElementById('chart');
@@ -105,7 +123,7 @@ export const CONSOLE_JS = `'use strict';
   }
   function get(path) { return fetch(path, { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error(path + ' answered ' + r.status); return r.json(); }); }
   function poll() {
-    return get('/api/status').then(function (s) { grants = s.grants; renderGrants(); renderFleet(s); }).catch(function (e) { say('the daemon does not answer: ' + e.message); });
+    return get('/api/status').then(function (s) { grants = s.grants; renderFleet(s); renderGrants(); }).catch(function (e) { say('the daemon does not answer: ' + e.message); });
   }
   function pollActivity() { return get('/api/activity').then(renderChart).catch(function () {}); }
   poll(); pollActivity();

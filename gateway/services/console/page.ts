@@ -19,12 +19,13 @@ export function consoleHtml(token: string): string {
 <main>
 <section aria-labelledby="grants-h">
 <h2 id="grants-h">Who can reach what, now <span id="count" class="muted"></span></h2>
-<table id="grants"><thead><tr><th>Address</th><th>Scope</th><th>Door</th><th>Ports</th><th>Source</th><th>Node</th><th>Closes in</th><th></th></tr></thead><tbody></tbody></table>
+<table id="grants"><thead><tr><th>Address</th><th>Scope</th><th>Door</th><th>Ports</th><th>Source</th><th>Node</th><th>Cloud rules</th><th>Closes in</th><th></th></tr></thead><tbody></tbody></table>
 <p id="none" class="muted" hidden>No live grant: every protected port is closed to everyone.</p>
 </section>
 <section aria-labelledby="fleet-h">
-<h2 id="fleet-h">Node, store and clouds</h2>
+<h2 id="fleet-h">Fleet, store and clouds</h2>
 <ul id="fleet"></ul>
+<ul id="clouds"></ul>
 </section>
 <section aria-labelledby="chart-h">
 <h2 id="chart-h">Knocks in the last hour</h2>
@@ -55,7 +56,8 @@ td.soon { color: var(--bad); font-weight: 600; }
 button { font: inherit; border: 1px solid var(--bad); color: var(--bad); background: transparent; border-radius: 8px; padding: 2px 10px; cursor: pointer; }
 button.armed { background: var(--bad); color: #fff; }
 .muted { color: var(--muted); }
-#fleet { margin: 0; padding-left: 18px; }
+#fleet, #clouds { margin: 0 0 8px; padding-left: 18px; }
+td.cloud { font-family: ui-monospace, monospace; font-size: 13px; }
 .state-ok { color: var(--ok); font-weight: 600; }
 .state-bad { color: var(--bad); font-weight: 600; }
 #chart { width: 100%; height: 160px; display: block; }

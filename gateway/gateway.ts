@@ -93,7 +93,7 @@ export interface FleetNodeStatus {
 }
 
 /** A node announces itself every second; five missed announcements are no accident. */
-const SILENT_AFTER_MS = 5000;
+export const FLEET_SILENT_AFTER_MS = 5000;
 
 export interface Gateway {
   /**
@@ -248,7 +248,7 @@ function fleetStage(fleet: FleetRoster, self: () => FleetSelf): Stage {
 
 async function fleetStatus(deps: GatewayDeps, startedAt: number | undefined): Promise<FleetNodeStatus[] | null> {
   const here = (m: FleetSelf & { silentMs: number }, nodeId: string): FleetNodeStatus => ({
-    nodeId, self: nodeId === deps.nodeId, version: m.version, store: m.store, startedAt: m.startedAt === null ? null : new Date(m.startedAt).toISOString(), silentFor: Math.round(m.silentMs / 100) / 10, silent: m.silentMs > SILENT_AFTER_MS,
+    nodeId, self: nodeId === deps.nodeId, version: m.version, store: m.store, startedAt: m.startedAt === null ? null : new Date(m.startedAt).toISOString(), silentFor: Math.round(m.silentMs / 100) / 10, silent: m.silentMs > FLEET_SILENT_AFTER_MS,
   });
   if (!deps.fleet) return [here({ version: deps.version ?? 'unknown', startedAt: startedAt ?? null, store: 'connected', silentMs: 0 }, deps.nodeId)];
   const members = await deps.fleet.members().catch(() => undefined);

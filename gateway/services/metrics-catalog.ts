@@ -52,6 +52,7 @@ export const METRICS = {
   reconcile_errors_total: { type: 'counter', help: 'Failed reconcile passes (retried by the next repair).' },
 
   store_state: { type: 'gauge', help: '1 for the state this node is in with the shared store (connected, degraded, cut-off), 0 for the others.', labels: ['state'] },
+  fleet_nodes: { type: 'gauge', help: 'Nodes on the fleet roster as this node last read it: live (heard within 5 s) and silent (down or cut off; listed for an hour).', labels: ['state'] },
   store_round_trip_seconds: { type: 'histogram', help: 'Grant store calls (put, remove, list) from the gateway, Redis round trips included.', labels: ['op'], buckets: STORE },
 
   cloud_leader: { type: 'gauge', help: '1 when this node holds the cloud lease (it alone writes to the clouds).' },

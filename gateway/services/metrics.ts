@@ -15,7 +15,7 @@ export interface Metrics {
   set(name: GaugeName, value: number, labels?: Labels): void;
   observe(name: HistogramName, seconds: number, labels?: Labels): void;
   /** Runs before every scrape: gauges read from a component's state (store health, cloud lease). */
-  beforeScrape(fn: () => void): void;
+  beforeScrape(fn: () => void | Promise<void>): void;
   /** The value of one series (a histogram: its count); 0 when it has none yet. */
   get(name: MetricName, labels?: Labels): Promise<number>;
   render(): Promise<string>;
@@ -42,7 +42,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     metrics.set(name, def.type === 'counter' ? new Counter(base) : def.type === 'gauge' ? new Gauge(base) : new Histogram({ ...base, buckets: [...def.buckets] }));
   }
   if (opts.defaults) collectDefaultMetrics({ register: registry });
-  const hooks: (() => void)[] = [];
+  const hooks: (() => void | Promise<void>)[] = [];
   const totals = new Map<string, number>();
   const counter = (name: CounterName): Counter => metrics.get(name) as Counter;
   const gauge = (name: GaugeName): Gauge => metrics.get(name) as Gauge;
@@ -75,7 +75,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       return values.find((v) => (wanted === undefined || v.metricName === wanted) && same(labels, v.labels))?.value ?? 0;
     },
     async render() {
-      for (const fn of hooks) fn();
+      for (const fn of hooks) await fn();
       return registry.metrics();
     },
   };

@@ -8,7 +8,7 @@ import type { Config } from '../config/types.ts';
 import type { Clock, Logger } from '../ports.ts';
 import { detectConflicts } from '../adapters/firewall/index.ts';
 import { runCommand } from '../adapters/exec/index.ts';
-import { createGateway, type Gateway } from '../gateway.ts';
+import { createGateway, FLEET_SILENT_AFTER_MS, type Gateway } from '../gateway.ts';
 import { createMetrics } from '../services/metrics.ts';
 import { VERSION } from '../kit/version.ts';
 import { timedStore } from '../services/metrics-timing.ts';
@@ -38,9 +38,15 @@ export async function assembleGateway(config: Config, opts: { clock: Clock; logg
     maxStalenessMs: config.maxStalenessS * 1000,
     onStale: (grants) => { for (const g of grants) metrics.inc('grants_closed_total', 1, { door: g.door, reason: 'stale' }); },
   });
-  metrics.beforeScrape(() => {
+  metrics.beforeScrape(async () => {
     const state = backend.store.health?.().state ?? 'connected';
     for (const s of ['connected', 'degraded', 'cut-off'] as const) metrics.set('store_state', s === state ? 1 : 0, { state: s });
+    // A roster that cannot be read now keeps the last count: store_state says why.
+    const members = backend.fleet ? await backend.fleet.members().catch(() => undefined) : [];
+    if (!members) return;
+    const silent = members.filter((m) => m.silentMs > FLEET_SILENT_AFTER_MS).length;
+    metrics.set('fleet_nodes', backend.fleet ? members.length - silent : 1, { state: 'live' });
+    metrics.set('fleet_nodes', silent, { state: 'silent' });
   });
   try {
     const relay = await wireRelay(config, backend, { keys: files.relayKeys, clock, logger: logger.child({ component: 'relay' }), metrics });

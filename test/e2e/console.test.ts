@@ -15,6 +15,7 @@ import { startCloudFakes } from '../helpers/cloud-fakes.ts';
 import { useDummyAwsCredentials } from '../helpers/cloud.ts';
 import { createRedisConnection } from '../../gateway/kit/redis/connection.ts';
 import { createRedisFleetRoster } from '../../gateway/adapters/store/index.ts';
+import { controlRequest } from '../../gateway/services/control-server.ts';
 
 const SG = 'sg-0123456789abcdef0';
 
@@ -127,6 +128,9 @@ void test('the console shows a knock within 1 s with its cloud rule and the flee
   // gw-b's link drops without a goodbye: the page shows it silent within a few seconds.
   await peerConn.close({ drop: true });
   await fleet.locator('li[data-node="gw-b"] .state-bad', { hasText: /SILENT for/ }).waitFor({ timeout: 9000 });
+  const scrape = (await controlRequest(control, 'GET', '/metrics')).body;
+  assert.match(scrape, /^knockgw_fleet_nodes\{state="live"\} 1$/m);
+  assert.match(scrape, /^knockgw_fleet_nodes\{state="silent"\} 1$/m, 'the silent node is a series the other nodes export');
   await page.locator('#chart rect').first().waitFor({ timeout: 10_000 });
   if (process.env.KNOCKGW_SCREENSHOTS) await page.screenshot({ path: 'docs/console.png', fullPage: true });
 

@@ -50,19 +50,7 @@ void test('status reports version, uptime, store, leader, clouds, door engines a
   assert.deepEqual(JSON.parse(JSON.stringify(s)), s, 'plain JSON');
 
   // `knockgw status` says the same in words, read over the control socket.
-  const dir = await mkdtemp(join(tmpdir(), 'kgw-status-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const control = join(dir, 'ctl.sock');
-  const server = await startControlServer(control, { status: () => g.gateway.status(), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '', activity: () => g.gateway.activity() }, log.logger);
-  t.after(() => server.close());
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string) => ((out += chunk), true));
-  try {
-    assert.equal(await runControlCommand({ cmd: 'status', json: false, control }), 0);
-  } finally {
-    process.stdout.write = write;
-  }
+  const out = await statusText(t, () => g.gateway.status());
   assert.match(out, new RegExp(`^knockgw ${VERSION.replace(/\./g, '\\.')} · node gw-test · up \\d+ s · firewall \\S+ · store memory connected$`, 'm'));
   assert.match(out, /^this node leads the cloud sync$/m);
   assert.match(out, /^ {2}cloud aws: ok; listed \S+$/m);
@@ -103,13 +91,13 @@ void test('door engines as codes: kernel, pcap with the reason, spa', () => {
   assert.deepEqual(doorEngines(kernel, ['openSSH', 'relayOnly'], []), [{ name: 'openSSH', engine: 'kernel' }, { name: 'relayOnly', engine: 'none' }]);
 });
 
-/** `knockgw status` (text) of a canned answer, read over a real control socket. */
-async function statusText(t: { after(fn: () => Promise<void> | void): void }, body: unknown): Promise<string> {
+/** `knockgw status` (text) of what `status` answers, read over a real control socket. */
+async function statusText(t: { after(fn: () => Promise<void> | void): void }, status: () => Promise<unknown>): Promise<string> {
   const log = logCapture();
   const dir = await mkdtemp(join(tmpdir(), 'kgw-status-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const control = join(dir, 'ctl.sock');
-  const server = await startControlServer(control, { status: () => Promise.resolve(body as never), revoke: () => Promise.resolve({ closed: [] }), metrics: () => '', activity: () => ({ minuteMs: 60_000, minutes: [] }) }, log.logger);
+  const server = await startControlServer(control, { status, revoke: () => Promise.resolve({ closed: [] }), metrics: () => '', activity: () => ({ minuteMs: 60_000, minutes: [] }) }, log.logger);
   t.after(() => server.close());
   let out = '';
   const write = process.stdout.write.bind(process.stdout);
@@ -126,7 +114,7 @@ const grantOf = (ip: string, cloudRules: unknown): Record<string, unknown> => ({
 const redisStatus = { version: '0.1.0', uptime: 5, nodeId: 'gw-a', firewall: 'nftables', store: { kind: 'redis', state: 'connected', since: null }, doors: [] };
 
 void test('status in words: the fleet with a silent node, and the cloud rules each grant holds', async (t) => {
-  const out = await statusText(t, {
+  const out = await statusText(t, () => Promise.resolve({
     ...redisStatus, leader: true,
     clouds: [{ name: 'aws', state: 'ok', since: null, lastListedAt: '2026-12-07T06:00:00.000Z', pendingWrites: 0, worldOpenRules: 0, lastError: null }],
     fleet: [
@@ -135,7 +123,7 @@ void test('status in words: the fleet with a silent node, and the cloud rules ea
       { nodeId: 'gw-c', self: false, version: '0.0.9', store: 'cut-off', startedAt: null, silentFor: 74.2, silent: true },
     ],
     grants: [grantOf('203.0.113.7', [{ provider: 'aws', rule: 'sgr-0a1b2c3d4e5f60718' }]), grantOf('203.0.113.8', [])],
-  });
+  }));
   assert.match(out, /^fleet: 3 node\(s\)$/m);
   assert.match(out, /^ {2}node gw-a: 0\.1\.0, store connected, this node, up since 2026-12-07T05:00:00\.000Z$/m);
   assert.match(out, /^ {2}node gw-b: 0\.1\.0, store connected, heard 0\.7 s ago$/m);
@@ -145,12 +133,12 @@ void test('status in words: the fleet with a silent node, and the cloud rules ea
 });
 
 void test('status in words on a follower and on a node that cannot read the roster', async (t) => {
-  const out = await statusText(t, {
+  const out = await statusText(t, () => Promise.resolve({
     ...redisStatus, store: { kind: 'redis', state: 'cut-off', since: '2026-12-07T06:00:00.000Z' }, leader: false,
     clouds: [{ name: 'gcp', state: 'follower', since: null, lastListedAt: null, pendingWrites: 0, worldOpenRules: 0, lastError: null }],
     fleet: null,
     grants: [grantOf('203.0.113.9', null)],
-  });
+  }));
   assert.match(out, /^fleet: unknown \(the store cannot be read now\)$/m);
   assert.match(out, /203\.0\.113\.9 .*; cloud rules: held by the leader node\)$/m);
 });
